@@ -1,0 +1,127 @@
+"""The one engine protocol every backend implements.
+
+An engine turns :class:`Request` s into :class:`Result` s (``n`` samples each) and scores given
+continuations (``score``) for perplexity and confidence. Chat templates are the engine's job: a
+request with ``messages`` is rendered with the model's template; a request with ``prompt`` is sent
+raw. Engines are not thread-safe unless they say so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: str  # system | user | assistant
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What to sample. Exactly one of ``messages`` / ``prompt`` is set.
+
+    ``seed``: sample ``i`` of the request uses ``seed + i``, so the same seed gives the same texts
+    on the same engine and model. ``logprobs``: return each sampled token's log-prob;
+    ``top_logprobs``: also the top-k alternatives' log-probs per position (for confidence rewards).
+    """
+
+    messages: tuple[Message, ...] | None = None
+    prompt: str | None = None
+    n: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 512
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    logprobs: bool = False
+    top_logprobs: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("Request needs exactly one of messages= or prompt=")
+        if self.n < 1:
+            raise ValueError(f"Request.n must be >= 1, got {self.n}")
+        if self.max_tokens < 1:
+            raise ValueError(f"Request.max_tokens must be >= 1, got {self.max_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"Request.temperature must be >= 0, got {self.temperature}")
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One sampled continuation. ``finish_reason``: ``stop`` (EOS or a stop string) or ``length``."""
+
+    text: str
+    tokens: int
+    finish_reason: str
+    logprobs: tuple[float, ...] | None = None
+    top_logprobs: tuple[tuple[float, ...], ...] | None = None
+
+    @property
+    def mean_logprob(self) -> float | None:
+        if not self.logprobs:
+            return None
+        return sum(self.logprobs) / len(self.logprobs)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    samples: tuple[Sample, ...]
+    prompt_tokens: int = 0
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(s.tokens for s in self.samples)
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """Log-probs of each continuation token given the prompt."""
+
+    logprobs: tuple[float, ...]
+
+    @property
+    def tokens(self) -> int:
+        return len(self.logprobs)
+
+    @property
+    def mean_logprob(self) -> float:
+        return sum(self.logprobs) / len(self.logprobs) if self.logprobs else 0.0
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(-self.mean_logprob) if self.logprobs else float("nan")
+
+
+Prompt = str | tuple[Message, ...]
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """``spec`` is how the engine was named (``llamacpp:PATH``, ``hf:PATH``, ``openai:URL#MODEL``);
+    ``model`` a short model name for provenance."""
+
+    spec: str
+    model: str
+
+    def generate(self, requests: Sequence[Request]) -> list[Result]:
+        """Sample every request; results in request order."""
+        ...
+
+    def score(self, prompt: Prompt, continuation: str) -> Scored:
+        """Log-probs of ``continuation``'s tokens after ``prompt`` (messages get the chat
+        template with an open assistant turn)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def user_messages(content: str, system: str | None = None) -> tuple[Message, ...]:
+    """The usual single-turn chat: an optional system message, then the user's."""
+    msgs = [Message("system", system)] if system else []
+    msgs.append(Message("user", content))
+    return tuple(msgs)

@@ -1,0 +1,31 @@
+"""Graders: decide whether a response answers a problem correctly.
+
+Every grader is total: it never raises on model output and never hangs on it; it returns a
+:class:`~reasonloop.records.Verdict`. ``grade`` picks the grader from the problem's domain:
+
+- ``math`` / ``puzzle`` with a free-form answer: :func:`reasonloop.verify.math.grade_math`
+- ``science`` or any problem with ``choices`` / a letter answer: :func:`reasonloop.verify.choice.grade_choice`
+- ``code``: :func:`reasonloop.verify.code.grade_code` (runs in a sandboxed child process)
+"""
+
+from __future__ import annotations
+
+from reasonloop.records import Problem, Verdict
+
+
+def grade(problem: Problem, response: str) -> Verdict:
+    """Grade one response to one problem. Never raises on model output."""
+    if problem.domain == "code":
+        from reasonloop.verify.code import grade_code
+
+        return grade_code(response, problem.tests or "", problem.entry_point, prompt=problem.problem)
+    if problem.choices or problem.domain == "science":
+        from reasonloop.verify.choice import grade_choice
+
+        return grade_choice(problem.answer, response, problem.choices)
+    from reasonloop.verify.math import grade_math
+
+    return grade_math(problem.answer, response)
+
+
+__all__ = ["grade"]
