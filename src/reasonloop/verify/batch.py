@@ -1,0 +1,138 @@
+"""Grading many responses at once: a JSONL file in, verdicts out in input order.
+
+Math answers go through :class:`~reasonloop.verify.math.MathGrader` (parallel worker processes,
+a cache, a fast path); code runs in sandboxed child processes, several at a time; choice grading is
+cheap and runs inline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reasonloop.errors import DataError
+from reasonloop.records import Problem, Verdict, from_dict
+
+_GRADE_KEYS = frozenset({"id", "domain", "answer", "response", "choices", "tests", "entry_point", "problem"})
+
+
+@dataclass(frozen=True, slots=True)
+class GradeItem:
+    problem: Problem
+    response: str
+
+
+@dataclass
+class GradeSummary:
+    graded: int = 0
+    correct: int = 0
+    by_domain: dict[str, tuple[int, int]] = field(default_factory=dict)
+    reasons: Counter = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.graded if self.graded else 0.0
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def grade_many(items: Sequence[GradeItem], *, workers: int | None = None) -> list[Verdict]:
+    """Verdicts for ``items``, in order. Never raises on model output."""
+    from reasonloop.verify import grade
+    from reasonloop.verify.math import MathGrader, MathGraderConfig
+
+    workers = workers or default_workers()
+    verdicts: list[Verdict | None] = [None] * len(items)
+    math_idx, code_idx = [], []
+    for i, item in enumerate(items):
+        p = item.problem
+        if p.domain == "code":
+            code_idx.append(i)
+        elif p.choices or p.domain == "science":
+            verdicts[i] = grade(p, item.response)
+        else:
+            math_idx.append(i)
+    if math_idx:
+        grader = MathGrader(MathGraderConfig(workers=workers))
+        try:
+            pairs = [(items[i].problem.answer, items[i].response) for i in math_idx]
+            for i, v in zip(math_idx, grader.grade_many(pairs), strict=True):
+                verdicts[i] = v
+        finally:
+            grader.close()
+    if code_idx:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            done = pool.map(lambda i: grade(items[i].problem, items[i].response), code_idx)
+            for i, v in zip(code_idx, done, strict=True):
+                verdicts[i] = v
+    return [v if v is not None else Verdict(False, None, "error") for v in verdicts]
+
+
+def read_grade_items(path: Path) -> tuple[list[GradeItem], list[str]]:
+    """Parse a grading JSONL. Returns the valid items and one error line per malformed line."""
+    items: list[GradeItem] = []
+    errors: list[str] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DataError("file not found", where=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", where=str(path)) from None
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            items.append(_parse_line(line, where))
+        except DataError as exc:
+            errors.append(str(exc))
+    return items, errors
+
+
+def _parse_line(line: str, where: str) -> GradeItem:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"invalid JSON ({exc.msg} at column {exc.colno})", where=where) from None
+    if not isinstance(row, dict):
+        raise DataError("expected a JSON object", where=where)
+    unknown = set(row) - _GRADE_KEYS
+    if unknown:
+        raise DataError(f"unknown key(s) {sorted(unknown)}; valid: {sorted(_GRADE_KEYS)}", where=where)
+    if "response" not in row:
+        raise DataError("missing required field", where=where, field="response")
+    response = row.pop("response")
+    if not isinstance(response, str):
+        raise DataError(f"expected a string, got {type(response).__name__}", where=where, field="response")
+    row.setdefault("problem", "")
+    return GradeItem(from_dict(Problem, row, where=where), response)
+
+
+def grade_file(src: Path, dest: Path, *, workers: int | None = None) -> GradeSummary:
+    """Grade every valid line of ``src`` into ``dest`` (JSONL, input order); report bad lines."""
+    items, errors = read_grade_items(Path(src))
+    verdicts = grade_many(items, workers=workers)
+    summary = GradeSummary(errors=errors)
+    by_domain: dict[str, list[int]] = {}
+    tmp = Path(f"{dest}.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for item, v in zip(items, verdicts, strict=True):
+            row = {"id": item.problem.id, "correct": v.correct, "extracted": v.extracted, "reason": v.reason}
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            summary.graded += 1
+            summary.correct += v.correct
+            summary.reasons[v.reason] += 1
+            counts = by_domain.setdefault(item.problem.domain, [0, 0])
+            counts[0] += 1
+            counts[1] += v.correct
+    tmp.replace(dest)
+    summary.by_domain = {d: (n, k) for d, (n, k) in by_domain.items()}
+    return summary
