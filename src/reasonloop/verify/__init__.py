@@ -6,6 +6,7 @@ Every grader is total: it never raises on model output and never hangs on it; it
 - ``math`` / ``puzzle`` with a free-form answer: :func:`reasonloop.verify.math.grade_math`
 - ``science`` or any problem with ``choices`` / a letter answer: :func:`reasonloop.verify.choice.grade_choice`
 - ``code``: :func:`reasonloop.verify.code.grade_code` (runs in a sandboxed child process)
+- ``puzzle`` from the Countdown demo: :func:`reasonloop.demo.countdown.grade_countdown` (exact)
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ def grade(problem: Problem, response: str) -> Verdict:
         from reasonloop.verify.code import grade_code
 
         return grade_code(response, problem.tests or "", problem.entry_point, prompt=problem.problem)
+    if problem.domain == "puzzle" and problem.source == "countdown":
+        from reasonloop.demo.countdown import grade_countdown
+
+        return grade_countdown(problem, response)
     if problem.choices or problem.domain == "science":
         from reasonloop.verify.choice import grade_choice
 

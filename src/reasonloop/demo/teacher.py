@@ -1,0 +1,140 @@
+"""A programmatic Countdown teacher that writes its search as a long-form thought.
+
+The stream-of-search idea: a depth-first search over "combine two numbers" moves, narrated line by
+line — the plan, each attempt, dead ends ("wait, that overshoots"), backtracking, and a final check
+— then a clean solution in the unified format. ``quality="good"`` orders moves by how close they get
+to the target; ``quality="poor"`` tries them in random order and gives up sooner, so that thoughts
+differ in quality and some end without a solution (negatives for DPO and verifiers).
+
+This is not an optimal solver: it narrates a bounded search, and may fail on a solvable puzzle.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from reasonloop.demo.countdown import Puzzle, apply
+from reasonloop.format import render
+
+Item = tuple[int, str]  # value, expression that made it
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    thought: str
+    solution: str
+    expression: str | None
+    steps: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return render(self.thought, self.solution)
+
+
+def _left(state: list[Item]) -> str:
+    return " ".join(str(v) for v, _ in state)
+
+
+def _moves(state: list[Item]) -> list[tuple[int, int, int, str, str]]:
+    out = []
+    for i in range(len(state)):
+        for j in range(len(state)):
+            if i == j:
+                continue
+            (a, ea), (b, eb) = state[i], state[j]
+            for op in "+-*/":
+                if op in "+*" and i > j:
+                    continue  # commutative: one order is enough
+                r = apply(a, op, b)
+                if r is None or (op in "*/" and b == 1) or r in (a, b) and op in "*/":
+                    continue
+                out.append((r, i, j, op, f"({ea}{op}{eb})"))
+    return out
+
+
+def _strip_outer(expr: str) -> str:
+    if expr.startswith("(") and expr.endswith(")"):
+        depth = 0
+        for k, ch in enumerate(expr):
+            depth += ch == "("
+            depth -= ch == ")"
+            if depth == 0 and k < len(expr) - 1:
+                return expr
+        return expr[1:-1]
+    return expr
+
+
+def solve(
+    puzzle: Puzzle,
+    *,
+    quality: str = "good",
+    rng: random.Random | None = None,
+    max_lines: int = 24,
+    branch: int = 3,
+) -> Trace:
+    """Search for ``puzzle.target`` and narrate it. Always returns a trace; ``expression`` is None
+    when the search gave up."""
+    rng = rng or random.Random(0)
+    target = puzzle.target
+    nums = " ".join(str(n) for n in puzzle.numbers)
+    lines = [f"Goal: {target} from {nums}."]
+    big = max(puzzle.numbers)
+    if big * 2 <= target:
+        lines.append("Plan: the target is large, so try products first.")
+    else:
+        lines.append("Plan: start near the target and adjust with the small numbers.")
+    budget = [max_lines if quality == "good" else max(6, max_lines // 2)]
+    found: list[tuple[str, list[str]]] = []
+
+    def say(line: str) -> bool:
+        if budget[0] <= 0:
+            return False
+        lines.append(line)
+        budget[0] -= 1
+        return True
+
+    def dfs(state: list[Item], depth: int, steps: list[str]) -> bool:
+        moves = _moves(state)
+        for r, i, j, op, expr in moves:
+            if r == target:
+                a, b = state[i][0], state[j][0]
+                say(f"{'  ' * depth}{a}{op}{b}={r}. That is {target}!")
+                found.append((expr, [*steps, f"{a}{op}{b}={r}"]))
+                return True
+        if len(state) <= 2:
+            return False
+        if quality == "good":
+            moves.sort(key=lambda m: (abs(m[0] - target), m[3] != "*"))
+        else:
+            rng.shuffle(moves)
+        for r, i, j, op, expr in moves[:branch]:
+            a, b = state[i][0], state[j][0]
+            rest = [s for k, s in enumerate(state) if k not in (i, j)] + [(r, expr)]
+            if not say(f"{'  ' * depth}Try {a}{op}{b}={r}, left {_left(rest)}."):
+                return False
+            if r > target and all(v < 2 for v, _ in rest if v != r):
+                say(f"{'  ' * depth}Wait, {r} overshoots {target} and nothing brings it down. Back.")
+                continue
+            if dfs(rest, depth + 1, [*steps, f"{a}{op}{b}={r}"]):
+                return True
+            if not say(f"{'  ' * depth}Dead end. Back."):
+                return False
+            if depth == 0 and budget[0] > 2:
+                say("Alternatively, combine a different pair first.")
+        return False
+
+    state: list[Item] = [(n, str(n)) for n in puzzle.numbers]
+    if dfs(state, 0, []):
+        expr, steps = found[-1]
+        expr = _strip_outer(expr)
+        lines.append(f"Let me check: {', '.join(steps)}. Uses each number at most once. Correct.")
+        solution = "Steps: " + ", ".join(steps) + f".\nAnswer: \\boxed{{{expr}}}"
+        return Trace("\n".join(lines), solution, expr, tuple(steps))
+    lines.append("I cannot find a way within my budget.")
+    return Trace("\n".join(lines), "No solution found.", None, ())
+
+
+def answer_only(puzzle: Puzzle, expression: str) -> str:
+    """The control format: the solution with no worked thought (the ReasonSet comparison)."""
+    return render("", f"Answer: \\boxed{{{expression}}}")
