@@ -56,10 +56,10 @@ def grade_many(items: Sequence[GradeItem], *, workers: int | None = None) -> lis
         p = item.problem
         if p.domain == "code":
             code_idx.append(i)
-        elif p.choices or p.domain == "science":
-            verdicts[i] = grade(p, item.response)
-        else:
+        elif p.domain in ("math", "puzzle") and not p.choices and p.source != "countdown":
             math_idx.append(i)
+        else:
+            verdicts[i] = grade(p, item.response)  # choice and Countdown grading are cheap
     if math_idx:
         grader = MathGrader(MathGraderConfig(workers=workers))
         try:
