@@ -52,10 +52,22 @@ def test_step_label_soft_and_hard():
 @pytest.mark.parametrize(
     "data,message",
     [
-        ({"domain": "math", "problem": "x", "answer": "1"}, "f.jsonl:7: field 'id': missing required field"),
-        ({"id": "a", "domain": "bio", "problem": "x", "answer": "1"}, "f.jsonl:7: field 'domain': 'bio' is not one of"),
-        ({"id": "a", "domain": "math", "problem": "x", "answer": 1}, "f.jsonl:7: field 'answer': expected a string"),
-        ({"id": "a", "domain": "math", "problem": "x", "answer": "1", "choices": "AB"}, "field 'choices': expected a list"),
+        (
+            {"domain": "math", "problem": "x", "answer": "1"},
+            "f.jsonl:7: field 'id': missing required field",
+        ),
+        (
+            {"id": "a", "domain": "bio", "problem": "x", "answer": "1"},
+            "f.jsonl:7: field 'domain': 'bio' is not one of",
+        ),
+        (
+            {"id": "a", "domain": "math", "problem": "x", "answer": 1},
+            "f.jsonl:7: field 'answer': expected a string",
+        ),
+        (
+            {"id": "a", "domain": "math", "problem": "x", "answer": "1", "choices": "AB"},
+            "field 'choices': expected a list",
+        ),
         ([1, 2], "f.jsonl:7: expected a JSON object for Problem"),
     ],
 )

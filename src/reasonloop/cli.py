@@ -43,7 +43,9 @@ def _root(
 
 @app.command()
 def grade(
-    input: Path = typer.Argument(..., help="JSONL: id, domain, answer, response, choices?, tests?, entry_point?"),
+    input: Path = typer.Argument(
+        ..., help="JSONL: id, domain, answer, response, choices?, tests?, entry_point?"
+    ),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the verdicts (JSONL)."),
     workers: int = typer.Option(0, "--workers", help="Parallel grading workers (0 = all cores)."),
 ) -> None:
@@ -56,7 +58,9 @@ def grade(
         table.add_column(col, justify="right" if col != "domain" else "left")
     for domain, (n, k) in sorted(summary.by_domain.items()):
         table.add_row(domain, str(n), str(k), f"{100 * k / n:.1f}%" if n else "-")
-    table.add_row("all", str(summary.graded), str(summary.correct), f"{100 * summary.accuracy:.1f}%")
+    table.add_row(
+        "all", str(summary.graded), str(summary.correct), f"{100 * summary.accuracy:.1f}%"
+    )
     out.print(table)
     if summary.reasons:
         out.print("reasons: " + ", ".join(f"{r}={c}" for r, c in sorted(summary.reasons.items())))

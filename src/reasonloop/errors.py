@@ -36,6 +36,4 @@ class MissingDependency(ReasonloopError):
     """An optional dependency is not installed; the message names the pip extra."""
 
     def __init__(self, module: str, extra: str):
-        super().__init__(
-            f"{module} is not installed; run: pip install 'reasonloop[{extra}]'"
-        )
+        super().__init__(f"{module} is not installed; run: pip install 'reasonloop[{extra}]'")

@@ -139,7 +139,7 @@ class EvalResult:
     mean_tokens: float | None = None
 
 
-Record = typing.Union[Verdict, Problem, Generator, Trajectory, PreferencePair, StepLabel, EvalResult]
+Record = Verdict | Problem | Generator | Trajectory | PreferencePair | StepLabel | EvalResult
 R = TypeVar("R")
 
 # Records that tolerate extra keys (datasets carry extra columns); the rest reject them.
@@ -171,7 +171,9 @@ def to_json(record: Any) -> str:
 def from_dict(cls: type[R], data: Any, *, where: str | None = None) -> R:
     """Build ``cls`` from a dict, checking every field; raises DataError naming the bad field."""
     if not isinstance(data, dict):
-        raise DataError(f"expected a JSON object for {cls.__name__}, got {type(data).__name__}", where=where)
+        raise DataError(
+            f"expected a JSON object for {cls.__name__}, got {type(data).__name__}", where=where
+        )
     hints = _hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = set(data) - names
@@ -184,7 +186,9 @@ def from_dict(cls: type[R], data: Any, *, where: str | None = None) -> R:
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         if f.name not in data:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise DataError(f"missing required field for {cls.__name__}", where=where, field=f.name)
+                raise DataError(
+                    f"missing required field for {cls.__name__}", where=where, field=f.name
+                )
             continue
         kwargs[f.name] = _load(hints[f.name], data[f.name], where=where, field=f.name)
     return cls(**kwargs)
@@ -230,12 +234,16 @@ def _load(tp: Any, value: Any, *, where: str | None, field: str) -> Any:
         return value
     if origin is tuple:
         if not isinstance(value, list | tuple):
-            raise DataError(f"expected a list, got {type(value).__name__}", where=where, field=field)
+            raise DataError(
+                f"expected a list, got {type(value).__name__}", where=where, field=field
+            )
         (item,) = get_args(tp)[:1]
         return tuple(_load(item, v, where=where, field=field) for v in value)
     if origin is dict:
         if not isinstance(value, dict):
-            raise DataError(f"expected an object, got {type(value).__name__}", where=where, field=field)
+            raise DataError(
+                f"expected an object, got {type(value).__name__}", where=where, field=field
+            )
         _, vt = get_args(tp)
         return {str(k): _load(vt, v, where=where, field=field) for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
@@ -250,7 +258,11 @@ def _load(tp: Any, value: Any, *, where: str | None, field: str) -> Any:
         return value
     if tp is str:
         if not isinstance(value, str):
-            raise DataError(f"expected a string, got {type(value).__name__} {value!r:.40}", where=where, field=field)
+            raise DataError(
+                f"expected a string, got {type(value).__name__} {value!r:.40}",
+                where=where,
+                field=field,
+            )
         return value
     if tp is bool:
         if not isinstance(value, bool):

@@ -46,7 +46,11 @@ TABLE = [
     (make_short_thought(20), t(), True),
     (make_short_thought(20), t(render("7.", "\\boxed{7}")), (False, "short_thought")),
     (make_repetition(5, 0.3, 8), t(), True),
-    (make_repetition(5, 0.3, 8), t(render("so the answer is 7 " * 40, "\\boxed{7}")), (False, "repetition")),
+    (
+        make_repetition(5, 0.3, 8),
+        t(render("so the answer is 7 " * 40, "\\boxed{7}")),
+        (False, "repetition"),
+    ),
     (
         make_repetition(5, 0.9, 3),
         t(render("\n".join(["Let me check again."] * 5), "\\boxed{7}")),
@@ -54,7 +58,11 @@ TABLE = [
     ),
     (make_gibberish(0.25), t(), True),
     (make_gibberish(0.25), t(render("$\\frac{a}{b} = \\sqrt{2}$ x^2 + 3x", "\\boxed{7}")), True),
-    (make_gibberish(0.25), t(render("xqzrtk bvcxzl ## @@@@ ¤¤¤¤ ☃☃☃☃ " * 5, "7")), (False, "gibberish")),
+    (
+        make_gibberish(0.25),
+        t(render("xqzrtk bvcxzl ## @@@@ ¤¤¤¤ ☃☃☃☃ " * 5, "7")),
+        (False, "gibberish"),
+    ),
     (make_mixed_language(0.05), t(), True),
     (make_mixed_language(0.05), t(render("Let α + β = π, so θ = 2π", "\\boxed{7}")), True),
     (

@@ -119,11 +119,17 @@ def gibberish_fraction(text: str) -> float:
     for tok in tokens:
         letters = [c for c in tok if c.isalpha()]
         symbols = [c for c in tok if not c.isalnum() and c not in _ALLOWED_SYMBOLS]
-        if len(tok) > 40 and not tok.startswith("\\"):
-            bad += 1
-        elif len(symbols) > len(tok) / 2:
-            bad += 1
-        elif len(letters) >= 6 and tok.isalpha() and tok.isascii() and not re.search(r"[aeiouy]", tok.lower()):
+        if (
+            len(tok) > 40
+            and not tok.startswith("\\")
+            or len(symbols) > len(tok) / 2
+            or (
+                len(letters) >= 6
+                and tok.isalpha()
+                and tok.isascii()
+                and not re.search(r"[aeiouy]", tok.lower())
+            )
+        ):
             bad += 1
     return bad / len(tokens)
 
@@ -180,7 +186,10 @@ def default_filters(cfg: FilterConfig = FilterConfig()) -> list[tuple[str, Filte
         out.append(("correct", check_correct))
     out += [
         ("short_thought", make_short_thought(cfg.min_thought_words)),
-        ("repetition", make_repetition(cfg.ngram, cfg.max_ngram_repeat_fraction, cfg.max_line_repeat)),
+        (
+            "repetition",
+            make_repetition(cfg.ngram, cfg.max_ngram_repeat_fraction, cfg.max_line_repeat),
+        ),
         ("gibberish", make_gibberish(cfg.max_gibberish_fraction)),
         ("mixed_language", make_mixed_language(cfg.max_foreign_script_fraction)),
     ]

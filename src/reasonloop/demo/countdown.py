@@ -54,7 +54,9 @@ def apply(a: int, op: str, b: int) -> int | None:
     raise ValueError(op)
 
 
-def random_puzzle(rng: random.Random, n_numbers: int, max_number: int, *, max_target: int = 999) -> Puzzle:
+def random_puzzle(
+    rng: random.Random, n_numbers: int, max_number: int, *, max_target: int = 999
+) -> Puzzle:
     """A solvable puzzle: random numbers, then a random chain of allowed steps over some of them."""
     while True:
         numbers = [rng.randint(1, max_number) for _ in range(n_numbers)]

@@ -114,7 +114,9 @@ def solve(
             if not say(f"{'  ' * depth}Try {a}{op}{b}={r}, left {_left(rest)}."):
                 return False
             if r > target and all(v < 2 for v, _ in rest if v != r):
-                say(f"{'  ' * depth}Wait, {r} overshoots {target} and nothing brings it down. Back.")
+                say(
+                    f"{'  ' * depth}Wait, {r} overshoots {target} and nothing brings it down. Back."
+                )
                 continue
             if dfs(rest, depth + 1, [*steps, f"{a}{op}{b}={r}"]):
                 return True

@@ -36,4 +36,13 @@ def load_engine(spec: str, **options) -> Engine:
     raise ConfigError(f"unknown engine spec {spec!r}; valid forms: {', '.join(SPEC_FORMS)}")
 
 
-__all__ = ["Engine", "Message", "Request", "Result", "Sample", "Scored", "load_engine", "user_messages"]
+__all__ = [
+    "Engine",
+    "Message",
+    "Request",
+    "Result",
+    "Sample",
+    "Scored",
+    "load_engine",
+    "user_messages",
+]

@@ -18,7 +18,9 @@ from pathlib import Path
 from reasonloop.errors import DataError
 from reasonloop.records import Problem, Verdict, from_dict
 
-_GRADE_KEYS = frozenset({"id", "domain", "answer", "response", "choices", "tests", "entry_point", "problem"})
+_GRADE_KEYS = frozenset(
+    {"id", "domain", "answer", "response", "choices", "tests", "entry_point", "problem"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +87,9 @@ def read_grade_items(path: Path) -> tuple[list[GradeItem], list[str]]:
     except FileNotFoundError:
         raise DataError("file not found", where=str(path)) from None
     except UnicodeDecodeError as exc:
-        raise DataError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", where=str(path)) from None
+        raise DataError(
+            f"not UTF-8 text ({exc.reason} at byte {exc.start})", where=str(path)
+        ) from None
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -106,12 +110,16 @@ def _parse_line(line: str, where: str) -> GradeItem:
         raise DataError("expected a JSON object", where=where)
     unknown = set(row) - _GRADE_KEYS
     if unknown:
-        raise DataError(f"unknown key(s) {sorted(unknown)}; valid: {sorted(_GRADE_KEYS)}", where=where)
+        raise DataError(
+            f"unknown key(s) {sorted(unknown)}; valid: {sorted(_GRADE_KEYS)}", where=where
+        )
     if "response" not in row:
         raise DataError("missing required field", where=where, field="response")
     response = row.pop("response")
     if not isinstance(response, str):
-        raise DataError(f"expected a string, got {type(response).__name__}", where=where, field="response")
+        raise DataError(
+            f"expected a string, got {type(response).__name__}", where=where, field="response"
+        )
     row.setdefault("problem", "")
     return GradeItem(from_dict(Problem, row, where=where), response)
 
@@ -125,7 +133,12 @@ def grade_file(src: Path, dest: Path, *, workers: int | None = None) -> GradeSum
     tmp = Path(f"{dest}.tmp")
     with tmp.open("w", encoding="utf-8") as fh:
         for item, v in zip(items, verdicts, strict=True):
-            row = {"id": item.problem.id, "correct": v.correct, "extracted": v.extracted, "reason": v.reason}
+            row = {
+                "id": item.problem.id,
+                "correct": v.correct,
+                "extracted": v.extracted,
+                "reason": v.reason,
+            }
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
             summary.graded += 1
             summary.correct += v.correct

@@ -103,7 +103,9 @@ def extract_choice(response: str, choices: Sequence[str] | None = None) -> str |
         m = _LINE.match(lines[-1])
         if m and m.group(1) in valid:
             return m.group(1)
-        by_text = _letter_by_text(re.sub(r"^(?:final\s+)?answer\s*[:\-]\s*", "", lines[-1], flags=re.I), choices, valid)
+        by_text = _letter_by_text(
+            re.sub(r"^(?:final\s+)?answer\s*[:\-]\s*", "", lines[-1], flags=re.I), choices, valid
+        )
         if by_text:
             return by_text
     if lines:
