@@ -1,0 +1,113 @@
+"""Exact and near-duplicate removal (MinHash LSH via ``datasketch``) and benchmark decontamination.
+
+Both work as streams: feed rows one at a time, keep only compact fingerprints (a 64-bit hash per row
+for exact duplicates, LSH band keys for near duplicates, an n-gram hash set for decontamination).
+Near-duplicate detection is probabilistic: pairs just above the Jaccard threshold can be missed and
+pairs just below can be caught; the LSH parameters come from ``datasketch`` for the threshold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+
+import numpy as np
+
+_TOKEN = re.compile(r"\w+")
+
+
+def normalize(text: str) -> str:
+    """Lower-case words joined by single spaces: what exact-duplicate detection compares."""
+    return " ".join(_TOKEN.findall(text.lower()))
+
+
+def fingerprint(text: str) -> bytes:
+    return hashlib.blake2b(normalize(text).encode("utf-8"), digest_size=8).digest()
+
+
+class ExactDedup:
+    """Remembers 8-byte fingerprints of normalised texts."""
+
+    def __init__(self) -> None:
+        self._seen: set[bytes] = set()
+
+    def is_duplicate(self, text: str) -> bool:
+        fp = fingerprint(text)
+        if fp in self._seen:
+            return True
+        self._seen.add(fp)
+        return False
+
+
+def shingle_hashes(text: str, n: int) -> np.ndarray:
+    """64-bit hashes of the word n-grams of ``text`` (one hash per distinct n-gram)."""
+    words = _TOKEN.findall(text.lower())
+    if len(words) < n:
+        grams = [" ".join(words)] if words else []
+    else:
+        grams = {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
+    return np.fromiter(
+        (int.from_bytes(hashlib.blake2b(g.encode(), digest_size=8).digest(), "little") for g in grams),
+        dtype=np.uint64,
+    )
+
+
+class NearDedup:
+    """MinHash LSH over word n-grams: ``is_duplicate(text)`` is True when an earlier text has an
+    estimated Jaccard similarity above ``threshold`` (then the new text is not indexed)."""
+
+    def __init__(self, *, threshold: float = 0.8, num_perm: int = 64, ngram: int = 5, seed: int = 1):
+        from datasketch import MinHash, MinHashLSH
+
+        self._MinHash = MinHash
+        self.num_perm = num_perm
+        self.ngram = ngram
+        self.seed = seed
+        self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        self._count = 0
+        # One MinHash object reused for its permutations; a fresh one per text costs 10x more.
+        self._proto = MinHash(num_perm=num_perm, seed=seed)
+
+    def minhash(self, text: str):
+        """The MinHash of ``text``'s word n-grams (datasketch's permutations over our 32-bit
+        n-gram hashes)."""
+        m = self._MinHash(
+            num_perm=self.num_perm,
+            seed=self.seed,
+            hashfunc=int,
+            permutations=self._proto.permutations,
+            scheme=self._proto.scheme,
+        )
+        hv = shingle_hashes(text, self.ngram)
+        if hv.size:
+            m.update_batch((hv & np.uint64(0xFFFFFFFF)).tolist())
+        return m
+
+    def is_duplicate(self, text: str) -> bool:
+        m = self.minhash(text)
+        if self.lsh.query(m):
+            return True
+        self.lsh.insert(self._count, m, check_duplication=False)
+        self._count += 1
+        return False
+
+
+class Decontaminator:
+    """Flags texts that share any word n-gram with the given benchmark texts (13-grams by default,
+    the usual choice for decontamination; lower ``n`` flags more)."""
+
+    def __init__(self, benchmark_texts: Iterable[str], *, n: int = 13):
+        self.n = n
+        self._grams: set[int] = set()
+        for t in benchmark_texts:
+            self._grams.update(int(h) for h in shingle_hashes(t, n))
+
+    def __len__(self) -> int:
+        return len(self._grams)
+
+    def is_contaminated(self, text: str) -> bool:
+        words = _TOKEN.findall(text.lower())
+        if len(words) < self.n:
+            return False
+        return any(int(h) in self._grams for h in shingle_hashes(text, self.n))
