@@ -10,7 +10,9 @@ BASE = (
 def test_exact_dedup_ignores_case_and_spacing_only():
     d = ExactDedup()
     assert normalize("  The  Answer, is 4! ") == "the answer is 4"
-    assert [d.is_duplicate(t) for t in ("The answer is 4.", "the  answer is 4", "The answer is 5.")] == [
+    assert [
+        d.is_duplicate(t) for t in ("The answer is 4.", "the  answer is 4", "The answer is 5.")
+    ] == [
         False,
         True,
         False,
@@ -36,7 +38,9 @@ def test_minhash_is_deterministic():
 
 
 def test_decontamination_by_ngram_overlap():
-    bench = ["Find the remainder when the sum of the first one hundred positive integers is divided by seven."]
+    bench = [
+        "Find the remainder when the sum of the first one hundred positive integers is divided by seven."
+    ]
     d = Decontaminator(bench, n=8)
     assert d.is_contaminated(
         "Problem: find the remainder when the sum of the first one hundred positive integers is "

@@ -40,24 +40,50 @@ class ExactDedup:
         return False
 
 
+class _WordHashes(dict):
+    """word -> stable 64-bit hash, computed once per distinct word."""
+
+    def __missing__(self, word: str) -> int:
+        h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+        if len(self) < 2_000_000:  # bound the cache on huge vocabularies
+            self[word] = h
+        return h
+
+
+_WORD_HASHES = _WordHashes()
+# Odd 64-bit multipliers that mix the words of an n-gram (fixed, so hashes are stable across runs).
+_MIX = np.array(
+    [
+        (0x9E3779B97F4A7C15 * (2 * j + 1) + 0x632BE59BD9B4E019 * j) % (1 << 64) | 1
+        for j in range(64)
+    ],
+    dtype=np.uint64,
+)
+
+
 def shingle_hashes(text: str, n: int) -> np.ndarray:
-    """64-bit hashes of the word n-grams of ``text`` (one hash per distinct n-gram)."""
+    """Distinct 64-bit hashes of the word n-grams of ``text`` (a text shorter than ``n`` words is
+    one n-gram). Vectorised: words are hashed once, n-grams mix them with fixed multipliers."""
     words = _TOKEN.findall(text.lower())
-    if len(words) < n:
-        grams = [" ".join(words)] if words else []
-    else:
-        grams = {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
-    return np.fromiter(
-        (int.from_bytes(hashlib.blake2b(g.encode(), digest_size=8).digest(), "little") for g in grams),
-        dtype=np.uint64,
-    )
+    if not words:
+        return np.empty(0, dtype=np.uint64)
+    w = np.fromiter(map(_WORD_HASHES.__getitem__, words), dtype=np.uint64, count=len(words))
+    k = min(n, len(words))
+    m = len(words) - k + 1
+    with np.errstate(over="ignore"):
+        h = w[:m] * _MIX[0]
+        for j in range(1, k):
+            h = (h ^ (h >> np.uint64(29))) + w[j : j + m] * _MIX[j]
+    return np.unique(h)
 
 
 class NearDedup:
     """MinHash LSH over word n-grams: ``is_duplicate(text)`` is True when an earlier text has an
     estimated Jaccard similarity above ``threshold`` (then the new text is not indexed)."""
 
-    def __init__(self, *, threshold: float = 0.8, num_perm: int = 64, ngram: int = 5, seed: int = 1):
+    def __init__(
+        self, *, threshold: float = 0.8, num_perm: int = 64, ngram: int = 5, seed: int = 1
+    ):
         from datasketch import MinHash, MinHashLSH
 
         self._MinHash = MinHash
