@@ -64,7 +64,9 @@ def load_gpqa(
     path = Path(path)
     member = f"dataset/gpqa_{variant}.csv"
     if not password:
-        raise DataError(f"{path.name} is encrypted and no password was given; {_PASSWORD_FIX}", where=str(path))
+        raise DataError(
+            f"{path.name} is encrypted and no password was given; {_PASSWORD_FIX}", where=str(path)
+        )
     try:
         with zipfile.ZipFile(path) as archive:
             raw = archive.read(member, pwd=password.encode("utf-8"))
@@ -73,7 +75,9 @@ def load_gpqa(
     except KeyError:
         raise DataError(f"no member {member!r} in the archive", where=str(path)) from None
     except RuntimeError as exc:  # zipfile: "Bad password for file ..." / "... password required"
-        raise DataError(f"cannot decrypt {member} ({exc}); {_PASSWORD_FIX}", where=str(path)) from None
+        raise DataError(
+            f"cannot decrypt {member} ({exc}); {_PASSWORD_FIX}", where=str(path)
+        ) from None
     except (zipfile.BadZipFile, zlib.error) as exc:
         # ZipCrypto checks only one byte of the password; a wrong one that slips past that check
         # fails here, as a CRC or inflate error.

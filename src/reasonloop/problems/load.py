@@ -34,8 +34,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from reasonloop.errors import DataError
-from reasonloop.records import Problem, from_dict
+from reasonloop.errors import ConfigError, DataError
+from reasonloop.records import DOMAINS, Problem, from_dict
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +58,16 @@ def iter_problems(path: str | Path, *, domain: str | None = None) -> Iterator[Pr
 
     Problems before a bad row have already been yielded when the DataError is raised.
     """
+    if domain is not None and domain not in DOMAINS:
+        raise ConfigError(f"domain must be one of {list(DOMAINS)}, got {domain!r}")
     seen: dict[str, str] = {}
     for where, row in _rows(Path(path)):
         problem = problem_from_row(row, where=where, domain=domain)
         if problem.id in seen:
             raise DataError(
-                f"duplicate id {problem.id!r} (first at {seen[problem.id]})", where=where, field="id"
+                f"duplicate id {problem.id!r} (first at {seen[problem.id]})",
+                where=where,
+                field="id",
             )
         seen[problem.id] = where
         yield problem
@@ -85,7 +89,8 @@ def problem_from_row(row: Any, *, where: str, domain: str | None = None) -> Prob
     for name in ("id", "level"):
         if _is_int(row.get(name)):
             row[name] = str(row[name])
-    row["answer"] = _answer_text(row, where=where)
+    if "answer" in row:
+        row["answer"] = _answer_text(row["answer"], where=where)
     return from_dict(Problem, row, where=where)
 
 
@@ -93,8 +98,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _answer_text(row: dict[str, Any], *, where: str) -> Any:
-    value = row.get("answer")
+def _answer_text(value: Any, *, where: str) -> Any:
     if _is_int(value):
         return str(value)
     if isinstance(value, float):
@@ -105,7 +109,7 @@ def _answer_text(row: dict[str, Any], *, where: str) -> Any:
             where=where,
             field="answer",
         )
-    return value  # a missing answer or any other type is reported by from_dict, naming the field
+    return value  # from_dict reports any other type, naming the field
 
 
 # --- row sources ------------------------------------------------------------------------------
@@ -118,7 +122,7 @@ def _rows(path: Path) -> Iterator[tuple[str, Any]]:
     if not path.exists():
         raise DataError(f"no such file or directory: {path}")
     name = path.name.lower()
-    if name.endswith(".jsonl") or name.endswith(".ndjson"):
+    if name.endswith(".jsonl"):
         with path.open(encoding="utf-8") as f:
             yield from _jsonl_rows(path, f)
     elif name.endswith(".jsonl.gz"):
@@ -142,11 +146,15 @@ def _jsonl_rows(path: Path, lines: Iterable[str]) -> Iterator[tuple[str, Any]]:
                 continue
             where = f"{path}:{number}"
             try:
-                yield where, json.loads(line)
+                yield where, json.loads(line.rstrip("\r\n"))
             except json.JSONDecodeError as exc:
-                raise DataError(f"invalid JSON ({exc.msg} at column {exc.colno})", where=where) from None
+                raise DataError(
+                    f"invalid JSON ({exc.msg} at column {exc.colno})", where=where
+                ) from None
     except UnicodeDecodeError as exc:
-        raise DataError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", where=str(path)) from None
+        raise DataError(
+            f"not UTF-8 text ({exc.reason} at byte {exc.start})", where=str(path)
+        ) from None
 
 
 def _json_rows(path: Path) -> Iterator[tuple[str, Any]]:
@@ -161,7 +169,9 @@ def _json_rows(path: Path) -> Iterator[tuple[str, Any]]:
             f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", where=str(path)
         ) from None
     if not isinstance(data, list):
-        raise DataError(f"expected a JSON list of problems, got {type(data).__name__}", where=str(path))
+        raise DataError(
+            f"expected a JSON list of problems, got {type(data).__name__}", where=str(path)
+        )
     for index, row in enumerate(data):
         yield f"{path}:item {index}", row
 
@@ -212,7 +222,9 @@ def _dir_rows(path: Path) -> Iterator[tuple[str, Any]]:
         try:
             splits = json.loads(dict_file.read_text(encoding="utf-8"))["splits"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise DataError(f"unreadable HF datasets dataset_dict.json: {exc}", where=str(path)) from None
+            raise DataError(
+                f"unreadable HF datasets dataset_dict.json: {exc}", where=str(path)
+            ) from None
         if len(splits) != 1:
             raise DataError(
                 f"a saved DatasetDict with splits {splits}; name one as {path}/<split>",
