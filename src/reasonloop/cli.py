@@ -72,6 +72,48 @@ def grade(
         raise typer.Exit(2)
 
 
+problems_app = typer.Typer(help="List and inspect problem sets.", no_args_is_help=True)
+app.add_typer(problems_app, name="problems")
+
+DATA_DIR = typer.Option(
+    None, "--data-dir", envvar="REASONLOOP_DATA", help="Benchmark data directory (else the HF hub)."
+)
+GPQA_PASSWORD = typer.Option(
+    None, "--gpqa-password", envvar="REASONLOOP_GPQA_PASSWORD", help="Password of GPQA's zip."
+)
+
+
+@problems_app.command("list")
+def problems_list() -> None:
+    """The benchmarks reasonloop knows by name."""
+    from reasonloop.problems import BENCHMARKS, benchmark
+
+    table = Table(title="benchmarks")
+    for col in ("name", "domain", "rows", "description", "hub"):
+        table.add_column(col)
+    for name in BENCHMARKS:
+        b = benchmark(name)
+        table.add_row(b.name, b.domain, str(b.rows), b.description, b.hub)
+    out.print(table)
+
+
+@problems_app.command("show")
+def problems_show(
+    spec: str = typer.Argument(..., help="A benchmark name or a JSONL/parquet/dataset path."),
+    limit: int = typer.Option(3, "--limit", help="How many problems to print."),
+    data_dir: Path | None = DATA_DIR,
+    gpqa_password: str | None = GPQA_PASSWORD,
+) -> None:
+    """Print the first problems of a set, as the models will see them."""
+    from reasonloop.problems import prompt_for, resolve_problems
+
+    problems = resolve_problems(spec, data_dir=data_dir, gpqa_password=gpqa_password)
+    for p in problems[:limit]:
+        out.rule(f"{p.id}  [{p.domain}]  answer: {p.answer[:60]}")
+        out.print(prompt_for(p), markup=False, highlight=False)
+    out.print(f"{len(problems)} problems in {spec}")
+
+
 def main() -> None:
     """Entry point: run the app, turning reasonloop errors into one line and an exit code."""
     try:
