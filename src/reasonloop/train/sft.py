@@ -1,0 +1,218 @@
+"""Supervised fine-tuning on curated trajectories: a thin layer over TRL's ``SFTTrainer``.
+
+What it adds to TRL: the format's markers become special tokens where the tokenizer lacks them (the
+embeddings grow to match); conversational rows (``messages``) become prompt/completion pairs so the
+loss falls on the assistant's response only, whatever the chat template; short traces are grouped
+with short ones (``group_by_length``) or packed padding-free; CPU-safe defaults (``bf16=False``).
+The saved directory loads with the ``hf:`` engine (a LoRA run saves an adapter directory that
+``hf:`` loads on top of its base model).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reasonloop.errors import ConfigError, DataError, MissingDependency
+from reasonloop.format import MARKERS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LoraSettings:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+@dataclass(frozen=True, slots=True)
+class SFTSettings:
+    """What ``reasonloop train sft`` runs. Field help doubles as CLI help."""
+
+    model: str  # a transformers model dir / hub id
+    data: str  # JSONL of TRL conversational rows ({"messages": [...]}), e.g. curate's train.jsonl
+    output_dir: str
+    lora: LoraSettings | None = None
+    epochs: float = 1.0
+    max_steps: int = -1
+    learning_rate: float = 1e-4
+    batch_size: int = 8
+    grad_accum: int = 1
+    max_length: int = 1024
+    packing: bool = False  # padding-free packing (exact only with FlashAttention; see module doc)
+    group_by_length: bool = True
+    warmup: float = 0.0  # steps, or a fraction of all steps when < 1
+    seed: int = 0
+    logging_steps: int = 10
+    extra: dict[str, Any] = field(default_factory=dict)  # passed to trl.SFTConfig as is
+
+    def __post_init__(self) -> None:
+        if self.learning_rate <= 0:
+            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.max_length < 8:
+            raise ConfigError(f"max_length must be >= 8, got {self.max_length}")
+
+
+def add_format_tokens(tokenizer: Any, model: Any | None = None) -> list[str]:
+    """Make the format's markers single, never-split tokens; resize the model's embeddings if given.
+    Returns the markers that were added (none when the tokenizer had them all).
+
+    They are added as *non-skipped* added tokens: like special tokens they are never split, but
+    ``decode(..., skip_special_tokens=True)`` keeps them, so generated text still parses."""
+    from tokenizers import AddedToken
+
+    vocab = tokenizer.get_vocab()
+    missing = [m for m in MARKERS if m not in vocab]
+    if missing:
+        tokenizer.add_tokens([AddedToken(m, special=False, normalized=False) for m in missing])
+        if model is not None:
+            model.resize_token_embeddings(len(tokenizer))
+    return missing
+
+
+def read_conversations(path: str | Path) -> list[dict[str, Any]]:
+    """Read conversational SFT rows and turn each into ``{"prompt": [...], "completion": [...]}``:
+    everything before the last assistant message is the prompt."""
+    rows = []
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DataError("file not found", where=str(path)) from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"invalid JSON ({exc.msg})", where=where) from None
+        msgs = row.get("messages") if isinstance(row, dict) else None
+        if not isinstance(msgs, list) or not msgs:
+            raise DataError("expected a non-empty list of messages", where=where, field="messages")
+        for i, m in enumerate(msgs):
+            if not (
+                isinstance(m, dict)
+                and isinstance(m.get("role"), str)
+                and isinstance(m.get("content"), str)
+            ):
+                raise DataError(
+                    f"message {i} needs string 'role' and 'content'", where=where, field="messages"
+                )
+        if msgs[-1]["role"] != "assistant":
+            raise DataError(
+                "the last message must be the assistant's response", where=where, field="messages"
+            )
+        rows.append(
+            {
+                "prompt": [{"role": m["role"], "content": m["content"]} for m in msgs[:-1]],
+                "completion": [{"role": "assistant", "content": msgs[-1]["content"]}],
+            }
+        )
+    if not rows:
+        raise DataError("no training rows", where=str(path))
+    return rows
+
+
+def load_model_and_tokenizer(path: str) -> tuple[Any, Any]:
+    try:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as exc:
+        raise MissingDependency("transformers", "train") from exc
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return model, tok
+
+
+def trl_common_args(s: Any) -> dict[str, Any]:
+    """TrainingArguments shared by SFT and DPO runs: CPU-safe precision, no hub, no reporting."""
+    return {
+        "output_dir": s.output_dir,
+        "num_train_epochs": s.epochs,
+        "max_steps": s.max_steps,
+        "learning_rate": s.learning_rate,
+        "per_device_train_batch_size": s.batch_size,
+        "gradient_accumulation_steps": s.grad_accum,
+        "warmup_steps": s.warmup,  # < 1: a fraction of the steps
+        "seed": s.seed,
+        "logging_steps": s.logging_steps,
+        "bf16": False,  # TRL defaults to bf16, which is ~17x slower on CPU
+        "fp16": False,
+        "save_strategy": "no",
+        "report_to": [],
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+    }
+
+
+def lora_config(settings: LoraSettings | None) -> Any:
+    if settings is None:
+        return None
+    try:
+        from peft import LoraConfig
+    except ImportError as exc:
+        raise MissingDependency("peft", "train") from exc
+    return LoraConfig(
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=list(settings.target_modules),
+        task_type="CAUSAL_LM",
+    )
+
+
+def train_sft(s: SFTSettings, *, model: Any = None, tokenizer: Any = None) -> dict[str, Any]:
+    """Fine-tune and save to ``s.output_dir``; returns the training metrics (loss, steps, time).
+    A model/tokenizer already in memory can be passed instead of loading ``s.model``."""
+    try:
+        from datasets import Dataset
+        from trl import SFTConfig, SFTTrainer
+    except ImportError as exc:
+        raise MissingDependency("trl", "train") from exc
+    if model is None or tokenizer is None:
+        model, tokenizer = load_model_and_tokenizer(s.model)
+    added = add_format_tokens(tokenizer, model)
+    if added:
+        log.info("added special tokens %s", added)
+    rows = read_conversations(s.data)
+    args = SFTConfig(
+        **trl_common_args(s),
+        max_length=s.max_length,
+        packing=s.packing,
+        completion_only_loss=True,
+        train_sampling_strategy="group_by_length"
+        if s.group_by_length and not s.packing
+        else "random",
+        **s.extra,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=lora_config(s.lora),
+    )
+    result = trainer.train()
+    out = Path(s.output_dir)
+    trainer.save_model(str(out))
+    tokenizer.save_pretrained(str(out))
+    metrics = dict(result.metrics)
+    metrics["train_loss"] = result.training_loss
+    metrics["global_step"] = result.global_step
+    (out / "reasonloop_train.json").write_text(
+        json.dumps(
+            {"kind": "sft", "settings": asdict(s), "metrics": metrics}, indent=2, default=str
+        )
+        + "\n"
+    )
+    return metrics

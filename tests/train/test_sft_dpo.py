@@ -1,0 +1,174 @@
+import math
+
+import pytest
+import torch
+
+from reasonloop.format import END_THOUGHT, render
+from reasonloop.train.dpo import DPOSettings, train_dpo
+from reasonloop.train.sft import SFTSettings, add_format_tokens, read_conversations, train_sft
+
+pytestmark = pytest.mark.slow
+
+
+def sft_rows(n=8):
+    return [
+        {
+            "messages": [
+                {"role": "user", "content": f"add {i} and 2"},
+                {
+                    "role": "assistant",
+                    "content": render(f"{i}+2={i + 2}. check ok", f"answer {i + 2}"),
+                },
+            ]
+        }
+        for i in range(n)
+    ]
+
+
+def snapshot(model):
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+
+def changed(before, model):
+    return [k for k, v in model.named_parameters() if not torch.equal(before[k], v.detach())]
+
+
+def test_format_markers_become_single_tokens(tiny):
+    model, tok = tiny
+    n = len(tok)
+    assert add_format_tokens(tok, model) == [
+        "<|begin_of_thought|>",
+        "<|end_of_thought|>",
+        "<|begin_of_solution|>",
+        "<|end_of_solution|>",
+    ]
+    assert len(tok) == n + 4 and model.get_input_embeddings().weight.shape[0] == n + 4
+    ids = tok(END_THOUGHT, add_special_tokens=False)["input_ids"]
+    assert len(ids) == 1
+    assert tok.decode(ids, skip_special_tokens=True) == END_THOUGHT  # kept when decoding
+    assert add_format_tokens(tok, model) == []
+
+
+def test_sft_two_steps_change_parameters_with_finite_loss(tiny, tmp_path, write_jsonl):
+    model, tok = tiny
+    data = write_jsonl(tmp_path / "train.jsonl", sft_rows())
+    assert read_conversations(data)[0]["completion"][0]["role"] == "assistant"
+    add_format_tokens(tok, model)
+    before = snapshot(model)
+    s = SFTSettings(
+        model="-",
+        data=str(data),
+        output_dir=str(tmp_path / "out"),
+        max_steps=2,
+        batch_size=4,
+        learning_rate=1e-2,
+        max_length=256,
+        logging_steps=1,
+    )
+    metrics = train_sft(s, model=model, tokenizer=tok)
+    assert metrics["global_step"] == 2
+    assert math.isfinite(metrics["train_loss"]) and metrics["train_loss"] > 0
+    assert len(changed(before, model)) > 10
+    assert (tmp_path / "out" / "config.json").exists() and (
+        tmp_path / "out" / "tokenizer.json"
+    ).exists()
+
+
+def pref_rows(n=4):
+    rows = []
+    for i in range(n):
+        rows.append(
+            {
+                "prompt": [{"role": "user", "content": f"add {i} and 2"}],
+                "chosen": [
+                    {"role": "assistant", "content": render(f"{i}+2={i + 2} ok", f"answer {i + 2}")}
+                ],
+                "rejected": [
+                    {"role": "assistant", "content": render(f"{i}+2={i + 3} hm", f"answer {i + 3}")}
+                ],
+            }
+        )
+    return rows
+
+
+@pytest.mark.parametrize(
+    "align,sft_weight", [("thought", 0.5), ("full", 0.0), ("thought", 0.0), ("full", 0.5)]
+)
+def test_dpo_two_steps_change_parameters_with_finite_loss(
+    tmp_path, align, sft_weight, make_tiny, write_jsonl
+):
+    model, tok = make_tiny()
+    ref, _ = make_tiny()
+    add_format_tokens(tok, model)
+    ref.resize_token_embeddings(len(tok))
+    ref.load_state_dict(model.state_dict())
+    data = write_jsonl(tmp_path / "pairs.jsonl", pref_rows())
+    before = snapshot(model)
+    s = DPOSettings(
+        model="-",
+        data=str(data),
+        output_dir=str(tmp_path / "out"),
+        align=align,
+        sft_weight=sft_weight,
+        max_steps=2,
+        batch_size=2,
+        learning_rate=1e-2,
+        max_length=256,
+        logging_steps=1,
+    )
+    metrics = train_dpo(s, model=model, tokenizer=tok, ref_model=ref)
+    assert metrics["global_step"] == 2
+    assert math.isfinite(metrics["train_loss"])
+    assert len(changed(before, model)) > 10
+
+
+def first_step_loss(tmp_path, make_tiny, write_jsonl, rows, align):
+    model, tok = make_tiny()
+    ref, _ = make_tiny()
+    add_format_tokens(tok, model)
+    ref.resize_token_embeddings(len(tok))
+    # a reference that differs from the policy, so the log-ratios are not all zero
+    ref.load_state_dict({k: v + 0.01 * torch.randn_like(v) for k, v in model.state_dict().items()})
+    data = write_jsonl(tmp_path / f"pairs-{align}-{len(str(rows))}.jsonl", rows)
+    s = DPOSettings(
+        model="-",
+        data=str(data),
+        output_dir=str(tmp_path / "out"),
+        align=align,
+        max_steps=1,
+        batch_size=4,
+        learning_rate=1e-9,
+        max_length=256,
+        logging_steps=1,
+    )
+    return train_dpo(s, model=model, tokenizer=tok, ref_model=ref)["train_loss"]
+
+
+def test_thought_alignment_ignores_solution_tokens(tmp_path, make_tiny, write_jsonl):
+    rows = pref_rows()
+    other = [
+        dict(
+            r,
+            rejected=[
+                {
+                    "role": "assistant",
+                    "content": r["rejected"][0]["content"].replace(
+                        "answer", "the final answer is surely"
+                    ),
+                }
+            ],
+        )
+        for r in rows
+    ]
+    torch.manual_seed(0)
+    a = first_step_loss(tmp_path, make_tiny, write_jsonl, rows, "thought")
+    torch.manual_seed(0)
+    b = first_step_loss(tmp_path, make_tiny, write_jsonl, other, "thought")
+    assert a == pytest.approx(
+        b, abs=1e-6
+    )  # only the solutions differ: the thought-only loss is the same
+    torch.manual_seed(0)
+    c = first_step_loss(tmp_path, make_tiny, write_jsonl, rows, "full")
+    torch.manual_seed(0)
+    d = first_step_loss(tmp_path, make_tiny, write_jsonl, other, "full")
+    assert abs(c - d) > 1e-4  # the full-response loss sees them
