@@ -114,6 +114,88 @@ def problems_show(
     out.print(f"{len(problems)} problems in {spec}")
 
 
+ENGINE = typer.Option(
+    "default",
+    "--engine",
+    help="default | llamacpp:PATH.gguf | hf:PATH | openai:URL#MODEL[,URL#MODEL]",
+)
+STORE = typer.Option(..., "--store", help="The trajectory store (SQLite; created if missing).")
+
+
+def progress_bar(total: int, description: str):
+    """A rich progress bar with tokens/s, for the CLI's long jobs."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+@app.command()
+def generate(
+    problems: str = typer.Option(..., "--problems", help="A benchmark name or a problems file."),
+    store: Path = STORE,
+    engine: str = ENGINE,
+    n: int = typer.Option(1, "-n", help="Samples per problem."),
+    limit: int | None = typer.Option(None, "--limit", help="Only the first N problems."),
+    temperature: float = typer.Option(0.7, "--temperature"),
+    top_p: float = typer.Option(1.0, "--top-p"),
+    max_tokens: int = typer.Option(1024, "--max-tokens"),
+    seed: int = typer.Option(0, "--seed", help="Sample i of a problem uses seed + i."),
+    stage: str = typer.Option(
+        "generate", "--stage", help="A tag that separates runs in the store."
+    ),
+    batch: int = typer.Option(4, "--batch", help="Problems sampled together (one engine call)."),
+    data_dir: Path | None = DATA_DIR,
+    gpqa_password: str | None = GPQA_PASSWORD,
+) -> None:
+    """Sample K responses per problem, grade them, store them. Resumable: rerun to finish."""
+    import time
+
+    from reasonloop.engines import load_engine
+    from reasonloop.generate import SamplingSettings
+    from reasonloop.generate import generate as run_generate
+    from reasonloop.problems import resolve_problems
+    from reasonloop.store import open_store
+
+    probs = resolve_problems(problems, data_dir=data_dir, limit=limit, gpqa_password=gpqa_password)
+    settings = SamplingSettings(
+        n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed
+    )
+    eng = load_engine(engine)
+    t0 = time.perf_counter()
+    with open_store(store) as st, progress_bar(len(probs), "generate") as bar:
+        task = bar.add_task("generate", total=len(probs), rate="")
+
+        def on_progress(done: int, tokens: int) -> None:
+            dt = time.perf_counter() - t0
+            bar.update(
+                task, completed=done, rate=f"{tokens / dt:.1f} tok/s" if dt and tokens else ""
+            )
+
+        summary = run_generate(
+            eng, probs, st, settings, stage=stage, batch_problems=batch, on_progress=on_progress
+        )
+    eng.close()
+    table = Table(title=f"generate → {store}")
+    for col in ("problems", "samples", "new", "accuracy", "tokens/s"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        str(summary.problems),
+        str(summary.samples),
+        str(summary.new_samples),
+        f"{100 * summary.accuracy:.1f}%",
+        f"{summary.tokens_per_s:.1f}",
+    )
+    out.print(table)
+
+
 def main() -> None:
     """Entry point: run the app, turning reasonloop errors into one line and an exit code."""
     try:
