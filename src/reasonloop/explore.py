@@ -1,0 +1,155 @@
+"""Exploration (STILL-2): sample each hard problem in batches until a rollout is correct or the
+budget is spent, keeping every rollout — correct or not — in the store's global pool.
+
+Per problem it records attempts, the first correct attempt, the empirical pass rate, and a
+difficulty bucket: ``solved_at_once`` (the first batch had a correct rollout), ``solved_with_search``
+(a later batch did) or ``unsolved``. Resumable like ``generate``: a batch's rollouts and the
+problem's record are committed together, and a rerun continues after the last stored rollout.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from reasonloop.engines.base import Engine, Request
+from reasonloop.generate import SamplingSettings, generator_for, messages_for, to_trajectory
+from reasonloop.records import Problem
+
+BUCKETS = ("solved_at_once", "solved_with_search", "unsolved")
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemExploration:
+    problem_id: str
+    attempts: int
+    correct: int
+    first_correct: int | None  # 1-based attempt number
+    bucket: str
+
+    @property
+    def pass_rate(self) -> float:
+        return self.correct / self.attempts if self.attempts else 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "attempts": self.attempts,
+            "correct": self.correct,
+            "first_correct": self.first_correct,
+            "pass_rate": self.pass_rate,
+            "bucket": self.bucket,
+        }
+
+
+@dataclass
+class ExploreSummary:
+    results: list[ProblemExploration] = field(default_factory=list)
+    new_rollouts: int = 0
+    new_tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def buckets(self) -> Counter:
+        return Counter(r.bucket for r in self.results)
+
+    @property
+    def solved(self) -> int:
+        return sum(r.first_correct is not None for r in self.results)
+
+
+def classify(
+    correct_flags: Sequence[bool], batch: int, max_rollouts: int
+) -> ProblemExploration | None:
+    """The record of a problem from its rollouts' verdicts in order; None while unfinished (no
+    correct rollout yet and budget left)."""
+    first = next((i + 1 for i, c in enumerate(correct_flags) if c), None)
+    n = len(correct_flags)
+    if first is None and n < max_rollouts:
+        return None
+    if first is None:
+        bucket = "unsolved"
+    elif first <= batch:
+        bucket = "solved_at_once"
+    else:
+        bucket = "solved_with_search"
+    return ProblemExploration("", n, sum(correct_flags), first, bucket)
+
+
+def explore(
+    engine: Engine,
+    problems: Sequence[Problem],
+    store,
+    s: SamplingSettings = SamplingSettings(temperature=1.0),
+    *,
+    max_rollouts: int = 20,
+    batch: int = 4,
+    stage: str = "explore",
+    round: int = 0,
+    batch_problems: int = 4,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> ExploreSummary:
+    """Explore ``problems``; returns a record per problem (in input order)."""
+    if batch < 1 or max_rollouts < 1:
+        raise ValueError(f"batch and max_rollouts must be >= 1, got {batch}, {max_rollouts}")
+    t0 = time.perf_counter()
+    gen = generator_for(engine, s, role="explore", round=round)
+    store.add_problems(problems)
+    flags: dict[str, list[bool]] = {p.id: [] for p in problems}
+    for t in store.trajectories(stage=stage):
+        if t.problem_id in flags and t.generator == gen:
+            flags[t.problem_id].append(bool(t.verdict and t.verdict.correct))
+    summary = ExploreSummary()
+    records: dict[str, ProblemExploration] = {}
+    active = []
+    for p in problems:
+        rec = classify(flags[p.id], batch, max_rollouts)
+        if rec is None:
+            active.append(p)
+        else:
+            records[p.id] = _named(rec, p.id)
+    if on_progress:
+        on_progress(len(records), 0)
+    while active:
+        chunk, active = active[:batch_problems], active[batch_problems:]
+        requests = []
+        for p in chunk:
+            start = len(flags[p.id])
+            k = min(batch, max_rollouts - start)
+            requests.append(
+                Request(
+                    messages=messages_for(p, system_prompt=s.system_prompt),
+                    n=k,
+                    temperature=s.temperature,
+                    top_p=s.top_p,
+                    max_tokens=s.max_tokens,
+                    seed=s.seed + start,
+                    logprobs=s.logprobs,
+                )
+            )
+        results = engine.generate(requests)
+        for p, result in zip(chunk, results, strict=True):
+            start = len(flags[p.id])
+            trajs = [to_trajectory(p, sample, gen) for sample in result.samples]
+            flags[p.id] += [bool(t.verdict and t.verdict.correct) for t in trajs]
+            summary.new_tokens += sum(sample.tokens for sample in result.samples)
+            rec = classify(flags[p.id], batch, max_rollouts)
+            done = {p.id: _named(rec, p.id).as_dict()} if rec else {}
+            added = store.add_trajectories(
+                trajs, stage=stage, sample_indices=range(start, start + len(trajs)), done=done
+            )
+            summary.new_rollouts += added.inserted
+            if rec:
+                records[p.id] = _named(rec, p.id)
+            else:
+                active.append(p)  # another batch later
+        if on_progress:
+            on_progress(len(records), summary.new_tokens)
+    summary.results = [records[p.id] for p in problems]
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _named(rec: ProblemExploration, pid: str) -> ProblemExploration:
+    return ProblemExploration(pid, rec.attempts, rec.correct, rec.first_correct, rec.bucket)
