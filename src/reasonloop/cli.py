@@ -137,6 +137,16 @@ def progress_bar(total: int, description: str):
     )
 
 
+def _rate_callback(bar, task, t0):
+    import time
+
+    def on_progress(done: int, tokens: int) -> None:
+        dt = time.perf_counter() - t0
+        bar.update(task, completed=done, rate=f"{tokens / dt:.1f} tok/s" if dt and tokens else "")
+
+    return on_progress
+
+
 @app.command()
 def generate(
     problems: str = typer.Option(..., "--problems", help="A benchmark name or a problems file."),
@@ -169,18 +179,16 @@ def generate(
         n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed
     )
     eng = load_engine(engine)
-    t0 = time.perf_counter()
     with open_store(store) as st, progress_bar(len(probs), "generate") as bar:
         task = bar.add_task("generate", total=len(probs), rate="")
-
-        def on_progress(done: int, tokens: int) -> None:
-            dt = time.perf_counter() - t0
-            bar.update(
-                task, completed=done, rate=f"{tokens / dt:.1f} tok/s" if dt and tokens else ""
-            )
-
         summary = run_generate(
-            eng, probs, st, settings, stage=stage, batch_problems=batch, on_progress=on_progress
+            eng,
+            probs,
+            st,
+            settings,
+            stage=stage,
+            batch_problems=batch,
+            on_progress=_rate_callback(bar, task, time.perf_counter()),
         )
     eng.close()
     table = Table(title=f"generate → {store}")
@@ -193,6 +201,134 @@ def generate(
         f"{100 * summary.accuracy:.1f}%",
         f"{summary.tokens_per_s:.1f}",
     )
+    out.print(table)
+
+
+@app.command()
+def explore(
+    problems: str = typer.Option(..., "--problems", help="A benchmark name or a problems file."),
+    store: Path = STORE,
+    engine: str = ENGINE,
+    max_rollouts: int = typer.Option(20, "--max-rollouts", help="Budget of rollouts per problem."),
+    batch: int = typer.Option(4, "--batch", help="Rollouts drawn per problem at a time."),
+    limit: int | None = typer.Option(None, "--limit"),
+    temperature: float = typer.Option(1.0, "--temperature"),
+    top_p: float = typer.Option(1.0, "--top-p"),
+    max_tokens: int = typer.Option(1024, "--max-tokens"),
+    seed: int = typer.Option(0, "--seed"),
+    stage: str = typer.Option("explore", "--stage"),
+    data_dir: Path | None = DATA_DIR,
+    gpqa_password: str | None = GPQA_PASSWORD,
+) -> None:
+    """Sample each problem until a rollout is correct or the budget is spent; keep every rollout."""
+    import time
+
+    from reasonloop.engines import load_engine
+    from reasonloop.explore import BUCKETS
+    from reasonloop.explore import explore as run_explore
+    from reasonloop.generate import SamplingSettings
+    from reasonloop.problems import resolve_problems
+    from reasonloop.store import open_store
+
+    probs = resolve_problems(problems, data_dir=data_dir, limit=limit, gpqa_password=gpqa_password)
+    settings = SamplingSettings(
+        temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed
+    )
+    eng = load_engine(engine)
+    with open_store(store) as st, progress_bar(len(probs), "explore") as bar:
+        task = bar.add_task("explore", total=len(probs), rate="")
+        summary = run_explore(
+            eng,
+            probs,
+            st,
+            settings,
+            max_rollouts=max_rollouts,
+            batch=batch,
+            stage=stage,
+            on_progress=_rate_callback(bar, task, time.perf_counter()),
+        )
+    eng.close()
+    table = Table(title=f"explore → {store}")
+    for col in ("problems", "solved", *BUCKETS, "rollouts (new)", "tokens/s"):
+        table.add_column(col, justify="right")
+    b = summary.buckets
+    rate = summary.new_tokens / summary.seconds if summary.seconds else 0.0
+    table.add_row(
+        str(len(summary.results)),
+        str(summary.solved),
+        *(str(b.get(k, 0)) for k in BUCKETS),
+        f"{sum(r.attempts for r in summary.results)} ({summary.new_rollouts})",
+        f"{rate:.1f}",
+    )
+    out.print(table)
+
+
+@app.command("eval")
+def eval_(
+    benchmark: str = typer.Option(..., "--benchmark", help="A benchmark name or a problems file."),
+    out_dir: Path = typer.Option(
+        ..., "--out", help="Output directory (metrics.json, report.md, plots)."
+    ),
+    engine: str = ENGINE,
+    strategy: str = typer.Option("greedy", "--strategy", help="greedy | sample"),
+    k: int = typer.Option(1, "-k", help="Samples per problem with --strategy sample."),
+    limit: int | None = typer.Option(None, "--limit"),
+    temperature: float = typer.Option(0.7, "--temperature"),
+    max_tokens: int = typer.Option(1024, "--max-tokens"),
+    seed: int = typer.Option(0, "--seed"),
+    data_dir: Path | None = DATA_DIR,
+    gpqa_password: str | None = GPQA_PASSWORD,
+) -> None:
+    """Evaluate: greedy pass@1, or k samples with accuracy, pass@k and maj@k. Resumable."""
+    import time
+
+    from reasonloop.engines import load_engine
+    from reasonloop.evaluate.run import EvalSettings, evaluate
+    from reasonloop.problems import resolve_problems
+
+    try:
+        settings = EvalSettings(
+            strategy=strategy, k=k, temperature=temperature, max_tokens=max_tokens, seed=seed
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    probs = resolve_problems(benchmark, data_dir=data_dir, limit=limit, gpqa_password=gpqa_password)
+    eng = load_engine(engine)
+    with progress_bar(len(probs), "eval") as bar:
+        task = bar.add_task("eval", total=len(probs), rate="")
+        result = evaluate(
+            eng,
+            benchmark,
+            probs,
+            out_dir,
+            settings,
+            on_progress=_rate_callback(bar, task, time.perf_counter()),
+        )
+    eng.close()
+    table = Table(
+        title=f"{benchmark} — {result.model} ({result.strategy}, {result.n_problems} problems)"
+    )
+    table.add_column("metric")
+    table.add_column("%", justify="right")
+    for name, value in result.metrics.items():
+        table.add_row(name, f"{100 * value:.1f}")
+    out.print(table)
+    out.print(f"mean tokens {result.mean_tokens or 0:.0f}; wrote {out_dir}/report.md")
+
+
+@app.command()
+def compare(dirs: list[Path] = typer.Argument(..., help="Eval output directories.")) -> None:
+    """One table of several eval runs side by side, with the gain over the first row."""
+    from reasonloop.evaluate.report import compare_table, load_result
+
+    header, rows = compare_table([load_result(d) for d in dirs])
+    table = Table(title="compare")
+    for col in header:
+        table.add_column(
+            col, justify="left" if col in ("model", "benchmark", "strategy") else "right"
+        )
+    for row in rows:
+        table.add_row(*row)
     out.print(table)
 
 
