@@ -1,0 +1,982 @@
+"""The trajectory store: one embedded SQLite file holding problems and every trajectory ever sampled.
+
+It is the global pool that outlives runs. Rows are append-only: a trajectory, once written, is never
+updated or deleted through this API; later annotations (a perplexity under a newer model, a reward)
+go to a side table with :meth:`Store.set_scores`. Every trajectory has a deterministic id
+(:func:`trajectory_key`) and is inserted with ``INSERT OR IGNORE``, so running a stage again never
+doubles a row; :meth:`Store.existing_keys` tells a stage which samples it may skip.
+
+Each :meth:`Store.add_trajectories` call is one transaction: a process killed at any moment loses at
+most the batch it was writing, never half of it. The file is in WAL mode with
+``synchronous=NORMAL`` and a busy timeout, so one writer and any number of reader processes can use
+it at once (a second concurrent *writer* waits for the lock, up to the timeout).
+
+What it is not: a server, a cache of model calls, or thread-safe — open one :class:`Store` per
+thread or process. NaN floats are stored as SQL NULL, so they read back as ``None``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from reasonloop.errors import DataError
+from reasonloop.records import (
+    Generator,
+    Problem,
+    Trajectory,
+    Verdict,
+    from_json,
+    to_dict,
+)
+
+log = logging.getLogger(__name__)
+
+APPLICATION = "reasonloop"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 60.0
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE problems (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    record TEXT NOT NULL,
+    added_at TEXT NOT NULL
+);
+CREATE TABLE trajectories (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    problem_id TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    sample_index INTEGER NOT NULL,
+    settings TEXT NOT NULL,
+    text TEXT NOT NULL,
+    thought TEXT,
+    solution TEXT,
+    extracted TEXT,
+    correct INTEGER,
+    reason TEXT,
+    verdict_extracted TEXT,
+    tokens INTEGER NOT NULL,
+    mean_logprob REAL,
+    perplexity REAL,
+    finish_reason TEXT,
+    engine TEXT,
+    model TEXT,
+    round INTEGER,
+    temperature REAL,
+    top_p REAL,
+    max_tokens INTEGER,
+    seed INTEGER,
+    role TEXT,
+    parent TEXT,
+    critic_scores TEXT,
+    critique TEXT,
+    meta TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX trajectories_problem ON trajectories (problem_id, stage);
+CREATE INDEX trajectories_stage ON trajectories (stage, correct);
+CREATE INDEX trajectories_settings ON trajectories (settings, problem_id);
+CREATE TABLE scores (
+    trajectory_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value REAL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (trajectory_id, name)
+) WITHOUT ROWID;
+CREATE TABLE progress (
+    stage TEXT NOT NULL,
+    item TEXT NOT NULL,
+    value TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (stage, item)
+) WITHOUT ROWID;
+"""
+
+# Column order of the trajectories table as written by add_trajectories and read by _trajectory.
+_COLUMNS = (
+    "id",
+    "problem_id",
+    "stage",
+    "sample_index",
+    "settings",
+    "text",
+    "thought",
+    "solution",
+    "extracted",
+    "correct",
+    "reason",
+    "verdict_extracted",
+    "tokens",
+    "mean_logprob",
+    "perplexity",
+    "finish_reason",
+    "engine",
+    "model",
+    "round",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "seed",
+    "role",
+    "parent",
+    "critic_scores",
+    "critique",
+    "meta",
+    "created_at",
+)
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM trajectories"
+_INSERT = (
+    f"INSERT OR IGNORE INTO trajectories ({', '.join(_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
+)
+
+
+# --- keys -----------------------------------------------------------------------------------------
+# The recipes below are persisted in every store: changing them would make a re-run write every
+# row again. tests/store pins them with exact digests.
+
+
+def _num(x: float | None) -> float | None:
+    """1 and 1.0 are the same setting; JSON would spell them differently."""
+    return None if x is None else float(x)
+
+
+def _generator_parts(g: Generator | None) -> list[Any]:
+    if g is None:
+        return [None]
+    return [
+        g.engine,
+        g.model,
+        g.round,
+        _num(g.temperature),
+        _num(g.top_p),
+        g.max_tokens,
+        g.seed,
+        g.role,
+    ]
+
+
+def _digest(parts: list[Any]) -> str:
+    blob = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.blake2b(blob.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def settings_key(stage: str, generator: Generator | None) -> str:
+    """The hash of a stage tag and a generator's provenance and sampling settings (engine spec,
+    model, round, temperature, top_p, max_tokens, seed, role): every sample drawn the same way
+    shares it. The problem, parent and sample index are not part of it."""
+    return "s-" + _digest(["settings", stage, *_generator_parts(generator)])
+
+
+def trajectory_key(
+    problem_id: str,
+    *,
+    stage: str,
+    generator: Generator | None,
+    sample_index: int = 0,
+    parent: str | None = None,
+) -> str:
+    """The deterministic id of one sample: the same problem, stage, generator settings, parent and
+    sample index always give the same id, so storing it twice stores it once.
+
+    ``generator.seed`` should be the seed of the request (sample ``i`` of a request uses
+    ``seed + i``); ``sample_index`` tells the samples of one request apart.
+    """
+    return "t-" + _digest(
+        ["trajectory", problem_id, stage, *_generator_parts(generator), parent, sample_index]
+    )
+
+
+# --- records --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTrajectory:
+    """A trajectory as stored: the record (with ``id`` set) plus what only the store knows.
+
+    ``meta`` is the batch metadata given to :meth:`Store.add_trajectories`; ``created_at`` an
+    ISO-8601 UTC time."""
+
+    trajectory: Trajectory
+    stage: str
+    sample_index: int
+    created_at: str
+    meta: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Added:
+    """What :meth:`Store.add_trajectories` did: the id of every given trajectory, in order, and how
+    many rows were new (the rest were already stored)."""
+
+    ids: tuple[str, ...]
+    inserted: int
+
+
+@dataclass(frozen=True, slots=True)
+class StageStats:
+    stage: str
+    trajectories: int
+    problems: int
+    correct: int
+    incorrect: int
+    ungraded: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    problems: int
+    trajectories: int
+    stages: tuple[StageStats, ...]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _real(x: float | None) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _check_stage(stage: Any) -> str:
+    if not isinstance(stage, str) or not stage.strip():
+        raise DataError(f"stage must be a non-empty string, got {stage!r}", field="stage")
+    return stage
+
+
+# --- the store ------------------------------------------------------------------------------------
+
+
+class Store:
+    """An open trajectory store (see the module docstring). Use as a context manager or call
+    :meth:`close`.
+
+    >>> with Store("pool.sqlite") as store:                       # doctest: +SKIP
+    ...     store.add_problems(problems)
+    ...     store.add_trajectories(trajs, stage="explore-r1", sample_indices=range(len(trajs)))
+
+    ``create``: make a new store when the file is missing (or empty); ``readonly``: open for
+    reading only (the file must exist). Raises :class:`DataError` when the file is not a reasonloop
+    store or was written by a newer reasonloop.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        create: bool = True,
+        readonly: bool = False,
+        busy_timeout: float = BUSY_TIMEOUT_S,
+    ):
+        self.path = Path(path)
+        self.readonly = readonly
+        self._conn: sqlite3.Connection | None = None
+        self._conn = self._open(create=create and not readonly, busy_timeout=busy_timeout)
+
+    # opening -------------------------------------------------------------------------------------
+
+    def _open(self, *, create: bool, busy_timeout: float) -> sqlite3.Connection:
+        p = self.path
+        if p.is_dir():
+            raise DataError(f"{p} is not a reasonloop store (it is a directory)")
+        size = p.stat().st_size if p.exists() else None
+        if size is None and not create:
+            raise DataError(
+                f"{p}: no reasonloop store there"
+                + ("" if self.readonly else " (open it with create=True to make one)")
+            )
+        if size:
+            with p.open("rb") as fh:
+                if fh.read(len(_SQLITE_HEADER)) != _SQLITE_HEADER:
+                    raise DataError(f"{p} is not a reasonloop store (not an SQLite database)")
+        if size is None:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        if self.readonly:
+            conn = sqlite3.connect(
+                p.resolve().as_uri() + "?mode=ro",
+                uri=True,
+                timeout=busy_timeout,
+                isolation_level=None,
+            )
+        else:
+            conn = sqlite3.connect(str(p), timeout=busy_timeout, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            tables = self._tables(conn)
+            if tables:
+                self._check(conn, tables)
+            elif not create:
+                raise DataError(f"{p} is not a reasonloop store (an empty SQLite database)")
+            if not self.readonly:
+                # WAL must be switched on outside a transaction; it persists in the file.
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            if not tables:
+                self._create(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @staticmethod
+    def _tables(conn: sqlite3.Connection) -> list[str]:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        return [r[0] for r in rows]
+
+    def _check(self, conn: sqlite3.Connection, tables: list[str]) -> None:
+        p = self.path
+        if "meta" not in tables:
+            raise DataError(
+                f"{p} is not a reasonloop store (an SQLite database without a reasonloop meta "
+                f"table; its tables: {', '.join(tables)})"
+            )
+        try:
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError as exc:
+            raise DataError(
+                f"{p} is not a reasonloop store (unreadable meta table: {exc})"
+            ) from None
+        if meta.get("application") != APPLICATION:
+            raise DataError(
+                f"{p} is not a reasonloop store (its meta table says application = "
+                f"{meta.get('application')!r})"
+            )
+        raw = meta.get("schema_version")
+        try:
+            version = int(raw)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise DataError(
+                f"{p} is not a reasonloop store (schema_version {raw!r} is not an integer)"
+            ) from None
+        if version > SCHEMA_VERSION:
+            raise DataError(
+                f"{p} has store schema version {version}, newer than version {SCHEMA_VERSION} "
+                f"that this reasonloop reads; upgrade reasonloop (pip install -U reasonloop) "
+                f"to open it"
+            )
+        if version < 1:
+            raise DataError(f"{p} is not a reasonloop store (schema_version {version} < 1)")
+
+    def _create(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have created it between our look and our lock.
+            tables = self._tables(conn)
+            if tables:
+                conn.execute("ROLLBACK")
+                self._check(conn, tables)
+                return
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            from reasonloop import __version__
+
+            conn.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [
+                    ("application", APPLICATION),
+                    ("schema_version", str(SCHEMA_VERSION)),
+                    ("created_at", _now()),
+                    ("created_by", f"reasonloop {__version__}"),
+                ],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        log.info("created trajectory store %s (schema version %d)", self.path, SCHEMA_VERSION)
+
+    # plumbing ------------------------------------------------------------------------------------
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise DataError(f"{self.path}: the store is closed")
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._conn is None else ("read-only" if self.readonly else "open")
+        return f"Store({str(self.path)!r}, {state})"
+
+    def _write(self, statements: Iterable[tuple[str, Sequence[Sequence[Any]]]]) -> list[int]:
+        """Run ``executemany`` statements in one IMMEDIATE transaction; rows changed by each."""
+        if self.readonly:
+            raise DataError(f"{self.path}: the store was opened read-only")
+        conn = self.conn
+        counts: list[int] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, rows in statements:
+                counts.append(conn.executemany(sql, rows).rowcount)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return counts
+
+    def meta(self) -> dict[str, str]:
+        """The meta table: application, schema_version, created_at, created_by."""
+        return dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+
+    # problems ------------------------------------------------------------------------------------
+
+    def add_problems(self, problems: Iterable[Problem]) -> int:
+        """Store problems not stored yet (by id), in one transaction; the number added. A problem
+        whose id is stored with different content keeps the stored version (logged)."""
+        problems = list(problems)
+        for i, pr in enumerate(problems):
+            if not isinstance(pr, Problem):
+                raise DataError(
+                    f"add_problems item {i}: expected a Problem, got {type(pr).__name__}"
+                )
+        if not problems:
+            return 0
+        now = _now()
+        rows = [(pr.id, json.dumps(to_dict(pr), ensure_ascii=False), now) for pr in problems]
+        (added,) = self._write(
+            [("INSERT OR IGNORE INTO problems (id, record, added_at) VALUES (?, ?, ?)", rows)]
+        )
+        if added < len(rows):
+            self._warn_changed_problems(rows)
+        return added
+
+    def _warn_changed_problems(self, rows: list[tuple[str, str, str]]) -> None:
+        changed = [pid for pid, record, _ in rows if self._problem_json(pid) != record]
+        if changed:
+            log.warning(
+                "%s: %d problem(s) already stored with different content kept as stored: %s",
+                self.path,
+                len(changed),
+                ", ".join(changed[:5]) + (" ..." if len(changed) > 5 else ""),
+            )
+
+    def _problem_json(self, problem_id: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT record FROM problems WHERE id = ?", (problem_id,)
+        ).fetchone()
+        return row[0] if row else None
+
+    def get_problem(self, problem_id: str) -> Problem | None:
+        record = self._problem_json(problem_id)
+        if record is None:
+            return None
+        return from_json(Problem, record, where=f"{self.path}:problems[{problem_id}]")
+
+    def problems(self) -> Iterator[Problem]:
+        """Every stored problem, in the order they were added."""
+        cur = self.conn.execute("SELECT id, record FROM problems ORDER BY seq")
+        while batch := cur.fetchmany(1000):
+            for pid, record in batch:
+                yield from_json(Problem, record, where=f"{self.path}:problems[{pid}]")
+
+    def n_problems(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM problems").fetchone()[0]
+
+    # trajectories --------------------------------------------------------------------------------
+
+    def add_trajectories(
+        self,
+        trajectories: Iterable[Trajectory],
+        *,
+        stage: str,
+        sample_indices: Iterable[int] | None = None,
+        meta: Mapping[str, Any] | None = None,
+        done: Iterable[str] | Mapping[str, Any] = (),
+    ) -> Added:
+        """Store a batch of trajectories in one transaction (all of it or none of it).
+
+        A trajectory's id is its own ``id`` when set, else :func:`trajectory_key` of its problem,
+        ``stage``, generator, parent and sample index (``sample_indices``, parallel to
+        ``trajectories``; 0 for all when omitted). Ids already stored are skipped, so re-adding a
+        batch is a no-op. ``meta`` is JSON stored with every row of the batch. ``done`` marks
+        progress items of ``stage`` (see :meth:`mark_done`) in the same transaction, so "these
+        samples exist" and "this problem is finished" are committed together.
+
+        Raises DataError, before writing anything, on a malformed trajectory or when two
+        different trajectories of the batch get the same id (pass ``sample_indices``).
+        """
+        stage = _check_stage(stage)
+        trajs = list(trajectories)
+        indices = [0] * len(trajs) if sample_indices is None else list(sample_indices)
+        if len(indices) != len(trajs):
+            raise DataError(
+                f"{len(indices)} sample_indices for {len(trajs)} trajectories",
+                field="sample_indices",
+            )
+        meta_json = _json_or_none(dict(meta) if meta is not None else None)
+        now = _now()
+        rows: list[tuple[Any, ...]] = []
+        seen: dict[str, tuple[Any, ...]] = {}
+        settings: dict[Generator | None, str] = {}
+        ids: list[str] = []
+        for i, (t, idx) in enumerate(zip(trajs, indices, strict=True)):
+            t = _validated(t, i)
+            if isinstance(idx, bool) or not isinstance(idx, int) or idx < 0:
+                raise DataError(
+                    f"trajectory {i}: sample index must be an integer >= 0, got {idx!r}",
+                    field="sample_indices",
+                )
+            tid = t.id or trajectory_key(
+                t.problem_id, stage=stage, generator=t.generator, sample_index=idx, parent=t.parent
+            )
+            if t.generator not in settings:
+                settings[t.generator] = settings_key(stage, t.generator)
+            row = _row(t, tid, stage, idx, settings[t.generator], meta_json, now)
+            ids.append(tid)
+            if tid in seen:
+                if seen[tid][:-1] != row[:-1]:
+                    raise DataError(
+                        f"trajectory {i} of the batch has the same id {tid} as an earlier, "
+                        "different one; give each sample its own sample index (sample_indices=)",
+                        field="sample_indices",
+                    )
+                continue
+            seen[tid] = row
+            rows.append(row)
+        progress = self._progress_rows(stage, done, now)
+        statements: list[tuple[str, Sequence[Sequence[Any]]]] = [(_INSERT, rows)]
+        if progress:
+            statements.append((_PROGRESS_UPSERT, progress))
+        if not rows and not progress:
+            return Added(ids=(), inserted=0)
+        inserted = self._write(statements)[0]
+        log.debug("%s: stage %s: %d new of %d", self.path, stage, inserted, len(rows))
+        return Added(ids=tuple(ids), inserted=inserted)
+
+    def get(self, trajectory_id: str) -> Trajectory | None:
+        row = self.conn.execute(f"{_SELECT} WHERE id = ?", (trajectory_id,)).fetchone()
+        return None if row is None else _trajectory(row)
+
+    def get_stored(self, trajectory_id: str) -> StoredTrajectory | None:
+        row = self.conn.execute(f"{_SELECT} WHERE id = ?", (trajectory_id,)).fetchone()
+        return None if row is None else _stored(row)
+
+    def _where(
+        self,
+        problem_id: str | None,
+        stage: str | None,
+        correct: bool | None,
+        role: str | None,
+        round: int | None,
+    ) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        args: list[Any] = []
+        for column, value in (
+            ("problem_id", problem_id),
+            ("stage", stage),
+            ("role", role),
+            ("round", round),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if correct is not None:
+            clauses.append("correct = ?")
+            args.append(int(bool(correct)))
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+    def stored(
+        self,
+        problem_id: str | None = None,
+        stage: str | None = None,
+        correct: bool | None = None,
+        role: str | None = None,
+        round: int | None = None,
+    ) -> Iterator[StoredTrajectory]:
+        """Like :meth:`trajectories`, with the stage, sample index, time and batch meta."""
+        where, args = self._where(problem_id, stage, correct, role, round)
+        cur = self.conn.execute(f"{_SELECT}{where} ORDER BY seq", args)
+        while batch := cur.fetchmany(500):
+            for row in batch:
+                yield _stored(row)
+
+    def trajectories(
+        self,
+        problem_id: str | None = None,
+        stage: str | None = None,
+        correct: bool | None = None,
+        role: str | None = None,
+        round: int | None = None,
+    ) -> Iterator[Trajectory]:
+        """Stored trajectories matching every given filter, oldest first, with ``id`` set.
+
+        ``correct=True``/``False`` selects graded ones by verdict; ungraded ones (no verdict) match
+        only ``correct=None``. ``role`` and ``round`` filter on the generator's.
+        """
+        for s in self.stored(problem_id, stage, correct, role, round):
+            yield s.trajectory
+
+    def count(
+        self,
+        problem_id: str | None = None,
+        stage: str | None = None,
+        correct: bool | None = None,
+        role: str | None = None,
+        round: int | None = None,
+    ) -> int:
+        """How many stored trajectories match (the filters of :meth:`trajectories`)."""
+        where, args = self._where(problem_id, stage, correct, role, round)
+        return self.conn.execute(f"SELECT COUNT(*) FROM trajectories{where}", args).fetchone()[0]
+
+    def existing_keys(
+        self,
+        stage: str,
+        generator: Generator | None,
+        problem_ids: Iterable[str] | None = None,
+    ) -> set[tuple[str, int]]:
+        """The ``(problem_id, sample_index)`` pairs already stored for this stage and these
+        generator settings (:func:`settings_key`) — what a resumed stage may skip. Parents are not
+        compared: a refinement stage should check ids with :meth:`existing_ids`."""
+        settings = settings_key(_check_stage(stage), generator)
+        rows = self.conn.execute(
+            "SELECT problem_id, sample_index FROM trajectories WHERE settings = ?", (settings,)
+        )
+        pairs = {(pid, idx) for pid, idx in rows}
+        if problem_ids is not None:
+            wanted = set(problem_ids)
+            pairs = {p for p in pairs if p[0] in wanted}
+        return pairs
+
+    def existing_ids(self, ids: Iterable[str]) -> set[str]:
+        """Which of ``ids`` are stored."""
+        ids = list(dict.fromkeys(ids))
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = self.conn.execute(f"SELECT id FROM trajectories WHERE id IN ({marks})", chunk)
+            found.update(r[0] for r in rows)
+        return found
+
+    def __contains__(self, trajectory_id: object) -> bool:
+        if not isinstance(trajectory_id, str):
+            return False
+        row = self.conn.execute("SELECT 1 FROM trajectories WHERE id = ?", (trajectory_id,))
+        return row.fetchone() is not None
+
+    def __len__(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM trajectories").fetchone()[0]
+
+    def stats(self) -> StoreStats:
+        """Counts of problems and trajectories, and per stage: trajectories, distinct problems,
+        correct / incorrect / ungraded."""
+        rows = self.conn.execute(
+            "SELECT stage, COUNT(*), COUNT(DISTINCT problem_id), "
+            "COALESCE(SUM(correct = 1), 0), COALESCE(SUM(correct = 0), 0), "
+            "COALESCE(SUM(correct IS NULL), 0) FROM trajectories GROUP BY stage ORDER BY stage"
+        ).fetchall()
+        stages = tuple(StageStats(*row) for row in rows)
+        return StoreStats(
+            problems=self.n_problems(),
+            trajectories=sum(s.trajectories for s in stages),
+            stages=stages,
+        )
+
+    # annotations ---------------------------------------------------------------------------------
+
+    def set_scores(self, name: str, values: Mapping[str, float | None]) -> int:
+        """Record (or replace) the score ``name`` (e.g. ``"ppl:round1"``) of stored trajectories,
+        in one transaction. Unknown trajectory ids raise DataError before anything is written."""
+        if not isinstance(name, str) or not name:
+            raise DataError(f"score name must be a non-empty string, got {name!r}", field="name")
+        values = dict(values)
+        missing = set(values) - self.existing_ids(values)
+        if missing:
+            shown = ", ".join(sorted(missing)[:5])
+            raise DataError(
+                f"{self.path}: score {name!r} for {len(missing)} trajectory id(s) not in the "
+                f"store: {shown}"
+            )
+        for tid, value in values.items():
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise DataError(
+                    f"score {name!r} of {tid}: expected a number, got {value!r}", field="value"
+                )
+        now = _now()
+        rows = [(tid, name, _real(v), now) for tid, v in values.items()]
+        return self._write(
+            [
+                (
+                    "INSERT OR REPLACE INTO scores (trajectory_id, name, value, updated_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    rows,
+                )
+            ]
+        )[0]
+
+    def set_score(self, trajectory_id: str, name: str, value: float | None) -> None:
+        self.set_scores(name, {trajectory_id: value})
+
+    def scores(self, name: str) -> dict[str, float | None]:
+        """Every stored value of score ``name``, by trajectory id."""
+        rows = self.conn.execute("SELECT trajectory_id, value FROM scores WHERE name = ?", (name,))
+        return dict(rows.fetchall())
+
+    def scores_of(self, trajectory_id: str) -> dict[str, float | None]:
+        """Every score of one trajectory, by name."""
+        rows = self.conn.execute(
+            "SELECT name, value FROM scores WHERE trajectory_id = ? ORDER BY name",
+            (trajectory_id,),
+        )
+        return dict(rows.fetchall())
+
+    def all_scores(self) -> dict[str, dict[str, float | None]]:
+        """Every score, as ``{trajectory_id: {name: value}}`` (names in sorted order)."""
+        out: dict[str, dict[str, float | None]] = {}
+        rows = self.conn.execute(
+            "SELECT trajectory_id, name, value FROM scores ORDER BY trajectory_id, name"
+        )
+        for tid, name, value in rows:
+            out.setdefault(tid, {})[name] = value
+        return out
+
+    # progress ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _progress_rows(
+        stage: str, items: Iterable[str] | Mapping[str, Any], now: str
+    ) -> list[tuple[Any, ...]]:
+        if isinstance(items, Mapping):
+            pairs = list(items.items())
+        else:
+            pairs = [(item, None) for item in items]
+        for item, _ in pairs:
+            if not isinstance(item, str) or not item:
+                raise DataError(f"progress item must be a non-empty string, got {item!r}")
+        return [(stage, item, _json_or_none(value), now) for item, value in pairs]
+
+    def mark_done(self, stage: str, items: Iterable[str] | Mapping[str, Any]) -> None:
+        """Record that ``items`` (e.g. problem ids) of ``stage`` are finished, with an optional
+        JSON value each (pass a mapping). Marking again replaces the value."""
+        rows = self._progress_rows(_check_stage(stage), items, _now())
+        if rows:
+            self._write([(_PROGRESS_UPSERT, rows)])
+
+    def done(self, stage: str) -> dict[str, Any]:
+        """The finished items of ``stage`` and their values (``None`` when none was given)."""
+        rows = self.conn.execute(
+            "SELECT item, value FROM progress WHERE stage = ? ORDER BY item", (stage,)
+        )
+        return {item: (None if value is None else json.loads(value)) for item, value in rows}
+
+
+_PROGRESS_UPSERT = (
+    "INSERT OR REPLACE INTO progress (stage, item, value, updated_at) VALUES (?, ?, ?, ?)"
+)
+
+
+def open_store(path: str | Path, *, create: bool = True, readonly: bool = False) -> Store:
+    """Open (or create) the store at ``path``; see :class:`Store`."""
+    return Store(path, create=create, readonly=readonly)
+
+
+# --- row <-> record -------------------------------------------------------------------------------
+
+
+_OPTIONAL_STR = ("thought", "solution", "extracted", "finish_reason", "parent", "critique", "id")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _validated(t: Any, i: int) -> Trajectory:
+    """The trajectory, its field types checked (what SQLite's loose typing would let through).
+
+    Hand-written rather than ``from_dict(to_dict(t))``: that round trip was 80% of insert time."""
+    where = f"trajectory {i}"
+
+    def bad(field: str, expected: str, value: Any) -> DataError:
+        return DataError(f"expected {expected}, got {value!r:.60}", where=where, field=field)
+
+    if not isinstance(t, Trajectory):
+        raise DataError(f"{where}: expected a Trajectory, got {type(t).__name__}")
+    if not isinstance(t.problem_id, str) or not t.problem_id:
+        raise bad("problem_id", "a non-empty string", t.problem_id)
+    if not isinstance(t.text, str):
+        raise bad("text", "a string", t.text)
+    for name in _OPTIONAL_STR:
+        value = getattr(t, name)
+        if value is not None and not isinstance(value, str):
+            raise bad(name, "a string or null", value)
+    if not _is_int(t.tokens):
+        raise bad("tokens", "an integer", t.tokens)
+    for name in ("mean_logprob", "perplexity"):
+        value = getattr(t, name)
+        if value is not None and not _is_num(value):
+            raise bad(name, "a number or null", value)
+    v = t.verdict
+    if v is not None:
+        if not isinstance(v, Verdict):
+            raise bad("verdict", "a Verdict", v)
+        if not isinstance(v.correct, bool):
+            raise bad("verdict.correct", "true/false", v.correct)
+        if not isinstance(v.reason, str):
+            raise bad("verdict.reason", "a string", v.reason)
+        if v.extracted is not None and not isinstance(v.extracted, str):
+            raise bad("verdict.extracted", "a string or null", v.extracted)
+    g = t.generator
+    if g is not None:
+        if not isinstance(g, Generator):
+            raise bad("generator", "a Generator", g)
+        for name in ("engine", "model", "role"):
+            if not isinstance(getattr(g, name), str):
+                raise bad(f"generator.{name}", "a string", getattr(g, name))
+        if not _is_int(g.round):
+            raise bad("generator.round", "an integer", g.round)
+        for name in ("temperature", "top_p"):
+            value = getattr(g, name)
+            if value is not None and not _is_num(value):
+                raise bad(f"generator.{name}", "a number or null", value)
+        for name in ("max_tokens", "seed"):
+            value = getattr(g, name)
+            if value is not None and not _is_int(value):
+                raise bad(f"generator.{name}", "an integer or null", value)
+    cs = t.critic_scores
+    if cs is not None and (
+        not isinstance(cs, dict)
+        or not all(isinstance(k, str) and _is_num(x) for k, x in cs.items())
+    ):
+        raise bad("critic_scores", "an object of numbers", cs)
+    return t
+
+
+def _row(
+    t: Trajectory, tid: str, stage: str, idx: int, settings: str, meta_json: str | None, now: str
+) -> tuple[Any, ...]:
+    v, g = t.verdict, t.generator
+    return (
+        tid,
+        t.problem_id,
+        stage,
+        idx,
+        settings,
+        t.text,
+        t.thought,
+        t.solution,
+        t.extracted,
+        None if v is None else int(v.correct),
+        None if v is None else v.reason,
+        None if v is None else v.extracted,
+        t.tokens,
+        _real(t.mean_logprob),
+        _real(t.perplexity),
+        t.finish_reason,
+        None if g is None else g.engine,
+        None if g is None else g.model,
+        None if g is None else g.round,
+        None if g is None else _real(g.temperature),
+        None if g is None else _real(g.top_p),
+        None if g is None else g.max_tokens,
+        None if g is None else g.seed,
+        None if g is None else g.role,
+        t.parent,
+        _json_or_none(
+            None if t.critic_scores is None else {k: float(x) for k, x in t.critic_scores.items()}
+        ),
+        t.critique,
+        meta_json,
+        now,  # keep last: duplicate detection compares everything before it
+    )
+
+
+def _trajectory(row: Sequence[Any]) -> Trajectory:
+    r = dict(zip(_COLUMNS, row, strict=True))
+    verdict = (
+        None
+        if r["reason"] is None
+        else Verdict(
+            correct=bool(r["correct"]), extracted=r["verdict_extracted"], reason=r["reason"]
+        )
+    )
+    generator = (
+        None
+        if r["engine"] is None
+        else Generator(
+            engine=r["engine"],
+            model=r["model"],
+            round=r["round"],
+            temperature=r["temperature"],
+            top_p=r["top_p"],
+            max_tokens=r["max_tokens"],
+            seed=r["seed"],
+            role=r["role"],
+        )
+    )
+    return Trajectory(
+        problem_id=r["problem_id"],
+        text=r["text"],
+        thought=r["thought"],
+        solution=r["solution"],
+        extracted=r["extracted"],
+        verdict=verdict,
+        tokens=r["tokens"],
+        mean_logprob=r["mean_logprob"],
+        perplexity=r["perplexity"],
+        finish_reason=r["finish_reason"],
+        generator=generator,
+        parent=r["parent"],
+        critic_scores=None if r["critic_scores"] is None else json.loads(r["critic_scores"]),
+        critique=r["critique"],
+        id=r["id"],
+    )
+
+
+def _stored(row: Sequence[Any]) -> StoredTrajectory:
+    r = dict(zip(_COLUMNS, row, strict=True))
+    return StoredTrajectory(
+        trajectory=_trajectory(row),
+        stage=r["stage"],
+        sample_index=r["sample_index"],
+        created_at=r["created_at"],
+        meta=None if r["meta"] is None else json.loads(r["meta"]),
+    )
+
+
+__all__ = [
+    "APPLICATION",
+    "SCHEMA_VERSION",
+    "Added",
+    "StageStats",
+    "Store",
+    "StoreStats",
+    "StoredTrajectory",
+    "open_store",
+    "settings_key",
+    "trajectory_key",
+]

@@ -1,0 +1,427 @@
+"""Export the store to JSON Lines, parquet or a ``datasets.Dataset``, in the shapes TRL reads.
+
+Three kinds of rows:
+
+- ``"trajectories"``: one flat record per stored trajectory, every column (:data:`TRAJECTORY_FIELDS`),
+  plus ``scores`` (the annotations of :meth:`Store.set_scores`). In parquet and HF datasets the
+  object columns (``critic_scores``, ``scores``, ``meta``) are JSON text, since their keys vary by
+  row; in JSONL they are objects.
+- ``"sft"``: TRL's conversational language-modelling rows, ``{"messages": [{"role": "system", …}?,
+  {"role": "user", "content": prompt}, {"role": "assistant", "content": response}]}`` — correct
+  trajectories only unless ``correct=`` says otherwise. LLaMA-Factory reads the same rows as its
+  ``sharegpt`` format with ``messages`` / ``role`` / ``content`` tags.
+- ``"preference"``: TRL's conversational preference rows, ``{"prompt": [user turn], "chosen":
+  [assistant turn], "rejected": [assistant turn]}``, from :class:`PreferencePair` records given by
+  the caller (choosing pairs is the pair-selection stage's job, not the export's).
+
+Files are written to a temporary file beside the target and renamed over it, so a crash never leaves
+a half-written export. It does not deduplicate, filter for quality, or apply a chat template.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from reasonloop.errors import ConfigError, DataError, MissingDependency
+from reasonloop.records import PreferencePair, Problem
+from reasonloop.store.db import Store
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["trajectories", "sft", "preference"]
+KINDS: tuple[str, ...] = ("trajectories", "sft", "preference")
+
+TRAJECTORY_FIELDS: tuple[str, ...] = (
+    "id",
+    "problem_id",
+    "stage",
+    "sample_index",
+    "text",
+    "thought",
+    "solution",
+    "extracted",
+    "correct",
+    "reason",
+    "verdict_extracted",
+    "tokens",
+    "mean_logprob",
+    "perplexity",
+    "finish_reason",
+    "engine",
+    "model",
+    "round",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "seed",
+    "role",
+    "parent",
+    "critic_scores",
+    "critique",
+    "scores",
+    "meta",
+    "created_at",
+)
+_JSON_COLUMNS = ("critic_scores", "scores", "meta")
+_INT_COLUMNS = ("sample_index", "tokens", "round", "max_tokens", "seed")
+_FLOAT_COLUMNS = ("mean_logprob", "perplexity", "temperature", "top_p")
+
+# "auto": correct only for SFT, everything for the trajectory dump.
+Correct = bool | None | Literal["auto"]
+
+
+# --- rows -----------------------------------------------------------------------------------------
+
+
+def _default_prompt(problem: Problem) -> str:
+    try:
+        from reasonloop.problems.prompt import prompt_for
+    except ImportError:  # the problems stage is optional at this layer
+        return problem.problem
+    return prompt_for(problem)
+
+
+def trajectory_rows(
+    store: Store,
+    *,
+    stage: str | None = None,
+    correct: bool | None = None,
+    problem_id: str | None = None,
+    role: str | None = None,
+    round: int | None = None,
+) -> Iterator[dict[str, Any]]:
+    """One flat dict per stored trajectory (keys :data:`TRAJECTORY_FIELDS`), oldest first."""
+    scores = store.all_scores()
+    for s in store.stored(problem_id, stage, correct, role, round):
+        t, v, g = s.trajectory, s.trajectory.verdict, s.trajectory.generator
+        yield {
+            "id": t.id,
+            "problem_id": t.problem_id,
+            "stage": s.stage,
+            "sample_index": s.sample_index,
+            "text": t.text,
+            "thought": t.thought,
+            "solution": t.solution,
+            "extracted": t.extracted,
+            "correct": None if v is None else v.correct,
+            "reason": None if v is None else v.reason,
+            "verdict_extracted": None if v is None else v.extracted,
+            "tokens": t.tokens,
+            "mean_logprob": t.mean_logprob,
+            "perplexity": t.perplexity,
+            "finish_reason": t.finish_reason,
+            "engine": None if g is None else g.engine,
+            "model": None if g is None else g.model,
+            "round": None if g is None else g.round,
+            "temperature": None if g is None else g.temperature,
+            "top_p": None if g is None else g.top_p,
+            "max_tokens": None if g is None else g.max_tokens,
+            "seed": None if g is None else g.seed,
+            "role": None if g is None else g.role,
+            "parent": t.parent,
+            "critic_scores": t.critic_scores,
+            "critique": t.critique,
+            "scores": scores.get(t.id or "", {}),
+            "meta": s.meta,
+            "created_at": s.created_at,
+        }
+
+
+def sft_rows(
+    store: Store,
+    *,
+    stage: str | None = None,
+    correct: bool | None = True,
+    problem_id: str | None = None,
+    role: str | None = None,
+    round: int | None = None,
+    system: str | None = None,
+    prompt: Callable[[Problem], str] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """TRL conversational SFT rows: the problem's user prompt (``prompt(problem)``, by default
+    :func:`reasonloop.problems.prompt.prompt_for`) and the trajectory's full text as the reply.
+
+    Raises DataError when a trajectory's problem is not in the store (add the problems first)."""
+    make_prompt = prompt or _default_prompt
+    cache: dict[str, str] = {}
+    for t in store.trajectories(problem_id, stage, correct, role, round):
+        if t.problem_id not in cache:
+            problem = store.get_problem(t.problem_id)
+            if problem is None:
+                raise DataError(
+                    f"{store.path}: trajectory {t.id} belongs to problem {t.problem_id!r}, which is "
+                    "not in the store; add the problems (Store.add_problems) before exporting SFT"
+                )
+            cache[t.problem_id] = make_prompt(problem)
+        messages = [{"role": "system", "content": system}] if system else []
+        messages.append({"role": "user", "content": cache[t.problem_id]})
+        messages.append({"role": "assistant", "content": t.text})
+        yield {"messages": messages}
+
+
+def preference_rows(
+    pairs: Iterable[PreferencePair], *, system: str | None = None
+) -> Iterator[dict[str, Any]]:
+    """TRL conversational preference rows from pairs; the system turn, if any, opens the prompt."""
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, PreferencePair):
+            raise DataError(f"pair {i}: expected a PreferencePair, got {type(pair).__name__}")
+        prompt = [{"role": "system", "content": system}] if system else []
+        prompt.append({"role": "user", "content": pair.prompt})
+        yield {
+            "prompt": prompt,
+            "chosen": [{"role": "assistant", "content": pair.chosen}],
+            "rejected": [{"role": "assistant", "content": pair.rejected}],
+        }
+
+
+def rows(
+    store: Store | None,
+    kind: Kind = "trajectories",
+    *,
+    pairs: Iterable[PreferencePair] | None = None,
+    stage: str | None = None,
+    correct: Correct = "auto",
+    problem_id: str | None = None,
+    role: str | None = None,
+    round: int | None = None,
+    system: str | None = None,
+    prompt: Callable[[Problem], str] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """The rows of one export ``kind`` (see the module docstring); ``correct="auto"`` means
+    correct only for ``sft`` and all for ``trajectories``. ``pairs`` is required for
+    ``preference`` (where ``store`` may be None) and refused otherwise."""
+    if kind not in KINDS:
+        raise ConfigError(f"unknown export kind {kind!r}; valid kinds: {', '.join(KINDS)}")
+    if kind == "preference":
+        if pairs is None:
+            raise ConfigError("export kind 'preference' needs pairs= (PreferencePair records)")
+        return preference_rows(pairs, system=system)
+    if pairs is not None:
+        raise ConfigError(f"pairs= is only used by export kind 'preference', not {kind!r}")
+    if store is None:
+        raise ConfigError(f"export kind {kind!r} needs a store")
+    filters: dict[str, Any] = {
+        "stage": stage,
+        "problem_id": problem_id,
+        "role": role,
+        "round": round,
+    }
+    if kind == "sft":
+        return sft_rows(
+            store,
+            correct=True if correct == "auto" else correct,
+            system=system,
+            prompt=prompt,
+            **filters,
+        )
+    return trajectory_rows(store, correct=None if correct == "auto" else correct, **filters)
+
+
+# --- writers --------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _atomic(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path``, renamed onto it only when the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def export_jsonl(
+    store: Store | None,
+    path: str | Path,
+    *,
+    kind: Kind = "trajectories",
+    pairs: Iterable[PreferencePair] | None = None,
+    stage: str | None = None,
+    correct: Correct = "auto",
+    problem_id: str | None = None,
+    role: str | None = None,
+    round: int | None = None,
+    system: str | None = None,
+    prompt: Callable[[Problem], str] | None = None,
+) -> int:
+    """Write the rows of ``kind`` (see :func:`rows`) to ``path`` as JSON Lines; the row count."""
+    it = rows(
+        store,
+        kind,
+        pairs=pairs,
+        stage=stage,
+        correct=correct,
+        problem_id=problem_id,
+        role=role,
+        round=round,
+        system=system,
+        prompt=prompt,
+    )
+    n = 0
+    with _atomic(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
+        for row in it:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            n += 1
+    log.info("wrote %d %s rows to %s", n, kind, path)
+    return n
+
+
+def _arrow_schema(kind: str) -> pa.Schema:
+    import pyarrow as pa
+
+    turns = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+    if kind == "sft":
+        return pa.schema([("messages", turns)])
+    if kind == "preference":
+        return pa.schema([("prompt", turns), ("chosen", turns), ("rejected", turns)])
+    fields = []
+    for name in TRAJECTORY_FIELDS:
+        if name in _INT_COLUMNS:
+            tp = pa.int64()
+        elif name in _FLOAT_COLUMNS:
+            tp = pa.float64()
+        elif name == "correct":
+            tp = pa.bool_()
+        else:
+            tp = pa.string()
+        fields.append((name, tp))
+    return pa.schema(fields)
+
+
+def _arrow_row(kind: str, row: dict[str, Any]) -> dict[str, Any]:
+    if kind != "trajectories":
+        return row
+    out = dict(row)
+    for name in _JSON_COLUMNS:
+        if out[name] is not None:
+            out[name] = json.dumps(out[name], ensure_ascii=False)
+    return out
+
+
+def _arrow_batches(kind: str, it: Iterable[dict[str, Any]], size: int) -> Iterator[pa.Table]:
+    import pyarrow as pa
+
+    schema = _arrow_schema(kind)
+    chunk: list[dict[str, Any]] = []
+    for row in it:
+        chunk.append(_arrow_row(kind, row))
+        if len(chunk) >= size:
+            yield pa.Table.from_pylist(chunk, schema=schema)
+            chunk = []
+    if chunk:
+        yield pa.Table.from_pylist(chunk, schema=schema)
+
+
+def export_parquet(
+    store: Store | None,
+    path: str | Path,
+    *,
+    kind: Kind = "trajectories",
+    pairs: Iterable[PreferencePair] | None = None,
+    stage: str | None = None,
+    correct: Correct = "auto",
+    problem_id: str | None = None,
+    role: str | None = None,
+    round: int | None = None,
+    system: str | None = None,
+    prompt: Callable[[Problem], str] | None = None,
+    row_group_size: int = 5000,
+) -> int:
+    """Write the rows of ``kind`` to ``path`` as parquet (written in row groups of
+    ``row_group_size``, so memory stays bounded); the row count."""
+    import pyarrow.parquet as pq
+
+    it = rows(
+        store,
+        kind,
+        pairs=pairs,
+        stage=stage,
+        correct=correct,
+        problem_id=problem_id,
+        role=role,
+        round=round,
+        system=system,
+        prompt=prompt,
+    )
+    n = 0
+    with _atomic(path) as tmp:
+        writer = pq.ParquetWriter(str(tmp), _arrow_schema(kind))
+        try:
+            for table in _arrow_batches(kind, it, row_group_size):
+                writer.write_table(table)
+                n += table.num_rows
+        finally:
+            writer.close()
+    log.info("wrote %d %s rows to %s", n, kind, path)
+    return n
+
+
+def to_hf_dataset(
+    store: Store | None,
+    *,
+    kind: Kind = "trajectories",
+    pairs: Iterable[PreferencePair] | None = None,
+    stage: str | None = None,
+    correct: Correct = "auto",
+    problem_id: str | None = None,
+    role: str | None = None,
+    round: int | None = None,
+    system: str | None = None,
+    prompt: Callable[[Problem], str] | None = None,
+) -> Any:
+    """The rows of ``kind`` as an in-memory ``datasets.Dataset`` (nothing is written to the HF
+    cache, nothing is downloaded). Needs ``datasets`` (the ``train`` extra)."""
+    try:
+        import datasets
+    except ImportError:
+        raise MissingDependency("datasets", "train") from None
+    import pyarrow as pa
+
+    it = rows(
+        store,
+        kind,
+        pairs=pairs,
+        stage=stage,
+        correct=correct,
+        problem_id=problem_id,
+        role=role,
+        round=round,
+        system=system,
+        prompt=prompt,
+    )
+    tables = list(_arrow_batches(kind, it, 5000))
+    table = pa.concat_tables(tables) if tables else _arrow_schema(kind).empty_table()
+    return datasets.Dataset(table)
+
+
+__all__ = [
+    "KINDS",
+    "TRAJECTORY_FIELDS",
+    "export_jsonl",
+    "export_parquet",
+    "preference_rows",
+    "rows",
+    "sft_rows",
+    "to_hf_dataset",
+    "trajectory_rows",
+]

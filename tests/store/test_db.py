@@ -1,0 +1,418 @@
+"""The trajectory store on real SQLite files: round trips, dedup, keys, errors, progress, scores."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sqlite3
+
+import pytest
+
+from reasonloop.errors import DataError
+from reasonloop.records import Generator, Problem, Trajectory, Verdict
+from reasonloop.store import (
+    SCHEMA_VERSION,
+    StageStats,
+    Store,
+    StoredTrajectory,
+    StoreStats,
+    open_store,
+    settings_key,
+    trajectory_key,
+)
+
+PROBLEMS = [
+    Problem("math/1", "math", "What is 6*7?", "42", solution="6*7=42", source="toy", level="1"),
+    Problem(
+        "gpqa/1",
+        "science",
+        "Which is a noble gas?",
+        "B",
+        choices=("Oxygen", "Neon", "Iron", "Sodium"),
+        subject="chemistry",
+    ),
+    Problem(
+        "code/1",
+        "code",
+        "def add(a, b):\n",
+        "    return a + b\n",
+        tests="assert add(1, 2) == 3",
+        entry_point="add",
+    ),
+]
+
+GEN = Generator(
+    engine="llamacpp:m.gguf",
+    model="m",
+    round=2,
+    temperature=0.7,
+    top_p=0.95,
+    max_tokens=4096,
+    seed=11,
+    role="explore",
+)
+
+FULL = Trajectory(
+    problem_id="math/1",
+    text="<|begin_of_thought|>\n6*7\n<|end_of_thought|>\n\n<|begin_of_solution|>\n\\boxed{42}\n"
+    "<|end_of_solution|>",
+    thought="6*7",
+    solution="\\boxed{42}",
+    extracted="42",
+    verdict=Verdict(True, "42", "correct"),
+    tokens=31,
+    mean_logprob=-0.25,
+    perplexity=1.2840254166877414,
+    finish_reason="stop",
+    generator=GEN,
+    parent="t-parent",
+    critic_scores={"planning": 0.8, "exploration": 0.5, "clarity": 1.0},
+    critique="add a check",
+)
+BARE = Trajectory(problem_id="gpqa/1", text="no answer here")
+
+
+def test_keys_are_pinned_and_depend_on_every_setting():
+    # Stored in every pool: a change here makes re-runs write every row again.
+    assert (
+        trajectory_key("math500/1", stage="explore-r1", generator=GEN, sample_index=3)
+        == "t-27c5667d8a4ee99dbb1695de63655672"
+    )
+    assert (
+        trajectory_key("math500/1", stage="explore-r1", generator=None)
+        == "t-9d14804c9ec9d2780bf01ef5edf36f8a"
+    )
+    assert settings_key("explore-r1", GEN) == "s-33137cd9ba0ec25d90a79ea04e43e297"
+
+    base = trajectory_key("p", stage="s", generator=GEN, sample_index=0)
+    variants = [
+        trajectory_key("q", stage="s", generator=GEN),
+        trajectory_key("p", stage="t", generator=GEN),
+        trajectory_key("p", stage="s", generator=GEN, sample_index=1),
+        trajectory_key("p", stage="s", generator=GEN, parent="t-x"),
+        trajectory_key("p", stage="s", generator=None),
+    ]
+    for name, value in [
+        ("engine", "hf:m"),
+        ("model", "m2"),
+        ("round", 3),
+        ("temperature", 0.8),
+        ("top_p", 1.0),
+        ("max_tokens", 100),
+        ("seed", 12),
+        ("role", "sample"),
+    ]:
+        g = dataclasses.replace(GEN, **{name: value})
+        variants.append(trajectory_key("p", stage="s", generator=g))
+    assert len({base, *variants}) == len(variants) + 1
+    # 1 and 1.0 are one temperature.
+    g1 = dataclasses.replace(GEN, temperature=1)
+    g2 = dataclasses.replace(GEN, temperature=1.0)
+    assert trajectory_key("p", stage="s", generator=g1) == trajectory_key(
+        "p", stage="s", generator=g2
+    )
+
+
+def test_new_store_is_wal_with_meta(tmp_path):
+    path = tmp_path / "sub" / "pool.sqlite"
+    with open_store(path) as store:
+        assert store.conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert store.conn.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+        assert store.conn.execute("PRAGMA busy_timeout").fetchone() == (60000,)
+        meta = store.meta()
+        assert meta["application"] == "reasonloop"
+        assert meta["schema_version"] == str(SCHEMA_VERSION) == "1"
+        assert len(store) == 0
+        assert store.stats() == StoreStats(problems=0, trajectories=0, stages=())
+
+
+def test_problems_round_trip_in_order_and_are_not_doubled(tmp_path, caplog):
+    path = tmp_path / "pool.sqlite"
+    with Store(path) as store:
+        assert store.add_problems(PROBLEMS) == 3
+        assert store.add_problems(PROBLEMS) == 0
+        changed = dataclasses.replace(PROBLEMS[0], answer="43")
+        assert store.add_problems([changed]) == 0
+        assert "1 problem(s) already stored with different content" in caplog.text
+    with Store(path) as store:
+        assert list(store.problems()) == PROBLEMS
+        assert store.get_problem("gpqa/1") == PROBLEMS[1]
+        assert store.get_problem("nope") is None
+        assert store.n_problems() == 3
+
+
+def test_trajectories_round_trip_every_field(tmp_path):
+    path = tmp_path / "pool.sqlite"
+    with Store(path) as store:
+        added = store.add_trajectories(
+            [FULL, BARE], stage="explore-r2", sample_indices=[4, 0], meta={"run": "runs/a"}
+        )
+    full_id = trajectory_key(
+        "math/1", stage="explore-r2", generator=GEN, sample_index=4, parent="t-parent"
+    )
+    bare_id = trajectory_key("gpqa/1", stage="explore-r2", generator=None, sample_index=0)
+    assert added.ids == (full_id, bare_id) and added.inserted == 2
+
+    with Store(path, readonly=True) as store:
+        got = list(store.trajectories())
+        assert got == [
+            dataclasses.replace(FULL, id=full_id),
+            dataclasses.replace(BARE, id=bare_id),
+        ]
+        assert store.get(full_id) == got[0]
+        assert store.get("t-missing") is None
+        stored = store.get_stored(full_id)
+        assert isinstance(stored, StoredTrajectory)
+        assert (stored.stage, stored.sample_index, stored.meta) == (
+            "explore-r2",
+            4,
+            {"run": "runs/a"},
+        )
+        assert stored.created_at.endswith("+00:00")
+        assert full_id in store and "t-missing" not in store
+
+
+def test_given_ids_are_kept(tmp_path):
+    with Store(tmp_path / "pool.sqlite") as store:
+        t = dataclasses.replace(FULL, id="rel-abc")
+        assert store.add_trajectories([t], stage="rel").ids == ("rel-abc",)
+        assert store.get("rel-abc") == t
+
+
+def test_nan_is_stored_as_none(tmp_path):
+    with Store(tmp_path / "pool.sqlite") as store:
+        t = dataclasses.replace(BARE, mean_logprob=float("nan"), perplexity=math.inf)
+        (tid,) = store.add_trajectories([t], stage="s").ids
+        got = store.get(tid)
+        assert got is not None and got.mean_logprob is None and got.perplexity == math.inf
+
+
+def test_re_adding_never_doubles_rows(tmp_path):
+    path = tmp_path / "pool.sqlite"
+    batch = [dataclasses.replace(FULL, text=f"sample {i}") for i in range(5)]
+    with Store(path) as store:
+        first = store.add_trajectories(batch, stage="explore", sample_indices=range(5))
+        assert first.inserted == 5
+        # A re-run samples different texts for the same keys: the first ones are kept.
+        rerun = [dataclasses.replace(FULL, text=f"other {i}") for i in range(7)]
+        again = store.add_trajectories(rerun, stage="explore", sample_indices=range(7))
+        assert again.inserted == 2 and again.ids[:5] == first.ids
+        assert len(store) == 7
+        assert [t.text for t in store.trajectories()] == [
+            "sample 0",
+            "sample 1",
+            "sample 2",
+            "sample 3",
+            "sample 4",
+            "other 5",
+            "other 6",
+        ]
+        # Another stage is another key.
+        assert store.add_trajectories(batch[:1], stage="distill").inserted == 1
+        assert len(store) == 8
+        # The identical trajectory twice in one batch is stored once.
+        assert store.add_trajectories([BARE, BARE], stage="x").inserted == 1
+
+
+def test_batch_collision_and_bad_records_write_nothing(tmp_path):
+    with Store(tmp_path / "pool.sqlite") as store:
+        two = [FULL, dataclasses.replace(FULL, text="another")]
+        with pytest.raises(DataError, match=r"trajectory 1 of the batch has the same id t-\w+"):
+            store.add_trajectories(two, stage="explore")
+        bad = dataclasses.replace(BARE, tokens="many")  # type: ignore[arg-type]
+        with pytest.raises(DataError, match=r"trajectory 1: field 'tokens': expected an integer"):
+            store.add_trajectories([FULL, bad], stage="explore")
+        for bad, message in [
+            (dataclasses.replace(BARE, problem_id=""), "'problem_id': expected a non-empty"),
+            (dataclasses.replace(BARE, verdict=Verdict(1, "x", "correct")), "'verdict.correct'"),
+            (
+                dataclasses.replace(BARE, generator=dataclasses.replace(GEN, seed=1.5)),
+                "'generator.seed'",
+            ),
+            (dataclasses.replace(BARE, critic_scores={"a": "high"}), "'critic_scores'"),
+            (
+                dataclasses.replace(BARE, perplexity="low"),
+                "'perplexity': expected a number or null",
+            ),
+        ]:
+            with pytest.raises(DataError, match=f"trajectory 0: field {message}"):
+                store.add_trajectories([bad], stage="explore")  # type: ignore[list-item]
+        with pytest.raises(DataError, match="trajectory 0: expected a Trajectory, got dict"):
+            store.add_trajectories([{"text": "x"}], stage="explore")  # type: ignore[list-item]
+        with pytest.raises(DataError, match="2 sample_indices for 1 trajectories"):
+            store.add_trajectories([FULL], stage="explore", sample_indices=[0, 1])
+        with pytest.raises(DataError, match="sample index must be an integer >= 0, got -1"):
+            store.add_trajectories([FULL], stage="explore", sample_indices=[-1])
+        with pytest.raises(DataError, match="stage must be a non-empty string"):
+            store.add_trajectories([FULL], stage="")
+        assert len(store) == 0
+
+
+def test_queries_filter_count_stats_and_existing_keys(tmp_path):
+    other = dataclasses.replace(GEN, round=3, role="sample")
+    rows = [
+        (dataclasses.replace(FULL, parent=None), "explore", 0),
+        (
+            dataclasses.replace(FULL, parent=None, verdict=Verdict(False, "41", "wrong")),
+            "explore",
+            1,
+        ),
+        (
+            dataclasses.replace(FULL, parent=None, problem_id="gpqa/1", generator=other),
+            "explore",
+            0,
+        ),
+        (BARE, "distill", 0),
+    ]
+    with Store(tmp_path / "pool.sqlite") as store:
+        store.add_problems(PROBLEMS)
+        for t, stage, idx in rows:
+            store.add_trajectories([t], stage=stage, sample_indices=[idx])
+        assert len(store) == 4
+        assert store.count(stage="explore") == 3
+        assert store.count(stage="explore", correct=True) == 2
+        assert store.count(correct=False) == 1
+        assert store.count(problem_id="gpqa/1") == 2
+        assert store.count(role="explore") == 2
+        assert store.count(round=3) == 1
+        assert [t.problem_id for t in store.trajectories(correct=True)] == ["math/1", "gpqa/1"]
+        assert [t.verdict for t in store.trajectories(stage="distill")] == [None]
+
+        assert store.existing_keys("explore", GEN) == {("math/1", 0), ("math/1", 1)}
+        assert store.existing_keys("explore", other) == {("gpqa/1", 0)}
+        assert store.existing_keys("explore", GEN, problem_ids=["gpqa/1"]) == set()
+        assert store.existing_keys("distill", None) == {("gpqa/1", 0)}
+        assert store.existing_keys("distill", GEN) == set()
+        ids = [t.id for t in store.trajectories()]
+        assert store.existing_ids([ids[0], "t-nope", ids[3]]) == {ids[0], ids[3]}
+
+        assert store.stats() == StoreStats(
+            problems=3,
+            trajectories=4,
+            stages=(
+                StageStats(
+                    "distill", trajectories=1, problems=1, correct=0, incorrect=0, ungraded=1
+                ),
+                StageStats(
+                    "explore", trajectories=3, problems=2, correct=2, incorrect=1, ungraded=0
+                ),
+            ),
+        )
+
+
+def test_scores_are_annotations_beside_the_rows(tmp_path):
+    with Store(tmp_path / "pool.sqlite") as store:
+        a, b = store.add_trajectories([FULL, BARE], stage="s").ids
+        assert store.set_scores("ppl:r1", {a: 3.5, b: 9.0}) == 2
+        store.set_score(a, "ppl:r1", 4.0)  # recomputed: replaced
+        store.set_score(a, "reward", None)
+        assert store.scores("ppl:r1") == {a: 4.0, b: 9.0}
+        assert store.scores_of(a) == {"ppl:r1": 4.0, "reward": None}
+        assert store.all_scores() == {a: {"ppl:r1": 4.0, "reward": None}, b: {"ppl:r1": 9.0}}
+        with pytest.raises(
+            DataError, match=r"score 'ppl:r1' for 1 trajectory id\(s\) not in the store: t-x"
+        ):
+            store.set_scores("ppl:r1", {a: 1.0, "t-x": 2.0})
+        with pytest.raises(DataError, match="expected a number, got 'high'"):
+            store.set_score(a, "ppl:r1", "high")  # type: ignore[arg-type]
+        assert store.scores("ppl:r1") == {a: 4.0, b: 9.0}
+        assert store.get(a) == dataclasses.replace(FULL, id=a)  # the row itself is untouched
+
+
+def test_progress_marks_commit_with_the_batch(tmp_path):
+    path = tmp_path / "pool.sqlite"
+    with Store(path) as store:
+        store.add_trajectories([FULL], stage="explore", done={"math/1": {"solved_at": 0}})
+        store.mark_done("explore", ["gpqa/1"])
+        store.mark_done("explore", {"gpqa/1": {"solved_at": None, "tried": 20}})
+        store.mark_done("distill", ["math/1"])
+    with Store(path, readonly=True) as store:
+        assert store.done("explore") == {
+            "gpqa/1": {"solved_at": None, "tried": 20},
+            "math/1": {"solved_at": 0},
+        }
+        assert store.done("distill") == {"math/1": None}
+        assert store.done("nothing") == {}
+
+
+def test_not_a_store_errors_name_the_path_and_leave_the_file_alone(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("hello, not a database\n")
+    with pytest.raises(DataError) as exc:
+        Store(text)
+    assert str(exc.value) == f"{text} is not a reasonloop store (not an SQLite database)"
+    assert text.read_text() == "hello, not a database\n"
+
+    foreign = tmp_path / "app.db"
+    conn = sqlite3.connect(foreign)
+    conn.execute("CREATE TABLE users (name TEXT)")
+    conn.execute("CREATE TABLE orders (id INTEGER)")
+    conn.commit()
+    conn.close()
+    before = foreign.read_bytes()
+    with pytest.raises(DataError) as exc:
+        Store(foreign)
+    assert str(exc.value) == (
+        f"{foreign} is not a reasonloop store (an SQLite database without a reasonloop meta "
+        "table; its tables: orders, users)"
+    )
+    assert foreign.read_bytes() == before  # not switched to WAL, no schema added
+
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE meta (key TEXT, value TEXT)")
+    conn.execute("INSERT INTO meta VALUES ('application', 'someapp')")
+    conn.commit()
+    conn.close()
+    with pytest.raises(DataError) as exc:
+        Store(other)
+    assert str(exc.value) == (
+        f"{other} is not a reasonloop store (its meta table says application = 'someapp')"
+    )
+
+    with pytest.raises(DataError) as exc:
+        Store(tmp_path)
+    assert str(exc.value) == f"{tmp_path} is not a reasonloop store (it is a directory)"
+
+
+def test_newer_schema_names_both_versions_and_the_fix(tmp_path):
+    path = tmp_path / "pool.sqlite"
+    Store(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(DataError) as exc:
+        Store(path)
+    assert str(exc.value) == (
+        f"{path} has store schema version 7, newer than version 1 that this reasonloop reads; "
+        "upgrade reasonloop (pip install -U reasonloop) to open it"
+    )
+
+
+def test_missing_file_without_create_and_read_only_writes(tmp_path):
+    missing = tmp_path / "missing.sqlite"
+    with pytest.raises(DataError) as exc:
+        Store(missing, create=False)
+    assert str(exc.value) == (
+        f"{missing}: no reasonloop store there (open it with create=True to make one)"
+    )
+    with pytest.raises(DataError, match="no reasonloop store there$"):
+        Store(missing, readonly=True)
+    assert not missing.exists()
+
+    empty = tmp_path / "empty.sqlite"
+    empty.touch()  # an empty file (e.g. from mkstemp) becomes a store
+    with Store(empty) as store:
+        assert store.meta()["application"] == "reasonloop"
+
+    path = tmp_path / "pool.sqlite"
+    Store(path).close()
+    with Store(path, readonly=True) as store:
+        with pytest.raises(DataError, match="opened read-only"):
+            store.add_problems(PROBLEMS)
+        with pytest.raises(DataError, match="opened read-only"):
+            store.add_trajectories([FULL], stage="s")
+    store.close()  # closing twice is fine
+    with pytest.raises(DataError, match="the store is closed"):
+        len(store)
