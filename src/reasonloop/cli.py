@@ -332,6 +332,63 @@ def compare(dirs: list[Path] = typer.Argument(..., help="Eval output directories
     out.print(table)
 
 
+@app.command()
+def export(
+    store: Path = STORE,
+    fmt: str = typer.Option(
+        "jsonl", "--format", help="jsonl | parquet | hf (a datasets save_to_disk dir)"
+    ),
+    out_path: Path = typer.Option(..., "--out", help="Destination file or directory."),
+    kind: str = typer.Option(
+        "trajectories", "--kind", help="trajectories | sft (TRL conversational, correct only)"
+    ),
+    stage: str | None = typer.Option(None, "--stage", help="Only this stage."),
+) -> None:
+    """Write what is in the store as JSONL, parquet or an HF dataset."""
+    from reasonloop.store import export_jsonl, export_parquet, open_store, to_hf_dataset
+
+    if fmt not in ("jsonl", "parquet", "hf"):
+        raise ConfigError(f"--format must be jsonl, parquet or hf, got {fmt!r}")
+    if kind not in ("trajectories", "sft"):
+        raise ConfigError(f"--kind must be trajectories or sft, got {kind!r}")
+    if not store.exists():
+        raise DataError("no such store", where=str(store))
+    with open_store(store, create=False, readonly=True) as st:
+        if fmt == "jsonl":
+            n = export_jsonl(st, out_path, kind=kind, stage=stage)  # type: ignore[arg-type]
+        elif fmt == "parquet":
+            n = export_parquet(st, out_path, kind=kind, stage=stage)  # type: ignore[arg-type]
+        else:
+            ds = to_hf_dataset(st, kind=kind, stage=stage)  # type: ignore[arg-type]
+            ds.save_to_disk(str(out_path))
+            n = len(ds)
+    out.print(f"wrote {n} {kind} rows to {out_path} ({fmt})")
+
+
+@app.command()
+def stats(store: Path = STORE) -> None:
+    """Counts of problems and trajectories per stage in a store."""
+    from reasonloop.store import open_store
+
+    if not store.exists():
+        raise DataError("no such store", where=str(store))
+    with open_store(store, create=False, readonly=True) as st:
+        s = st.stats()
+    table = Table(title=f"{store}: {s.problems} problems, {s.trajectories} trajectories")
+    for col in ("stage", "trajectories", "problems", "correct", "incorrect", "ungraded"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    for g in s.stages:
+        table.add_row(
+            g.stage,
+            str(g.trajectories),
+            str(g.problems),
+            str(g.correct),
+            str(g.incorrect),
+            str(g.ungraded),
+        )
+    out.print(table)
+
+
 def main() -> None:
     """Entry point: run the app, turning reasonloop errors into one line and an exit code."""
     try:
