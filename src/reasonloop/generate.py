@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from reasonloop.engines.base import Engine, Request, Sample, user_messages
 from reasonloop.format import SYSTEM_PROMPT, parse
@@ -121,10 +121,13 @@ def generate(
     round: int = 0,
     batch_problems: int = 4,
     on_progress: Callable[[int, int], None] | None = None,
+    postprocess: Callable[[list[tuple[Problem, Sample]]], list[str]] | None = None,
 ) -> GenerateSummary:
     """Draw what is missing of ``s.n`` samples per problem into ``store``.
 
     ``on_progress(problems_finished, new_tokens)`` is called after each committed batch.
+    ``postprocess`` maps a batch's raw samples to the texts to store (``distill`` converts teacher
+    styles there); the token counts stay those of the raw samples.
     """
     t0 = time.perf_counter()
     gen = generator_for(engine, s, role=role, round=round)
@@ -159,13 +162,23 @@ def generate(
                 )
                 owners.append((p, first))
         results = engine.generate(requests)
+        drawn = [
+            (p, first + k, sample)
+            for (p, first), r in zip(owners, results, strict=True)
+            for k, sample in enumerate(r.samples)
+        ]
+        summary.new_tokens += sum(sample.tokens for _, _, sample in drawn)
+        if postprocess is not None:
+            texts = postprocess([(p, sample) for p, _, sample in drawn])
+            drawn = [
+                (p, i, replace(sample, text=text))
+                for (p, i, sample), text in zip(drawn, texts, strict=True)
+            ]
         by_problem: dict[str, tuple[list[Trajectory], list[int]]] = {}
-        for (p, first), result in zip(owners, results, strict=True):
+        for p, i, sample in drawn:
             trajs, idxs = by_problem.setdefault(p.id, ([], []))
-            for k, sample in enumerate(result.samples):
-                trajs.append(to_trajectory(p, sample, gen))
-                idxs.append(first + k)
-                summary.new_tokens += sample.tokens
+            trajs.append(to_trajectory(p, sample, gen))
+            idxs.append(i)
         for trajs, idxs in by_problem.values():
             # one transaction per problem: its samples exist entirely or not at all
             added = store.add_trajectories(trajs, stage=stage, sample_indices=idxs)

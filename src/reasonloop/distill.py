@@ -1,0 +1,108 @@
+"""Distillation: K long-form responses per problem from a teacher, brought into the unified format.
+
+The teacher is any engine (in practice an OpenAI-compatible server running an R1- or QwQ-style
+model). Its responses are converted before grading and storing:
+
+- ``r1``: ``<think>…</think>`` then the answer → thought + solution;
+- ``qwq``: all thinking, no separate solution → the thought is kept and a *completer* model, given
+  the problem and the thought, writes the solution (STILL-2's recipe); with no completer the
+  solution stays empty and the trajectory grades as ``no_answer``;
+- ``unified``: already in the format; ``auto``: decide per response (markers, ``<think>`` tags,
+  else QwQ).
+
+Resumable like ``generate`` (the same store keys: stage ``distill`` and the teacher's settings).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from reasonloop.engines.base import Engine, Request, Sample, user_messages
+from reasonloop.format import BEGIN_THOUGHT, END_THOUGHT, parse, render, to_unified
+from reasonloop.generate import GenerateSummary, SamplingSettings, generate
+from reasonloop.records import Problem
+
+STYLES = ("auto", "unified", "r1", "qwq")
+
+COMPLETE_PROMPT = (
+    "Below is a problem and a long line of thinking about it. Write only the final, clean solution "
+    "that follows from the thinking: a short derivation ending with the final answer in \\boxed{{}} "
+    "(or 'Answer: X' for a multiple-choice question).\n\nProblem:\n{problem}\n\nThinking:\n{thought}"
+)
+
+
+def detect_style(text: str) -> str:
+    if BEGIN_THOUGHT in text or END_THOUGHT in text:
+        return "unified"
+    if "<think>" in text or "</think>" in text:
+        return "r1"
+    return "qwq"
+
+
+def convert(
+    batch: Sequence[tuple[Problem, Sample]],
+    *,
+    style: str = "auto",
+    completer: Engine | None = None,
+    max_tokens: int = 512,
+) -> list[str]:
+    """Unified-format texts for a batch of teacher samples (one completer call for the batch)."""
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+    parsed = []
+    for _, sample in batch:
+        st = detect_style(sample.text) if style == "auto" else style
+        parsed.append(to_unified(sample.text, "auto" if st == "unified" else st))
+    need = [i for i, p in enumerate(parsed) if p.needs_solution and p.thought]
+    solutions: dict[int, str] = {}
+    if need and completer is not None:
+        requests = [
+            Request(
+                messages=user_messages(
+                    COMPLETE_PROMPT.format(problem=batch[i][0].problem, thought=parsed[i].thought)
+                ),
+                temperature=0.0,
+                max_tokens=max_tokens,
+            )
+            for i in need
+        ]
+        for i, result in zip(need, completer.generate(requests), strict=True):
+            solutions[i] = result.samples[0].text.strip()
+    texts = []
+    for i, ((_, sample), p) in enumerate(zip(batch, parsed, strict=True)):
+        if not p.thought_closed:
+            texts.append(sample.text)  # an unfinished thought stays as it is: it has no answer
+        elif p.thought is None:
+            texts.append(sample.text)  # plain text with no thought: nothing to convert
+        else:
+            texts.append(render(p.thought, solutions.get(i, p.solution or "")))
+    return texts
+
+
+def distill(
+    teacher: Engine,
+    problems: Sequence[Problem],
+    store,
+    s: SamplingSettings = SamplingSettings(temperature=0.6),
+    *,
+    style: str = "auto",
+    completer: Engine | None = None,
+    stage: str = "distill",
+    batch_problems: int = 4,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> GenerateSummary:
+    """Sample, convert, grade and store K teacher responses per problem."""
+    return generate(
+        teacher,
+        problems,
+        store,
+        s,
+        stage=stage,
+        role="teacher",
+        batch_problems=batch_problems,
+        on_progress=on_progress,
+        postprocess=lambda batch: convert(batch, style=style, completer=completer),
+    )
+
+
+__all__ = ["STYLES", "convert", "detect_style", "distill", "parse"]
