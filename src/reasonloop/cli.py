@@ -366,14 +366,31 @@ def export(
 
 
 @app.command()
-def stats(store: Path = STORE) -> None:
-    """Counts of problems and trajectories per stage in a store."""
+def stats(
+    store: Path = STORE,
+    stage: str | None = typer.Option(None, "--stage", help="Only this stage."),
+) -> None:
+    """Store counts per stage, and thought-behaviour statistics by verdict and by source."""
+    import statistics as stat
+
+    from reasonloop.curate.behaviours import count_behaviours
     from reasonloop.store import open_store
 
     if not store.exists():
         raise DataError("no such store", where=str(store))
+    groups: dict[str, list] = {}
     with open_store(store, create=False, readonly=True) as st:
         s = st.stats()
+        for t in st.trajectories(stage=stage):
+            b = count_behaviours(t.text).as_dict()
+            verdict = (
+                "ungraded"
+                if t.verdict is None
+                else ("correct" if t.verdict.correct else "incorrect")
+            )
+            source = t.generator.model if t.generator else "?"
+            for key in (f"verdict={verdict}", f"source={source}"):
+                groups.setdefault(key, []).append(b)
     table = Table(title=f"{store}: {s.problems} problems, {s.trajectories} trajectories")
     for col in ("stage", "trajectories", "problems", "correct", "incorrect", "ungraded"):
         table.add_column(col, justify="left" if col == "stage" else "right")
@@ -386,6 +403,201 @@ def stats(store: Path = STORE) -> None:
             str(g.incorrect),
             str(g.ungraded),
         )
+    out.print(table)
+    if groups:
+        keys = ["strategy_switch", "verification", "backtracking", "planning", "thought_words"]
+        bt = Table(title="thought behaviours (mean per trajectory; thought words: median)")
+        bt.add_column("group")
+        bt.add_column("n", justify="right")
+        for k in keys:
+            bt.add_column(k, justify="right")
+        for name, rows in sorted(groups.items()):
+            cells = [f"{stat.mean(r[k] for r in rows):.2f}" for k in keys[:-1]]
+            cells.append(f"{stat.median(r['thought_words'] for r in rows):.0f}")
+            bt.add_row(name, str(len(rows)), *cells)
+        out.print(bt)
+
+
+@app.command()
+def distill(
+    problems: str = typer.Option(..., "--problems", help="A benchmark name or a problems file."),
+    store: Path = STORE,
+    teacher: str = typer.Option(..., "--teacher", help="Engine spec of the teacher."),
+    n: int = typer.Option(4, "-n", help="Responses per problem."),
+    style: str = typer.Option("auto", "--style", help="auto | unified | r1 | qwq"),
+    completer: str | None = typer.Option(
+        None, "--completer", help="Engine that writes QwQ solutions (default: the teacher)."
+    ),
+    limit: int | None = typer.Option(None, "--limit"),
+    temperature: float = typer.Option(0.6, "--temperature"),
+    max_tokens: int = typer.Option(4096, "--max-tokens"),
+    seed: int = typer.Option(0, "--seed"),
+    data_dir: Path | None = DATA_DIR,
+    gpqa_password: str | None = GPQA_PASSWORD,
+) -> None:
+    """Distil K long-form responses per problem from a teacher into the unified format. Resumable."""
+    import time
+
+    from reasonloop.distill import distill as run_distill
+    from reasonloop.engines import load_engine
+    from reasonloop.generate import SamplingSettings
+    from reasonloop.problems import resolve_problems
+    from reasonloop.store import open_store
+
+    probs = resolve_problems(problems, data_dir=data_dir, limit=limit, gpqa_password=gpqa_password)
+    teacher_engine = load_engine(teacher)
+    completer_engine = load_engine(completer) if completer else teacher_engine
+    settings = SamplingSettings(n=n, temperature=temperature, max_tokens=max_tokens, seed=seed)
+    with open_store(store) as st, progress_bar(len(probs), "distill") as bar:
+        task = bar.add_task("distill", total=len(probs), rate="")
+        summary = run_distill(
+            teacher_engine,
+            probs,
+            st,
+            settings,
+            style=style,
+            completer=completer_engine,
+            on_progress=_rate_callback(bar, task, time.perf_counter()),
+        )
+    out.print(
+        f"distill: {summary.problems} problems, {summary.samples} responses "
+        f"({summary.new_samples} new), {100 * summary.accuracy:.1f}% correct; "
+        + ", ".join(f"{k}={v}" for k, v in sorted(summary.reasons.items()))
+    )
+
+
+@app.command()
+def rel(
+    problems: str = typer.Option(
+        ..., "--problems", help="Problems with seed solutions (name or file)."
+    ),
+    store: Path = STORE,
+    generator: str = typer.Option("default", "--generator", help="Engine that writes and revises."),
+    critic: str = typer.Option(
+        "default", "--critic", help="Engine that scores against the rubric."
+    ),
+    rounds: int = typer.Option(3, "--rounds", help="Revisions after the first rewrite."),
+    threshold: float = typer.Option(
+        0.8, "--threshold", help="Critic score (0-1) that accepts a round."
+    ),
+    limit: int | None = typer.Option(None, "--limit"),
+    max_tokens: int = typer.Option(1024, "--max-tokens"),
+    seed: int = typer.Option(0, "--seed"),
+    data_dir: Path | None = DATA_DIR,
+) -> None:
+    """ReasonSet / REL: rewrite seed solutions, critique, refine, validate. Every round is stored."""
+    from reasonloop.engines import load_engine
+    from reasonloop.problems import resolve_problems
+    from reasonloop.rel.loop import RELConfig, chain_summary, run_rel
+    from reasonloop.store import open_store
+
+    probs = resolve_problems(problems, data_dir=data_dir, limit=limit)
+    try:
+        cfg = RELConfig(rounds=rounds, threshold=threshold, max_tokens=max_tokens, seed=seed)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    gen_engine = load_engine(generator)
+    critic_engine = gen_engine if critic == generator else load_engine(critic)
+    accepted = rounds_total = correct = 0
+    with open_store(store) as st, progress_bar(len(probs), "rel") as bar:
+        task = bar.add_task("rel", total=len(probs), rate="")
+        st.add_problems(probs)
+        for p in probs:
+            done = list(st.trajectories(problem_id=p.id, stage="rel"))
+            chain = run_rel(
+                p,
+                gen_engine,
+                critic_engine,
+                cfg,
+                done=done,
+                on_round=lambda t: st.add_trajectories([t], stage="rel"),
+            )
+            summ = chain_summary(chain, cfg.threshold)
+            accepted += bool(summ["accepted"])
+            rounds_total += int(summ["rounds"])  # type: ignore[call-overload]
+            correct += int(summ["correct_rounds"])  # type: ignore[call-overload]
+            bar.update(task, advance=1, rate=f"{accepted} accepted")
+    table = Table(title=f"REL → {store}")
+    for col in ("problems", "accepted", "rounds", "validated rounds"):
+        table.add_column(col, justify="right")
+    table.add_row(str(len(probs)), str(accepted), str(rounds_total), str(correct))
+    out.print(table)
+
+
+@app.command()
+def curate(
+    store: Path = STORE,
+    out_dir: Path = typer.Option(
+        ..., "--out", help="Output directory: train.jsonl, rejects.jsonl, report.json."
+    ),
+    recipe: Path | None = typer.Option(None, "--recipe", help="YAML: filters, select, mix, ..."),
+    stage: list[str] = typer.Option([], "--stage", help="Stages to curate (default: all)."),
+    decontaminate: list[str] = typer.Option(
+        [], "--decontaminate", help="Benchmarks to decontaminate against."
+    ),
+    perplexity_engine: str | None = typer.Option(
+        None, "--perplexity-engine", help="Engine that scores perplexity."
+    ),
+    data_dir: Path | None = DATA_DIR,
+    to_hf: bool = typer.Option(False, "--hf", help="Also save an HF dataset to OUT/hf."),
+) -> None:
+    """Clean, deduplicate, decontaminate, select and mix stored trajectories into an SFT set."""
+    from reasonloop.curate.run import CurateConfig, load_recipe
+    from reasonloop.curate.run import curate as run_curate
+    from reasonloop.problems import resolve_problems
+    from reasonloop.store import open_store
+
+    cfg = load_recipe(recipe) if recipe else CurateConfig()
+    bench_texts = [
+        p.problem for name in decontaminate for p in resolve_problems(name, data_dir=data_dir)
+    ]
+    scorer = None
+    if perplexity_engine:
+        from reasonloop.engines import load_engine
+        from reasonloop.generate import messages_for
+
+        eng = load_engine(perplexity_engine)
+
+        def scorer(p, t):
+            return eng.score(messages_for(p, system_prompt=cfg.system_prompt), t.text).perplexity
+
+    if not store.exists():
+        raise DataError("no such store", where=str(store))
+    with open_store(store, create=False, readonly=True) as st:
+        problems = {p.id: p for p in st.problems()}
+        stages = set(stage)
+
+        def rows():
+            for s in st.stored():
+                if (not stages or s.stage in stages) and s.trajectory.problem_id in problems:
+                    yield problems[s.trajectory.problem_id], s.trajectory
+
+        with progress_bar(st.count(), "curate") as bar:
+            task = bar.add_task("curate", total=len(st), rate="")
+            report = run_curate(
+                rows(),
+                out_dir,
+                cfg,
+                benchmark_texts=bench_texts,
+                perplexity=scorer,
+                progress=lambda n: bar.update(task, completed=n),
+            )
+            bar.update(task, completed=report.seen)
+    if to_hf:
+        from datasets import Dataset
+
+        Dataset.from_json(str(out_dir / "train.jsonl")).save_to_disk(str(out_dir / "hf"))
+    table = Table(title=f"curate → {out_dir}/train.jsonl")
+    table.add_column("")
+    table.add_column("rows", justify="right")
+    table.add_row("seen", str(report.seen))
+    for reason, count in report.dropped.most_common():
+        table.add_row(f"dropped: {reason}", str(count))
+    table.add_row("kept", str(report.kept))
+    for d, c in sorted(report.by_domain.items()):
+        table.add_row(f"  domain={d}", str(c))
+    for lvl, c in sorted(report.by_level.items()):
+        table.add_row(f"  level={lvl}", str(c))
     out.print(table)
 
 
