@@ -63,6 +63,16 @@ TABLE = [
         t(render("xqzrtk bvcxzl ## @@@@ ¤¤¤¤ ☃☃☃☃ " * 5, "7")),
         (False, "gibberish"),
     ),
+    (
+        make_gibberish(0.25),
+        t(render("xqzrtk bvcxzl mnbvcx " * 10 + "a" * 50, "7")),
+        (False, "gibberish"),
+    ),
+    (
+        make_gibberish(0.25),
+        t(render("rhythm strength " * 10, "7")),
+        True,
+    ),  # y is a vowel; real words pass
     (make_mixed_language(0.05), t(), True),
     (make_mixed_language(0.05), t(render("Let α + β = π, so θ = 2π", "\\boxed{7}")), True),
     (
@@ -83,6 +93,8 @@ def test_measures():
     assert repeated_ngram_fraction("a b a b a b", 2) == pytest.approx(1 - 2 / 5)
     assert gibberish_fraction("") == 0.0
     assert foreign_script_fraction("abc 中文") == pytest.approx(2 / 5)
+    assert foreign_script_fraction("Let α = 2, café") == 0.0  # Greek is maths, é is Latin
+    assert gibberish_fraction("bcdfgh " + "x" * 41) == 1.0
 
 
 def test_pipeline_reports_first_reason_in_order():

@@ -69,6 +69,13 @@ def test_pipeline_counts_reasons_and_writes_trl_rows(tmp_path):
     }
 
 
+def test_worker_processes_give_the_same_output(tmp_path):
+    curate(rows(), tmp_path / "one", CurateConfig(near_dup_threshold=0.7))
+    curate(rows(), tmp_path / "two", CurateConfig(near_dup_threshold=0.7), workers=2)
+    for name in ("train.jsonl", "rejects.jsonl", "report.json"):
+        assert (tmp_path / "one" / name).read_text() == (tmp_path / "two" / name).read_text()
+
+
 def test_selection_by_perplexity(tmp_path):
     cfg = CurateConfig(near_dup_threshold=0.7, select=SelectConfig(by="perplexity_high"))
     curate(rows(), tmp_path, cfg)

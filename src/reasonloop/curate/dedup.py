@@ -33,7 +33,10 @@ class ExactDedup:
         self._seen: set[bytes] = set()
 
     def is_duplicate(self, text: str) -> bool:
-        fp = fingerprint(text)
+        return self.seen_before(fingerprint(text))
+
+    def seen_before(self, fp: bytes) -> bool:
+        """Like :meth:`is_duplicate`, for a :func:`fingerprint` computed elsewhere."""
         if fp in self._seen:
             return True
         self._seen.add(fp)
@@ -77,6 +80,9 @@ def shingle_hashes(text: str, n: int) -> np.ndarray:
     return np.unique(h)
 
 
+DEFAULT_NGRAM = 5
+
+
 class NearDedup:
     """MinHash LSH over word n-grams: ``is_duplicate(text)`` is True when an earlier text has an
     estimated Jaccard similarity above ``threshold`` (then the new text is not indexed)."""
@@ -98,6 +104,10 @@ class NearDedup:
     def minhash(self, text: str):
         """The MinHash of ``text``'s word n-grams (datasketch's permutations over our 32-bit
         n-gram hashes)."""
+        return self.minhash_of(shingle_hashes(text, self.ngram))
+
+    def minhash_of(self, hv: np.ndarray):
+        """The MinHash of precomputed :func:`shingle_hashes` (they can come from a worker)."""
         m = self._MinHash(
             num_perm=self.num_perm,
             seed=self.seed,
@@ -105,13 +115,16 @@ class NearDedup:
             permutations=self._proto.permutations,
             scheme=self._proto.scheme,
         )
-        hv = shingle_hashes(text, self.ngram)
         if hv.size:
             m.update_batch((hv & np.uint64(0xFFFFFFFF)).tolist())
         return m
 
     def is_duplicate(self, text: str) -> bool:
-        m = self.minhash(text)
+        return self.is_duplicate_hashes(shingle_hashes(text, self.ngram))
+
+    def is_duplicate_hashes(self, hv: np.ndarray) -> bool:
+        """Like :meth:`is_duplicate`, for precomputed :func:`shingle_hashes`."""
+        m = self.minhash_of(hv)
         if self.lsh.query(m):
             return True
         self.lsh.insert(self._count, m, check_duplication=False)

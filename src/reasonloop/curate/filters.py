@@ -9,6 +9,7 @@ key and is saved with a run).
 from __future__ import annotations
 
 import re
+import string
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -109,29 +110,35 @@ def make_repetition(n: int, max_fraction: float, max_line_repeat: int) -> Filter
 _ALLOWED_SYMBOLS = set("+-*/=^_()[]{}<>|\\.,;:!?'\"$%&#@~`")
 
 
+_NO_VOWEL = re.compile(r"(?<!\S)[b-df-hj-np-tv-xzB-DF-HJ-NP-TV-XZ]{6,40}(?!\S)")
+_LONG_TOKEN = re.compile(r"(?<!\S)[^\\\s]\S{40,}")
+
+
 def gibberish_fraction(text: str) -> float:
     """The fraction of whitespace-separated tokens that look like noise: long runs with no vowel,
     mostly symbols, or very long unbroken strings (LaTeX and numbers are not noise)."""
-    tokens = text.split()
-    if not tokens:
+    n_tokens = len(text.split())
+    if not n_tokens:
         return 0.0
+    if text.isascii():
+        # every ASCII punctuation mark is an allowed symbol, so only two shapes can be noise here;
+        # the regexes find them without a Python loop over tokens
+        return (len(_NO_VOWEL.findall(text)) + len(_LONG_TOKEN.findall(text))) / n_tokens
     bad = 0
-    for tok in tokens:
+    for tok in text.split():
         letters = [c for c in tok if c.isalpha()]
         symbols = [c for c in tok if not c.isalnum() and c not in _ALLOWED_SYMBOLS]
         if (
             len(tok) > 40
             and not tok.startswith("\\")
             or len(symbols) > len(tok) / 2
-            or (
-                len(letters) >= 6
-                and tok.isalpha()
-                and tok.isascii()
-                and not re.search(r"[aeiouy]", tok.lower())
-            )
+            or len(letters) >= 6
+            and tok.isalpha()
+            and tok.isascii()
+            and not re.search(r"[aeiouy]", tok.lower())
         ):
             bad += 1
-    return bad / len(tokens)
+    return bad / n_tokens
 
 
 def make_gibberish(max_fraction: float) -> Filter:
@@ -158,9 +165,17 @@ def script_of(ch: str) -> str | None:
     return name.split()[0]
 
 
+_ASCII_LETTERS = bytes(string.ascii_letters, "ascii")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
 def foreign_script_fraction(text: str) -> float:
     """The share of letters not in the text's dominant script (Greek letters never count)."""
-    counts = Counter(s for s in map(script_of, text) if s and s != "GREEK")
+    if text.isascii():
+        return 0.0
+    raw = text.encode("ascii", "ignore")
+    counts = Counter(s for s in map(script_of, _NON_ASCII.findall(text)) if s and s != "GREEK")
+    counts["LATIN"] += len(raw) - len(raw.translate(None, _ASCII_LETTERS))
     total = sum(counts.values())
     if not total:
         return 0.0

@@ -14,13 +14,21 @@ import random
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from reasonloop.curate.dedup import Decontaminator, ExactDedup, NearDedup
+from reasonloop.curate.dedup import (
+    DEFAULT_NGRAM,
+    Decontaminator,
+    ExactDedup,
+    NearDedup,
+    fingerprint,
+    shingle_hashes,
+)
 from reasonloop.curate.filters import FilterConfig, default_filters, first_failure
 from reasonloop.errors import ConfigError
 from reasonloop.format import SYSTEM_PROMPT, parse
@@ -147,12 +155,14 @@ def curate(
     benchmark_texts: Iterable[str] = (),
     perplexity: Callable[[Problem, Trajectory], float | None] | None = None,
     progress: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> CurateReport:
     """Curate ``rows`` into ``out_dir``: ``train.jsonl`` (TRL conversational), ``rejects.jsonl``,
     ``report.json``. ``perplexity`` scores a kept trajectory (e.g. an engine's ``score``) when the
-    selection needs it; a trajectory's stored ``perplexity`` is used when present."""
+    selection needs it; a trajectory's stored ``perplexity`` is used when present. With
+    ``workers`` > 1 the filters and n-gram hashing run in that many processes (order is kept);
+    duplicate detection and writing stay in this one."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    filters = default_filters(cfg.filters)
     exact, near = ExactDedup(), NearDedup(threshold=cfg.near_dup_threshold)
     bench = list(benchmark_texts)
     decon = Decontaminator(bench, n=cfg.decontaminate_n) if bench else None
@@ -165,18 +175,18 @@ def curate(
     with (
         tempfile.TemporaryFile("w+", encoding="utf-8", dir=out_dir) as spill,
         (out_dir / "rejects.jsonl.tmp").open("w", encoding="utf-8") as rejects,
+        _prepared(rows, cfg, workers) as prepared,
     ):
-        for problem, t in rows:
+        for problem, t, prep in prepared:
             report.seen += 1
             if progress and report.seen % 1000 == 0:
                 progress(report.seen)
-            reason = first_failure(t, filters)
-            thought = (parse(t.text).thought or "") if reason is None else ""
-            if reason is None and exact.is_duplicate(t.text):
+            reason = prep.reason
+            if reason is None and exact.seen_before(prep.fingerprint):
                 reason = "exact_duplicate"
             if reason is None and decon is not None and decon.is_contaminated(problem.problem):
                 reason = "contaminated"
-            if reason is None and near.is_duplicate(thought or t.text):
+            if reason is None and near.is_duplicate_hashes(prep.shingles):
                 reason = "near_duplicate"
             if reason is not None:
                 report.dropped[reason] += 1
@@ -184,6 +194,7 @@ def curate(
                     json.dumps({"id": t.id, "problem_id": t.problem_id, "reason": reason}) + "\n"
                 )
                 continue
+            thought = prep.thought
             ppl = t.perplexity
             if ppl is None and needs_ppl and perplexity is not None:
                 ppl = perplexity(problem, t)
@@ -225,6 +236,52 @@ def curate(
         json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8"
     )
     return report
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """What the per-row work (in a worker process when there are several) hands back."""
+
+    reason: str | None
+    thought: str
+    fingerprint: bytes
+    shingles: Any  # np.ndarray of n-gram hashes of the thought (or the text)
+
+
+_WORKER_FILTERS: list = []
+
+
+def _init_worker(filter_cfg: FilterConfig) -> None:
+    _WORKER_FILTERS[:] = default_filters(filter_cfg)
+
+
+def _prepare(item: tuple[Problem, Trajectory]) -> tuple[Problem, Trajectory, _Prepared]:
+    problem, t = item
+    reason = first_failure(t, _WORKER_FILTERS)
+    if reason is not None:
+        return problem, t, _Prepared(reason, "", b"", None)
+    thought = parse(t.text).thought or ""
+    return (
+        problem,
+        t,
+        _Prepared(
+            None, thought, fingerprint(t.text), shingle_hashes(thought or t.text, DEFAULT_NGRAM)
+        ),
+    )
+
+
+@contextmanager
+def _prepared(rows: Iterable[tuple[Problem, Trajectory]], cfg: CurateConfig, workers: int):
+    if workers <= 1:
+        _init_worker(cfg.filters)
+        yield map(_prepare, rows)
+        return
+    import multiprocessing as mp
+
+    with mp.get_context("fork").Pool(
+        workers, initializer=_init_worker, initargs=(cfg.filters,)
+    ) as pool:
+        yield pool.imap(_prepare, rows, chunksize=64)
 
 
 def _select(index: list[tuple], cfg: SelectConfig) -> list[tuple]:
