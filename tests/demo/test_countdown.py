@@ -88,3 +88,12 @@ def test_poor_teacher_explores_worse_than_good():
             for p in probs
         )
     assert rate["good"] > rate["poor"]
+
+
+def test_generated_sets_resolve_by_name_without_data():
+    from reasonloop.problems import resolve_problems
+
+    easy = resolve_problems("countdown-easy", limit=5)
+    assert [len(parse_problem(p.problem).numbers) for p in easy] == [3] * 5
+    assert len(resolve_problems("countdown-hard")) == 100
+    assert resolve_problems("countdown-hard", seed=1)[0] != resolve_problems("countdown-hard")[0]

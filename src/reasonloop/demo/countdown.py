@@ -21,6 +21,8 @@ from fractions import Fraction
 from reasonloop.records import Problem, Verdict
 
 SOURCE = "countdown"
+# difficulty -> (how many numbers, largest number)
+DIFFICULTY: dict[str, tuple[int, int]] = {"easy": (3, 10), "medium": (4, 25), "hard": (5, 25)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,16 @@ def make_problems(
             )
         )
     return out
+
+
+def countdown_set(
+    difficulty: str, count: int = 100, *, seed: int = 0, split: str = "test"
+) -> list[Problem]:
+    """A generated Countdown set by difficulty name (``easy``, ``medium``, ``hard``)."""
+    if difficulty not in DIFFICULTY:
+        raise ValueError(f"difficulty must be one of {list(DIFFICULTY)}, got {difficulty!r}")
+    n, m = DIFFICULTY[difficulty]
+    return make_problems(count, n_numbers=n, max_number=m, seed=seed, split=split)
 
 
 _ALLOWED_NODES = (ast.Expression, ast.BinOp, ast.Constant, ast.Add, ast.Sub, ast.Mult, ast.Div)

@@ -144,8 +144,15 @@ def resolve_problems(
     """Problems for a CLI ``--problems NAME|PATH``: a benchmark name, else a file or directory.
 
     A name wins over a same-named path in the working directory (write ``./gsm8k`` for the path).
+    ``countdown-easy|medium|hard`` are generated Countdown sets (100 puzzles unless ``limit``;
+    ``seed`` picks the set), needing no data at all.
     A ``.zip`` path is read as the GPQA archive. ``domain`` fills rows that lack one (files only).
     """
+    generated = re.fullmatch(r"countdown-(easy|medium|hard)", spec.strip().lower())
+    if generated:
+        from reasonloop.demo.countdown import countdown_set
+
+        return countdown_set(generated.group(1), limit if limit is not None else 100, seed=seed)
     if _lookup(spec) is not None:
         return load_benchmark(
             spec, data_dir=data_dir, gpqa_password=gpqa_password, seed=seed, limit=limit
@@ -155,8 +162,8 @@ def resolve_problems(
     path = Path(spec).expanduser()
     if not path.exists():
         raise ConfigError(
-            f"--problems {spec!r} is neither a benchmark ({', '.join(BENCHMARKS)}) "
-            "nor an existing file or directory"
+            f"--problems {spec!r} is neither a benchmark ({', '.join(BENCHMARKS)}, "
+            "countdown-easy|medium|hard) nor an existing file or directory"
         )
     if path.suffix.lower() == ".zip":
         problems = gpqa.load_gpqa(path, password=gpqa_password, seed=seed)
