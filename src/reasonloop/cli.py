@@ -601,6 +601,32 @@ def curate(
     out.print(table)
 
 
+@app.command()
+def demo(
+    out_dir: Path = typer.Option(Path("runs/demo"), "--out", help="Run directory (resumable)."),
+    quick: bool = typer.Option(
+        False, "--quick", help="A much smaller run (about a minute), for a smoke test."
+    ),
+    seeds: int = typer.Option(
+        0, "--seeds", help="Seeds for the self-improvement comparison (0 = the default)."
+    ),
+) -> None:
+    """The CPU demo: imitate → explore → self-improve on Countdown with a small student, measured."""
+    from dataclasses import replace
+
+    from reasonloop.demo.run import DemoConfig, run_demo
+
+    cfg = DemoConfig.quick(str(out_dir)) if quick else DemoConfig(out=str(out_dir))
+    if seeds:
+        cfg = replace(cfg, seeds=tuple(range(seeds)))
+    final = run_demo(cfg, say=lambda line: out.print(line, highlight=False))
+    out.print(f"report: {out_dir}/report.md")
+    out.print(
+        f"backbone={final['backbone']:.1f} imitate={final['imitate']:.1f} improved={final['improved']:.1f}",
+        highlight=False,
+    )
+
+
 def main() -> None:
     """Entry point: run the app, turning reasonloop errors into one line and an exit code."""
     try:

@@ -1,0 +1,94 @@
+"""The CLI through its real entry point (a subprocess), on small inputs."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DATA = Path(
+    os.environ.get("REASONLOOP_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+
+
+def run(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-c", "from reasonloop.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def test_grade_keeps_order_reports_bad_lines_and_exits_2(tmp_path):
+    lines = [
+        {"id": "m1", "domain": "math", "answer": "\\frac{1}{2}", "response": "So \\boxed{0.5}."},
+        {"id": "m2", "domain": "math", "answer": "18", "response": "The answer is $18."},
+        "this is not json",
+        {
+            "id": "c1",
+            "domain": "science",
+            "answer": "B",
+            "choices": ["1", "2", "3", "4"],
+            "response": "Answer: (B)",
+        },
+        {"id": "bad", "domain": "math", "response": "no answer field"},
+        {"id": "p1", "domain": "puzzle", "answer": "10", "response": "\\boxed{3}"},
+        {
+            "id": "m3",
+            "domain": "math",
+            "answer": "3",
+            "response": "<|begin_of_thought|>\nstill thinking",
+        },
+    ]
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n")
+    dest = tmp_path / "out.jsonl"
+    r = run("grade", str(src), "-o", str(dest), "--workers", "2")
+    assert r.returncode == 2, r.stderr
+    out = [json.loads(x) for x in dest.read_text().splitlines()]
+    assert [(o["id"], o["correct"], o["reason"]) for o in out] == [
+        ("m1", True, "correct"),
+        ("m2", True, "correct"),
+        ("c1", True, "correct"),
+        ("p1", False, "wrong"),
+        ("m3", False, "thought_unfinished"),
+    ]
+    assert f"{src}:3: invalid JSON" in r.stderr
+    assert f"{src}:5: field 'answer': missing required field" in r.stderr
+    assert "2 malformed line(s) skipped" in r.stderr
+
+
+def test_grade_all_good_exits_0_and_a_missing_file_exits_2(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        json.dumps({"id": "a", "domain": "math", "answer": "4", "response": "\\boxed{4}"}) + "\n"
+    )
+    assert run("grade", str(src), "-o", str(tmp_path / "o.jsonl")).returncode == 0
+    r = run("grade", str(tmp_path / "missing.jsonl"), "-o", str(tmp_path / "o.jsonl"))
+    assert r.returncode == 2 and "file not found" in r.stderr
+
+
+def test_unknown_engine_spec_lists_the_valid_forms(tmp_path):
+    r = run(
+        "generate",
+        "--engine",
+        "bogus:x",
+        "--problems",
+        "countdown-easy",
+        "--limit",
+        "1",
+        "--store",
+        str(tmp_path / "s.db"),
+    )
+    assert r.returncode == 2
+    assert "unknown engine spec 'bogus:x'" in r.stderr and "openai:URL#MODEL" in r.stderr
+
+
+@pytest.mark.skipif(not (DATA / "gsm8k").exists(), reason="needs ../shared/data")
+def test_problems_show_reads_the_data_dir():
+    r = run("problems", "show", "gsm8k", "--limit", "1", "--data-dir", str(DATA))
+    assert r.returncode == 0 and "1319 problems in gsm8k" in r.stdout
