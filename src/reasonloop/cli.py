@@ -627,6 +627,22 @@ def demo(
     )
 
 
+@app.command()
+def view(
+    store: Path = typer.Option(..., "--store", help="The trajectory store (opened read-only)."),
+    runs: Path | None = typer.Option(
+        None, "--runs", help="A directory of eval output directories."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8765, "--port"),
+) -> None:
+    """A local web viewer of trajectories, REL chains, explore results and eval runs."""
+    from reasonloop.view import serve
+
+    out.print(f"reasonloop view: http://{host}:{port}/  (Ctrl-C to stop)")
+    serve(store, runs, host, port)
+
+
 def main() -> None:
     """Entry point: run the app, turning reasonloop errors into one line and an exit code."""
     try:
