@@ -1,0 +1,298 @@
+"""Final-answer extraction: find the answer a math response committed to.
+
+:func:`extract_answer` reads only the *solution* part of a response (see
+:func:`reasonloop.format.parse`); a response whose thought never ended has no answer. In the
+solution it looks, strongest shape first, for:
+
+1. the last ``\\boxed{...}`` / ``\\fbox{...}`` / ``\\boxed 5`` (braces balanced; boxes that sit
+   next to each other separated only by a comma or "and", as in ``\\boxed{1}, \\boxed{-2}``,
+   are joined into one list answer; a last box that never closes means no answer, not the
+   draft before it);
+2. GSM8K's ``#### X`` line;
+3. ``Final Answer: X`` / ``The final answer is X. I hope it is correct.`` (Minerva style), or a
+   ``**Final Answer**`` header followed by the answer on the next line;
+4. ``the answer is X`` / ``Answer: X`` in plain text.
+
+Otherwise there is no answer (``None``): no "last number in the text" guessing, which rewards
+responses that never committed to anything.
+
+What it does not do: decide whether two answers are equal (that is :mod:`reasonloop.verify.math`),
+or strip units and thousands separators (the grader normalises those, so that ``extracted``
+keeps what the model wrote). Every function here is pure and total: it never raises on model
+output.
+"""
+
+from __future__ import annotations
+
+import re
+
+from reasonloop.format import parse
+
+__all__ = [
+    "boxed_contents",
+    "clean_answer",
+    "extract_answer",
+    "extract_boxed",
+    "extract_from_solution",
+    "last_boxed_only",
+]
+
+_BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
+# What may sit between two boxes that together form one list answer: "\boxed{1}, \boxed{-2}",
+# "$\boxed{3}$ and $\boxed{5}$". Plain whitespace is not enough: "\boxed{5}\n\n\boxed{5}" is the
+# same answer written twice, not a list; and "or" offers the same answer in another form
+# ("\boxed{15\frac{39}{40}}, or \boxed{\frac{639}{40}}").
+_JOIN_GAP = re.compile(
+    r"[\s$]*(?:,|;|\band\b|\\text\{\s*and\s*\}|\\quad|\\qquad)"
+    r"(?:[\s$,;]|\band\b|\\quad|\\qquad|\\text\{\s*and\s*\})*",
+    re.IGNORECASE,
+)
+_GSM8K = re.compile(r"####\s*([^\n]*)")
+_FINAL = re.compile(
+    r"final\s+answer\**\s*(?:(?:is\b|:)\s*\**\s*:?|\**\s*(?=\n|$))",
+    re.IGNORECASE,
+)
+_THE_ANSWER = re.compile(r"\bthe\s+(?:final\s+|correct\s+)?answer\s+(?:is|=)\s*:?", re.IGNORECASE)
+_ANSWER_COLON = re.compile(r"\banswer\s*\**\s*[:：]\s*\**", re.IGNORECASE)
+_HOPE = re.compile(r"\.?\s*I hope it is correct.*$", re.IGNORECASE | re.DOTALL)
+_WRAPPERS = ("\\text", "\\textbf", "\\mathrm", "\\mathbf", "\\textit", "\\mbox", "\\textrm")
+_MAX_LEN = 200_000  # responses longer than this are cut to their last part
+
+
+def _match_brace(text: str, start: int) -> int:
+    """Index just past the brace group opening at ``text[start] == '{'``, or -1 if unbalanced."""
+    depth = 0
+    i = start
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\":  # \{ and \} do not open or close groups
+            i += 2
+            continue
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return -1
+
+
+def _brace_pairs(text: str) -> dict[int, int]:
+    """Index of every ``{`` -> index just past its matching ``}`` (one linear pass)."""
+    pairs: dict[int, int] = {}
+    stack: list[int] = []
+    i = 0
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\":  # \{ and \} do not open or close groups
+            i += 2
+            continue
+        if c == "{":
+            stack.append(i)
+        elif c == "}" and stack:
+            pairs[stack.pop()] = i + 1
+        i += 1
+    return pairs
+
+
+def boxed_contents(text: str) -> list[tuple[int, int, str | None]]:
+    """Every ``\\boxed``/``\\fbox`` in ``text`` as ``(start, end, content)``, in order.
+
+    ``content`` is None for a box that never closes (a truncated response). ``\\boxed 5`` (no
+    braces) takes the next whitespace-delimited token. Linear in the length of ``text``.
+    """
+    out: list[tuple[int, int, str | None]] = []
+    if not isinstance(text, str):
+        return out
+    pairs: dict[int, int] | None = None
+    for m in _BOX.finditer(text):
+        i = m.end()
+        while i < len(text) and text[i] in " \t":
+            i += 1
+        if i < len(text) and text[i] == "{":
+            if pairs is None:
+                pairs = _brace_pairs(text)
+            end = pairs.get(i, -1)
+            if end < 0:
+                out.append((m.start(), len(text), None))
+            else:
+                out.append((m.start(), end, text[i + 1 : end - 1]))
+        elif i > m.end() and i < len(text):
+            tok = re.match(r"[^\s$]+", text[i:])
+            if tok:
+                out.append((m.start(), i + tok.end(), tok.group(0)))
+        elif i < len(text) and text[i].isalnum():  # \boxed5
+            out.append((m.start(), i + 1, text[i]))
+        else:
+            out.append((m.start(), m.end(), None))
+    return out
+
+
+def extract_boxed(text: str) -> str | None:
+    """The content of the last box in ``text`` (nested boxes unwrapped), or None.
+
+    A last box that never closes, or an empty one, gives None: an earlier box is *not* used
+    instead, since a truncated final answer must not borrow a draft answer.
+    """
+    boxes = boxed_contents(text)
+    if not boxes:
+        return None
+    group = [boxes[-1]]
+    # Join boxes forming one list answer: \boxed{1}, \boxed{-2}.
+    for prev in reversed(boxes[:-1]):
+        if prev[1] > group[0][0]:  # nested in the box after it
+            break
+        gap = text[prev[1] : group[0][0]]
+        if prev[2] is None or not _JOIN_GAP.fullmatch(gap):
+            break
+        group.insert(0, prev)
+    parts = []
+    for _, _, content in group:
+        for _ in range(100):  # \boxed{\boxed{8}}: unwrap, without recursion
+            if content is None or not _BOX.search(content):
+                break
+            inner = boxed_contents(content)
+            content = inner[-1][2] if inner else content
+        if content is None or not content.strip():
+            return None
+        parts.append(content.strip())
+    if len(set(parts)) == 1:
+        return parts[0]
+    return ", ".join(parts)
+
+
+def last_boxed_only(text: str) -> str | None:
+    """The last ``\\boxed{...}`` including the command itself (as MATH's ``last_boxed_only_string``)."""
+    boxes = boxed_contents(text)
+    if not boxes or boxes[-1][2] is None:
+        return None
+    start, end, _ = boxes[-1]
+    return text[start:end]
+
+
+def _strip_delims(s: str) -> str:
+    s = s.strip()
+    changed = True
+    for _ in range(10):
+        if not (changed and s):
+            break
+        changed = False
+        for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"), ("**", "**")):
+            if s.startswith(left) and s.endswith(right) and len(s) >= len(left) + len(right):
+                s = s[len(left) : len(s) - len(right)].strip()
+                changed = True
+        for junk in ("**", "$", "\\(", "\\["):
+            if s.startswith(junk) and junk not in s[len(junk) :]:
+                s = s[len(junk) :].strip()
+                changed = True
+        for junk in ("**", "$", "\\)", "\\]"):
+            if s.endswith(junk) and junk not in s[: -len(junk)]:
+                s = s[: -len(junk)].strip()
+                changed = True
+    return s
+
+
+def _unwrap_whole(s: str) -> str:
+    """``\\text{Evelyn}`` -> ``Evelyn`` when the wrapper spans the whole answer."""
+    for w in _WRAPPERS:
+        if s.startswith(w):
+            i = len(w)
+            while i < len(s) and s[i] == " ":
+                i += 1
+            if i < len(s) and s[i] == "{" and _match_brace(s, i) == len(s):
+                return _unwrap_whole(s[i + 1 : -1].strip())
+    return s
+
+
+def clean_answer(s: str | None) -> str | None:
+    """Light cleanup of an extracted answer: math delimiters, bold markers, trailing
+    punctuation and a ``\\text{}`` wrapper spanning the whole answer. None when nothing is left."""
+    if s is None:
+        return None
+    s = s.strip()
+    for _ in range(4):
+        before = s
+        s = _strip_delims(s)
+        # Not "!": in "\\boxed{5!}" it is a factorial.
+        s = re.sub(r"(?:[.,;:?。]|\\\.|\\,|\\;|\\!|\\ )+$", "", s).strip()
+        s = _unwrap_whole(s)
+        if s == before:
+            break
+    return s or None
+
+
+def _sentence(rest: str) -> str:
+    """The answer text right after an anchor: up to the end of its sentence or line."""
+    rest = rest.lstrip(" \t")
+    if rest.startswith("\n"):  # "**Final Answer**\n\n 5": the answer is on the next line
+        rest = rest.lstrip()
+    rest = _HOPE.sub("", rest)
+    lines = rest.split("\n")
+    line = lines[0]
+    # "The last three digits are:\n 009": an introducing line hands over to the next one.
+    if line.rstrip().endswith(":") and len(lines) > 1:
+        following = [x for x in lines[1:] if x.strip()]
+        if following:
+            rest = rest[rest.index(following[0]) :]
+            line = following[0]
+    # Display math opened on this line and closed later: take the whole block.
+    if line.strip() in ("$$", "\\["):
+        close = "$$" if line.strip() == "$$" else "\\]"
+        j = rest.find(close, rest.find(line.strip()) + len(line.strip()))
+        if j > 0:
+            line = rest[: j + len(close)]
+    # A sentence ends at a period that is not a decimal point and not inside $...$.
+    in_math = False
+    for i, c in enumerate(line):
+        if c == "$":
+            in_math = not in_math
+        elif c == "." and not in_math:
+            nxt = line[i + 1 : i + 2]
+            prv = line[i - 1 : i] if i else ""
+            if not (nxt.isdigit() or (prv.isdigit() and nxt.isdigit())) and (
+                nxt == "" or nxt.isspace()
+            ):
+                return line[:i]
+    return line
+
+
+def extract_from_solution(solution: str) -> str | None:
+    """The final answer of an already-split solution part (see :func:`extract_answer`)."""
+    if not isinstance(solution, str) or not solution.strip():
+        return None
+    text = solution[-_MAX_LEN:]
+    if _BOX.search(text):
+        return clean_answer(extract_boxed(text))
+    hits = list(_GSM8K.finditer(text))
+    if hits:
+        return clean_answer(hits[-1].group(1))
+    for pattern in (_FINAL, _THE_ANSWER, _ANSWER_COLON):
+        hits = list(pattern.finditer(text))
+        for m in reversed(hits):
+            found = clean_answer(_sentence(text[m.end() : m.end() + 4000]))
+            if found:
+                # "\[Answer: 009\]" found under a "Final Answer:" header: read it once more.
+                inner = _ANSWER_COLON.search(found)
+                if inner:
+                    again = clean_answer(_sentence(found[inner.end() :]))
+                    if again:
+                        return again
+                return found
+    return None
+
+
+def extract_answer(text: str) -> str | None:
+    """The final answer of a response, or None (see the module docstring for the shapes).
+
+    >>> extract_answer("so it is $\\\\boxed{\\\\frac{1}{2}}$.")
+    '\\\\frac{1}{2}'
+    """
+    if not isinstance(text, str):
+        return None
+    parsed = parse(text)
+    if parsed.solution is None:
+        return None
+    return extract_from_solution(parsed.solution)
