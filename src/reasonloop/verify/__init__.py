@@ -19,7 +19,9 @@ def grade(problem: Problem, response: str) -> Verdict:
     if problem.domain == "code":
         from reasonloop.verify.code import grade_code
 
-        return grade_code(response, problem.tests or "", problem.entry_point, prompt=problem.problem)
+        return grade_code(
+            response, problem.tests or "", problem.entry_point, prompt=problem.problem
+        )
     if problem.domain == "puzzle" and problem.source == "countdown":
         from reasonloop.demo.countdown import grade_countdown
 
