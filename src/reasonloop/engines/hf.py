@@ -182,18 +182,30 @@ class HFEngine:
                 lp = torch.log_softmax(logits, dim=-1)  # the model's own distribution
                 if self.banned:
                     logits[:, self.banned] = float("-inf")  # never sampled
-                nxt = []
+                greedy = logits.argmax(-1).tolist()  # one batched argmax; sampled rows draw below
+                nxt = [
+                    pad
+                    if finish[b] is not None
+                    else greedy[b]
+                    if req.temperature <= 0
+                    else self._pick(logits[b], req, gens[b])
+                    for b, req in enumerate(reqs)
+                ]
+                want_lp = any(r.logprobs or r.top_logprobs for r in reqs)
+                chosen = (
+                    lp.gather(1, torch.tensor(nxt, device=self.device)[:, None])[:, 0].tolist()
+                    if want_lp
+                    else None
+                )
                 for b, req in enumerate(reqs):
                     if finish[b] is not None:
-                        nxt.append(pad)
                         continue
-                    tok = self._pick(logits[b], req, gens[b])
-                    nxt.append(tok)
+                    tok = nxt[b]
                     out_ids[b].append(tok)
-                    if req.logprobs or req.top_logprobs:
-                        logps[b].append(float(lp[b, tok]))
+                    if chosen is not None and (req.logprobs or req.top_logprobs):
+                        logps[b].append(chosen[b])
                     if req.top_logprobs:
-                        tops[b].append(tuple(float(v) for v in lp[b].topk(req.top_logprobs).values))
+                        tops[b].append(tuple(lp[b].topk(req.top_logprobs).values.tolist()))
                     if tok in self.eos_ids:
                         finish[b] = "stop"
                     elif req.stop and self._hit_stop(out_ids[b], req.stop):
