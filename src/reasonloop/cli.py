@@ -657,6 +657,15 @@ def main() -> None:
             raise
         console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
+    except Exception as exc:  # a bug or an unexpected failure: one line, the traceback with --debug
+        if _STATE["debug"]:
+            raise
+        console.print(
+            f"[red]error:[/red] {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":
