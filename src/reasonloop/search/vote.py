@@ -1,0 +1,236 @@
+"""Greedy decoding, self-consistency (majority vote) and the scorer-weighted vote.
+
+Votes go over extracted answers (``extract``, by default :func:`reasonloop.search.extract_for`);
+equivalent answers vote together (``equal``, by default math equivalence for math problems, see
+:func:`reasonloop.search.equal_for`), using
+:func:`reasonloop.evaluate.metrics.majority_vote`: ties go to the answer seen first, and the
+response returned is the first sample that gave the winning answer. When no sample has an answer,
+the majority vote returns the first sample and the weighted vote the top-scored one, with
+``answer=None``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from reasonloop.engines.base import Engine, Prompt, Sample
+from reasonloop.errors import ConfigError
+from reasonloop.evaluate.metrics import majority_vote
+from reasonloop.records import Problem
+from reasonloop.search import (
+    Candidate,
+    Equal,
+    Extract,
+    SearchResult,
+    Spend,
+    default_prompt,
+    equal_for,
+    extract_for,
+    finite,
+    request_for,
+    wanted_logprobs,
+)
+from reasonloop.search.scorers import Scorer, is_oracle
+
+logger = logging.getLogger(__name__)
+
+
+def check_settings(n: int, temperature: float, max_tokens: int) -> None:
+    if n < 1:
+        raise ConfigError(f"n must be >= 1, got {n}")
+    if temperature < 0:
+        raise ConfigError(f"temperature must be >= 0, got {temperature}")
+    if max_tokens < 1:
+        raise ConfigError(f"max_tokens must be >= 1, got {max_tokens}")
+
+
+def sample_candidates(
+    problem: Problem,
+    prompt: Prompt,
+    engine: Engine,
+    *,
+    n: int,
+    temperature: float,
+    top_p: float,
+    max_tokens: int,
+    seed: int | None,
+    extract: Extract,
+    scorer: Scorer | None = None,
+) -> tuple[list[Sample], list[Candidate], Spend]:
+    """``n`` samples in one request (sample ``i`` with ``seed + i``), each extracted and scored."""
+    spend = Spend()
+    logprobs, top = wanted_logprobs(scorer)
+    req = request_for(
+        prompt,
+        n=n,
+        temperature=temperature,
+        top_p=top_p,
+        max_tokens=max_tokens,
+        seed=seed,
+        logprobs=logprobs,
+        top_logprobs=top,
+    )
+    (result,) = spend.generate(engine, [req])
+    samples = list(result.samples)
+    cands = []
+    for s in samples:
+        score = None if scorer is None else float(scorer.score(problem, prompt, s.text, s))
+        cands.append(Candidate(s.text, extract(s.text), s.tokens, s.finish_reason, score))
+    return samples, cands, spend
+
+
+@dataclass(frozen=True, slots=True)
+class Greedy:
+    """One sample at temperature 0."""
+
+    max_tokens: int = 1024
+    seed: int | None = 0
+    extract: Extract | None = None
+
+    def run(self, problem: Problem, prompt: Prompt | None, engine: Engine) -> SearchResult:
+        check_settings(1, 0.0, self.max_tokens)
+        prompt = default_prompt(problem) if prompt is None else prompt
+        _, cands, spend = sample_candidates(
+            problem,
+            prompt,
+            engine,
+            n=1,
+            temperature=0.0,
+            top_p=1.0,
+            max_tokens=self.max_tokens,
+            seed=self.seed,
+            extract=self.extract or extract_for(problem),
+        )
+        c = cands[0]
+        return SearchResult(
+            c.text,
+            c.answer,
+            spend.tokens,
+            tuple(cands),
+            {"strategy": "greedy"},
+            spend.prompt_tokens,
+        )
+
+
+def _vote(
+    cands: Sequence[Candidate], equal: Equal, weights: Sequence[float] | None
+) -> tuple[int | None, int]:
+    """Index of the first candidate with the winning answer (None if no answers), and its votes."""
+    answers = [c.answer for c in cands]
+    vote = majority_vote(answers, [False] * len(answers), equal=equal, weights=weights)
+    if vote.answer is None:
+        return None, 0
+    return answers.index(vote.answer), vote.votes
+
+
+@dataclass(frozen=True, slots=True)
+class Majority:
+    """Self-consistency: ``n`` samples, the most frequent (equivalent) answer wins."""
+
+    n: int = 8
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_tokens: int = 1024
+    seed: int | None = 0
+    extract: Extract | None = None
+    equal: Equal | None = None
+
+    def run(self, problem: Problem, prompt: Prompt | None, engine: Engine) -> SearchResult:
+        check_settings(self.n, self.temperature, self.max_tokens)
+        prompt = default_prompt(problem) if prompt is None else prompt
+        _, cands, spend = sample_candidates(
+            problem,
+            prompt,
+            engine,
+            n=self.n,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_tokens=self.max_tokens,
+            seed=self.seed,
+            extract=self.extract or extract_for(problem),
+        )
+        index, votes = _vote(cands, self.equal or equal_for(problem), None)
+        chosen = cands[0 if index is None else index]
+        details = {"strategy": "majority", "votes": votes, "n": len(cands), "chosen": index}
+        return SearchResult(
+            chosen.text,
+            chosen.answer,
+            spend.tokens,
+            tuple(cands),
+            details,
+            spend.prompt_tokens,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WeightedVote:
+    """``n`` samples; each votes for its answer with weight ``scorer.score(...)``; the answer
+    with the largest total weight wins. Weights must be non-negative: a negative or NaN score
+    counts as 0 (with a warning)."""
+
+    scorer: Scorer
+    n: int = 8
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_tokens: int = 1024
+    seed: int | None = 0
+    extract: Extract | None = None
+    equal: Equal | None = None
+
+    def run(self, problem: Problem, prompt: Prompt | None, engine: Engine) -> SearchResult:
+        check_settings(self.n, self.temperature, self.max_tokens)
+        prompt = default_prompt(problem) if prompt is None else prompt
+        _, cands, spend = sample_candidates(
+            problem,
+            prompt,
+            engine,
+            n=self.n,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_tokens=self.max_tokens,
+            seed=self.seed,
+            extract=self.extract or extract_for(problem),
+            scorer=self.scorer,
+        )
+        weights = []
+        for c in cands:
+            w = finite(c.score)
+            if not w >= 0 or math.isinf(w):
+                logger.warning("weighted vote: score %r counts as weight 0", c.score)
+                w = 0.0
+            weights.append(w)
+        equal = self.equal or equal_for(problem)
+        index, votes = _vote(cands, equal, weights)
+        if index is None:  # no answers: the top-scored sample, ties to the earlier one
+            index_top = max(range(len(cands)), key=lambda i: (finite(cands[i].score), -i))
+            chosen, weight = cands[index_top], 0.0
+        else:
+            chosen = cands[index]
+            weight = sum(
+                w
+                for c, w in zip(cands, weights, strict=True)
+                if c.answer is not None
+                and (c.answer == chosen.answer or equal(chosen.answer, c.answer))  # type: ignore[arg-type]
+            )
+        details = {
+            "strategy": "weighted-vote",
+            "votes": votes,
+            "weight": weight,
+            "n": len(cands),
+            "chosen": index,
+            "oracle": is_oracle(self.scorer),
+        }
+        return SearchResult(
+            chosen.text,
+            chosen.answer,
+            spend.tokens,
+            tuple(cands),
+            details,
+            spend.prompt_tokens,
+        )
+
+
+__all__ = ["Greedy", "Majority", "WeightedVote", "check_settings", "sample_candidates"]
