@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	$(VENV)/bin/reasonloop demo
+	$(VENV)/bin/reasonloop demo --quick --out runs/demo-quick
 
 test: install lint
 	$(PY) -m pytest -q

@@ -1,0 +1,611 @@
+"""The CPU demo: the whole imitate → explore → self-improve loop on Countdown, in minutes.
+
+Phases (each resumable: a finished phase leaves a marker in ``OUT/steps/`` and is skipped on rerun):
+
+1. **task** — Countdown problems: a training pool, a hard pool to explore, held-out test sets by
+   difficulty (easy = 3 numbers, medium = 4, hard = 5).
+2. **distill** — the programmatic teacher narrates its search (good and deliberately poor
+   explorers); every trace is graded and stored (``store.db``).
+3. **curate** — filters and selection into an SFT set (``data/imitate.jsonl``).
+4. **backbone** — a small Llama built from a config, with a character tokenizer for the task.
+5. **imitate** — SFT of the backbone on the distilled set.
+6. **explore** — the imitated student samples the hard pool, up to K rollouts per problem.
+7. **rs-sft** — rejection-sampling SFT *from the backbone* on D0 + the correct explored
+   trajectories, with the same number of steps as imitation.
+8. **dpo** — thought-only DPO + SFT term from the imitated checkpoint, on pairs from the pool.
+9. **control** — the ReasonSet comparison: the backbone trained on the same problems with
+   answer-only solutions (no worked thought), same number of steps.
+10. **eval** — greedy accuracy of every model on every held-out set, maj@k for the last ones,
+    written to ``report.md`` with the table and a plot.
+
+Nothing is tuned by hand per run: sizes come from :class:`DemoConfig` (``--quick`` shrinks them).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from reasonloop.demo.countdown import DIFFICULTY, make_problems, parse_problem
+from reasonloop.demo.teacher import answer_only, solve
+from reasonloop.format import parse
+from reasonloop.records import Generator, Problem, Trajectory
+from reasonloop.verify import grade
+
+log = logging.getLogger(__name__)
+
+SETS = DIFFICULTY
+TEACHER = "teacher:countdown-search"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoConfig:
+    out: str = "runs/demo"
+    seeds: tuple[int, ...] = (0, 1, 2)
+    train_problems: int = 800
+    explore_problems: int = 150
+    test_problems: int = 60
+    poor_teacher_share: float = 0.3
+    max_thought_lines: int = 8
+    # student
+    hidden_size: int = 96
+    layers: int = 3
+    heads: int = 4
+    max_length: int = 384
+    # training
+    sft_steps: int = 150
+    batch_size: int = 16
+    learning_rate: float = 3e-3
+    dpo_steps: int = 30
+    dpo_beta: float = 0.1
+    dpo_sft_weight: float = 1.0
+    dpo_learning_rate: float = 3e-4
+    # exploration
+    max_rollouts: int = 8
+    explore_batch: int = 4
+    explore_temperature: float = 1.0
+    max_new_tokens: int = 320
+    maj_k: int = 4
+
+    @classmethod
+    def quick(cls, out: str = "runs/demo-quick") -> DemoConfig:
+        return cls(
+            out=out,
+            seeds=(0,),
+            train_problems=120,
+            explore_problems=16,
+            test_problems=12,
+            sft_steps=12,
+            dpo_steps=4,
+            max_rollouts=4,
+            maj_k=2,
+            max_new_tokens=160,
+        )
+
+
+@dataclass
+class Step:
+    """Run a named phase once: its result is saved as JSON and returned on later runs."""
+
+    root: Path
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def __call__(self, name: str, fn: Callable[[], Any]) -> Any:
+        marker = self.root / "steps" / f"{name}.json"
+        if marker.exists():
+            return json.loads(marker.read_text())
+        t0 = time.perf_counter()
+        value = fn()
+        self.timings[name] = time.perf_counter() - t0
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        tmp = marker.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"value": value, "seconds": self.timings[name]}, default=str))
+        tmp.replace(marker)
+        log.info("%s done in %.1fs", name, self.timings[name])
+        return {"value": value, "seconds": self.timings[name]}
+
+
+def task_sets(cfg: DemoConfig) -> dict[str, list[Problem]]:
+    sets = {
+        "train": make_problems(
+            cfg.train_problems, n_numbers=4, max_number=25, seed=0, split="train"
+        )
+        + make_problems(cfg.train_problems // 2, n_numbers=3, max_number=10, seed=0, split="train"),
+        "explore": make_problems(
+            cfg.explore_problems, n_numbers=5, max_number=25, seed=0, split="explore"
+        ),
+    }
+    for name, (n, m) in SETS.items():
+        sets[f"test-{name}"] = make_problems(
+            cfg.test_problems, n_numbers=n, max_number=m, seed=0, split="test"
+        )
+    train_texts = {p.problem for p in sets["train"] + sets["explore"]}
+    for name in SETS:  # held out: drop any test puzzle that also appears in training
+        sets[f"test-{name}"] = [p for p in sets[f"test-{name}"] if p.problem not in train_texts]
+    return sets
+
+
+def distill(cfg: DemoConfig, problems: list[Problem]) -> list[Trajectory]:
+    """The teacher's traces: a good explorer on most problems, a poor one on the rest."""
+    out = []
+    for p in problems:
+        rng = random.Random(p.id)
+        quality = "poor" if rng.random() < cfg.poor_teacher_share else "good"
+        trace = solve(
+            parse_problem(p.problem), quality=quality, rng=rng, max_lines=cfg.max_thought_lines
+        )
+        text = trace.text
+        v = grade(p, text)
+        parsed = parse(text)
+        out.append(
+            Trajectory(
+                problem_id=p.id,
+                text=text,
+                thought=parsed.thought,
+                solution=parsed.solution,
+                extracted=v.extracted,
+                verdict=v,
+                tokens=len(text),
+                finish_reason="stop",
+                generator=Generator(engine=TEACHER, model=f"search-{quality}", role="teacher"),
+            )
+        )
+    return out
+
+
+def sft_rows(problems: dict[str, Problem], trajs: list[Trajectory]) -> list[dict[str, Any]]:
+    return [
+        {
+            "messages": [
+                {"role": "user", "content": problems[t.problem_id].problem},
+                {"role": "assistant", "content": t.text},
+            ]
+        }
+        for t in trajs
+    ]
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    tmp.replace(path)
+    return path
+
+
+def build_backbone(cfg: DemoConfig, texts: list[str], out: Path, seed: int) -> str:
+    from reasonloop.demo.student import make_char_tokenizer, make_student
+
+    tok = make_char_tokenizer(texts)
+    model = make_student(
+        tok,
+        hidden_size=cfg.hidden_size,
+        layers=cfg.layers,
+        heads=cfg.heads,
+        max_position_embeddings=cfg.max_length + cfg.max_new_tokens,
+        seed=seed,
+    )
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return str(out)
+
+
+def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run (or resume) the demo; returns the report's numbers."""
+    from reasonloop.curate.filters import FilterConfig
+    from reasonloop.curate.run import CurateConfig, SelectConfig, curate
+    from reasonloop.engines.hf import HFEngine
+    from reasonloop.evaluate.run import EvalSettings, evaluate
+    from reasonloop.explore import explore
+    from reasonloop.generate import SamplingSettings
+    from reasonloop.store import open_store
+    from reasonloop.train.dpo import DPOSettings, train_dpo
+    from reasonloop.train.pairs import select_pairs
+    from reasonloop.train.sft import SFTSettings, train_sft
+
+    root = Path(cfg.out)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    step = Step(root)
+    t_start = time.perf_counter()
+    sets = task_sets(cfg)
+    problems = {p.id: p for ps in sets.values() for p in ps}
+    store = open_store(root / "store.db")
+
+    def do_distill():
+        trajs = distill(cfg, sets["train"])
+        store.add_trajectories(trajs, stage="distill")
+        return {"traces": len(trajs), "correct": sum(t.verdict.correct for t in trajs)}
+
+    d = step("distill", do_distill)["value"]
+    say(f"distill: {d['traces']} teacher traces, {d['correct']} correct")
+
+    def do_curate():
+        rows = ((problems[t.problem_id], t) for t in store.trajectories(stage="distill"))
+        rep = curate(
+            rows,
+            root / "data" / "curate",
+            CurateConfig(
+                filters=FilterConfig(
+                    min_thought_words=4, max_ngram_repeat_fraction=0.9, max_line_repeat=50
+                ),
+                near_dup_threshold=0.95,
+                select=SelectConfig(by="first"),
+                system_prompt=False,
+            ),
+        )
+        return rep.as_dict()
+
+    c = step("curate", do_curate)["value"]
+    say(
+        f"curate: kept {c['kept']} of {c['seen']} ({', '.join(f'{k}={v}' for k, v in c['dropped'].items())})"
+    )
+    imitate_data = root / "data" / "curate" / "train.jsonl"
+    kept_ids = [json.loads(x)["problem_id"] for x in imitate_data.read_text().splitlines()]
+
+    # the control set: the same problems, answer-only (no worked thought)
+    def do_control_data():
+        rows = []
+        for pid in kept_ids:
+            t = next(store.trajectories(problem_id=pid, stage="distill"))
+            expr = t.extracted
+            rows.append(
+                {
+                    "messages": [
+                        {"role": "user", "content": problems[pid].problem},
+                        {
+                            "role": "assistant",
+                            "content": answer_only(parse_problem(problems[pid].problem), expr),
+                        },
+                    ]
+                }
+            )
+        write_jsonl(root / "data" / "control.jsonl", rows)
+        return len(rows)
+
+    step("control-data", do_control_data)
+    alphabet_texts = [
+        imitate_data.read_text(),
+        (root / "data" / "control.jsonl").read_text(),
+        *(p.problem for p in problems.values()),
+    ]
+
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    evals = {f"test-{b}": sets[f"test-{b}"] for b in SETS}
+
+    def eval_model(name: str, path: Path, *, k: int = 1) -> dict[str, dict[str, float]]:
+        def run():
+            eng = HFEngine(str(path), spec=f"hf:{path}", batch_size=64)
+            out = {}
+            for set_name, ps in evals.items():
+                s = EvalSettings(
+                    strategy="greedy" if k == 1 else "sample",
+                    k=k,
+                    temperature=0.8,
+                    max_tokens=cfg.max_new_tokens,
+                )
+                r = evaluate(
+                    eng,
+                    set_name,
+                    ps,
+                    root / "evals" / f"{name}-k{k}" / set_name,
+                    s,
+                    batch_problems=len(ps),
+                )
+                out[set_name] = r.metrics
+            eng.close()
+            return out
+
+        return step(f"eval-{name}-k{k}", run)["value"]
+
+    summary_rows = []
+
+    def run_seed(seed: int) -> None:
+        base = root / "models" / f"backbone-s{seed}"
+        step(f"backbone-s{seed}", lambda: build_backbone(cfg, alphabet_texts, base, seed))
+        if seed == cfg.seeds[0]:
+            results["backbone"] = eval_model("backbone", base)
+
+        def sft(name: str, data: Path, init: Path) -> Path:
+            out = root / "models" / f"{name}-s{seed}"
+            s = SFTSettings(
+                model=str(init),
+                data=str(data),
+                output_dir=str(out),
+                max_steps=cfg.sft_steps,
+                batch_size=cfg.batch_size,
+                learning_rate=cfg.learning_rate,
+                max_length=cfg.max_length,
+                seed=seed,
+                logging_steps=50,
+                warmup=0.05,
+            )
+            step(f"sft-{name}-s{seed}", lambda: train_sft(s)["train_loss"])
+            return out
+
+        imitate = sft("imitate", imitate_data, base)
+        results[f"imitate-s{seed}"] = eval_model(f"imitate-s{seed}", imitate)
+
+        def do_explore():
+            eng = HFEngine(str(imitate), spec=f"hf:{imitate}", batch_size=64)
+            s = explore(
+                eng,
+                sets["explore"],
+                store,
+                SamplingSettings(
+                    temperature=cfg.explore_temperature,
+                    max_tokens=cfg.max_new_tokens,
+                    system_prompt=False,
+                    seed=seed,
+                ),
+                max_rollouts=cfg.max_rollouts,
+                batch=cfg.explore_batch,
+                stage=f"explore-s{seed}",
+                batch_problems=64,
+            )
+            # perplexity of every explored rollout under the imitated model, for pair selection
+            scores = {}
+            for t in store.trajectories(stage=f"explore-s{seed}"):
+                sc = eng.score(_prompt(eng, problems[t.problem_id]), t.text)
+                scores[t.id] = sc.perplexity
+            store.set_scores(f"ppl-imitate-s{seed}", scores)
+            eng.close()
+            return {
+                "solved": s.solved,
+                "buckets": dict(s.buckets),
+                "rollouts": sum(r.attempts for r in s.results),
+            }
+
+        e = step(f"explore-s{seed}", do_explore)["value"]
+        say(
+            f"explore (seed {seed}): solved {e['solved']}/{len(sets['explore'])} hard problems, {e['rollouts']} rollouts"
+        )
+
+        def do_rs_data():
+            good = [t for t in store.trajectories(stage=f"explore-s{seed}", correct=True)]
+            per_problem: dict[str, Trajectory] = {}
+            for t in good:  # one per problem, the longest thought (STILL-2 keeps the harder ones)
+                if t.problem_id not in per_problem or len(t.text) > len(
+                    per_problem[t.problem_id].text
+                ):
+                    per_problem[t.problem_id] = t
+            rows = [json.loads(x) for x in imitate_data.read_text().splitlines()]
+            rows += sft_rows(problems, list(per_problem.values()))
+            write_jsonl(root / "data" / f"rs-sft-s{seed}.jsonl", rows)
+            return len(per_problem)
+
+        n_rs = step(f"rs-data-s{seed}", do_rs_data)["value"]
+        rs = sft("rs-sft", root / "data" / f"rs-sft-s{seed}.jsonl", base)
+        results[f"rs-sft-s{seed}"] = eval_model(f"rs-sft-s{seed}", rs)
+
+        if seed == cfg.seeds[0]:
+
+            def do_pairs():
+                ppl = store.scores(f"ppl-imitate-s{seed}")
+                trajs = [
+                    replace(t, perplexity=ppl.get(t.id))
+                    for t in store.trajectories(stage=f"explore-s{seed}")
+                ]
+                pairs = select_pairs(trajs, problems, prompt=lambda p: p.problem)
+                rows = [
+                    {
+                        "prompt": [{"role": "user", "content": p.prompt}],
+                        "chosen": [{"role": "assistant", "content": p.chosen}],
+                        "rejected": [{"role": "assistant", "content": p.rejected}],
+                    }
+                    for p in pairs
+                ]
+                write_jsonl(root / "data" / "dpo.jsonl", rows)
+                return len(rows)
+
+            n_pairs = step("dpo-data", do_pairs)["value"]
+            if n_pairs:
+                dpo_out = root / "models" / f"dpo-s{seed}"
+                s = DPOSettings(
+                    model=str(imitate),
+                    data=str(root / "data" / "dpo.jsonl"),
+                    output_dir=str(dpo_out),
+                    align="thought",
+                    sft_weight=cfg.dpo_sft_weight,
+                    beta=cfg.dpo_beta,
+                    max_steps=cfg.dpo_steps,
+                    batch_size=8,
+                    learning_rate=cfg.dpo_learning_rate,
+                    max_length=cfg.max_length,
+                    seed=seed,
+                    logging_steps=10,
+                )
+                step("dpo", lambda s=s: train_dpo(s)["train_loss"])
+                results["dpo"] = eval_model("dpo", dpo_out)
+            control = sft("control", root / "data" / "control.jsonl", base)
+            results["control"] = eval_model("control", control)
+            results["imitate-maj"] = eval_model(f"imitate-s{seed}", imitate, k=cfg.maj_k)
+            results["rs-sft-maj"] = eval_model(f"rs-sft-s{seed}", rs, k=cfg.maj_k)
+        summary_rows.append({"seed": seed, "explored_correct": n_rs})
+
+    for seed in cfg.seeds:
+        run_seed(seed)
+
+    store.close()
+    report = write_demo_report(root, cfg, results, c, summary_rows, time.perf_counter() - t_start)
+    return report
+
+
+def _prompt(engine: Any, problem: Problem):
+    from reasonloop.generate import messages_for
+
+    return messages_for(problem, system_prompt=False)
+
+
+def _acc(results: dict, name: str, set_name: str) -> float | None:
+    m = results.get(name, {}).get(set_name)
+    return None if m is None else 100 * m.get("pass@1", m.get("acc", 0.0))
+
+
+def write_demo_report(
+    root: Path, cfg: DemoConfig, results: dict, curated: dict, rows: list, seconds: float
+) -> dict:
+    from reasonloop.evaluate.report import _pyplot, markdown_table
+
+    sets = [f"test-{b}" for b in SETS]
+    seeds = cfg.seeds
+
+    def mean_sd(prefix: str, s: str) -> tuple[float, float]:
+        vals = [
+            v for v in (_acc(results, f"{prefix}-s{seed}", s) for seed in seeds) if v is not None
+        ]
+        if not vals:
+            return float("nan"), float("nan")
+        return statistics.mean(vals), statistics.pstdev(vals) if len(vals) > 1 else 0.0
+
+    table = []
+    backbone = {s: _acc(results, "backbone", s) or 0.0 for s in sets}
+
+    def fmt(v, sd=None):
+        return "-" if v is None else (f"{v:.1f}" if sd is None else f"{v:.1f} ± {sd:.1f}")
+
+    table.append(["backbone (untrained)", "-", *(fmt(backbone[s]) for s in sets), "+0.0"])
+    for label, prefix in (
+        ("imitate (SFT on distilled)", "imitate"),
+        ("explore + RS-SFT (from backbone)", "rs-sft"),
+    ):
+        cells = [mean_sd(prefix, s) for s in sets]
+        gain = cells[-1][0] - backbone[sets[-1]]
+        data = (
+            str(curated["kept"])
+            if prefix == "imitate"
+            else f"{curated['kept']} + {statistics.mean(r['explored_correct'] for r in rows):.0f}"
+        )
+        table.append([label, data, *(fmt(m, sd) for m, sd in cells), f"{gain:+.1f}"])
+    for label, name in (
+        ("thought-only DPO + SFT (from imitate)", "dpo"),
+        ("control: answer-only SFT", "control"),
+    ):
+        if name in results:
+            table.append(
+                [
+                    label,
+                    "-",
+                    *(fmt(_acc(results, name, s)) for s in sets),
+                    f"{(_acc(results, name, sets[-1]) or 0) - backbone[sets[-1]]:+.1f}",
+                ]
+            )
+    header = [
+        "model",
+        "train rows",
+        *(f"{s.removeprefix('test-')} (%)" for s in sets),
+        "gain on hard",
+    ]
+    maj_rows = []
+    for label, name in (("imitate", "imitate-maj"), ("explore + RS-SFT", "rs-sft-maj")):
+        if name in results:
+            maj_rows.append(
+                [label, *(f"{100 * results[name][s].get(f'maj@{cfg.maj_k}', 0):.1f}" for s in sets)]
+            )
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    labels = ["backbone", "imitate", "RS-SFT", "DPO", "control"]
+    names = [
+        ("backbone", False),
+        ("imitate", True),
+        ("rs-sft", True),
+        ("dpo", False),
+        ("control", False),
+    ]
+    width = 0.16
+    for i, ((name, seeded), label) in enumerate(zip(names, labels, strict=True)):
+        vals, errs = [], []
+        for s in sets:
+            if seeded:
+                m, sd = mean_sd(name, s)
+            else:
+                m, sd = (_acc(results, name, s) or 0.0), 0.0
+            vals.append(m)
+            errs.append(sd)
+        ax.bar(
+            [j + (i - 2) * width for j in range(len(sets))],
+            vals,
+            width,
+            yerr=errs,
+            label=label,
+            capsize=2,
+        )
+    ax.set_xticks(range(len(sets)), [s.removeprefix("test-") for s in sets])
+    ax.set_ylabel("held-out accuracy, greedy (%)")
+    ax.set_title("Countdown: each phase of the loop")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(root / "phases.png", dpi=110)
+    plt.close(fig)
+    imitate_hard = mean_sd("imitate", sets[-1])
+    rs_hard = mean_sd("rs-sft", sets[-1])
+    lines = [
+        "# reasonloop CPU demo — Countdown",
+        "",
+        f"Seeds {list(seeds)}; {cfg.sft_steps} SFT steps per model; held-out sets of {cfg.test_problems} "
+        f"puzzles (easy = 3 numbers, medium = 4, hard = 5). Greedy decoding. Total time {seconds / 60:.1f} min.",
+        "",
+        markdown_table(header, table),
+        "",
+        f"maj@{cfg.maj_k} (sampled, T=0.8):",
+        "",
+        markdown_table(["model", *(s.removeprefix("test-") for s in sets)], maj_rows)
+        if maj_rows
+        else "(not run)",
+        "",
+        "![phases](phases.png)",
+        "",
+        "## What the numbers say",
+        "",
+        _verdicts(backbone, imitate_hard, rs_hard, results, sets),
+    ]
+    (root / "report.md").write_text("\n".join(lines) + "\n")
+    final = {
+        "backbone": backbone[sets[-1]],
+        "imitate": imitate_hard[0],
+        "improved": rs_hard[0],
+        "minutes": seconds / 60,
+    }
+    (root / "summary.json").write_text(json.dumps(final, indent=2) + "\n")
+    return final
+
+
+def _verdicts(backbone, imitate, rs, results, sets) -> str:
+    out = []
+    hard = sets[-1]
+    out.append(
+        f"- Imitation vs backbone on hard: {imitate[0]:.1f}% vs {backbone[hard]:.1f}% "
+        + (
+            "(imitation helps)."
+            if imitate[0] > backbone[hard] + 5
+            else "(imitation did not help at this scale)."
+        )
+    )
+    spread = max(imitate[1], rs[1])
+    diff = rs[0] - imitate[0]
+    out.append(
+        f"- Explore + RS-SFT vs imitation on hard: {diff:+.1f} points; seed spread (sd) {spread:.1f}. "
+        + (
+            "Larger than the spread: self-improvement helps."
+            if diff > spread and diff > 0
+            else "Not larger than the spread: no measurable gain from self-improvement here."
+        )
+    )
+    if "control" in results:
+        c = _acc(results, "control", hard) or 0.0
+        out.append(
+            f"- Worked thoughts vs answer-only training on hard: {imitate[0]:.1f}% vs {c:.1f}%."
+        )
+    if "dpo" in results:
+        dpo = _acc(results, "dpo", hard) or 0.0
+        out.append(
+            f"- Thought-only DPO from the imitated model on hard: {dpo:.1f}% (imitate {imitate[0]:.1f}%)."
+        )
+    return "\n".join(out)
