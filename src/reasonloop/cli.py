@@ -249,7 +249,16 @@ def explore(
         )
     eng.close()
     table = Table(title=f"explore → {store}")
-    for col in ("problems", "solved", *BUCKETS, "rollouts (new)", "tokens/s"):
+    for col in (
+        "problems",
+        "solved",
+        "at once",
+        "with search",
+        "unsolved",
+        "rollouts",
+        "new",
+        "tok/s",
+    ):
         table.add_column(col, justify="right")
     b = summary.buckets
     rate = summary.new_tokens / summary.seconds if summary.seconds else 0.0
@@ -257,7 +266,8 @@ def explore(
         str(len(summary.results)),
         str(summary.solved),
         *(str(b.get(k, 0)) for k in BUCKETS),
-        f"{sum(r.attempts for r in summary.results)} ({summary.new_rollouts})",
+        str(sum(r.attempts for r in summary.results)),
+        str(summary.new_rollouts),
         f"{rate:.1f}",
     )
     out.print(table)
