@@ -653,6 +653,113 @@ def view(
     serve(store, runs, host, port)
 
 
+train_app = typer.Typer(
+    help="Fine-tune a student: SFT or thought-only DPO (thin layers over TRL).",
+    no_args_is_help=True,
+)
+app.add_typer(train_app, name="train")
+
+
+def _lora(lora: bool, r: int):
+    from reasonloop.train.sft import LoraSettings
+
+    return LoraSettings(r=r, alpha=2 * r) if lora else None
+
+
+@train_app.command("sft")
+def train_sft_cmd(
+    model: str = typer.Option(..., "--model", help="A transformers model dir or hub id."),
+    data: Path = typer.Option(
+        ..., "--data", help="TRL conversational JSONL (e.g. curate's train.jsonl)."
+    ),
+    out_dir: Path = typer.Option(..., "--out", help="Where to save the fine-tuned model."),
+    lora: bool = typer.Option(False, "--lora", help="Train a LoRA adapter instead of all weights."),
+    lora_r: int = typer.Option(16, "--lora-r"),
+    epochs: float = typer.Option(1.0, "--epochs"),
+    max_steps: int = typer.Option(
+        -1, "--max-steps", help="Stop after N optimizer steps (-1: epochs)."
+    ),
+    learning_rate: float = typer.Option(1e-4, "--lr"),
+    batch_size: int = typer.Option(8, "--batch-size"),
+    max_length: int = typer.Option(1024, "--max-length"),
+    packing: bool = typer.Option(
+        False, "--packing", help="Padding-free packing (exact with FlashAttention)."
+    ),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """SFT on the assistant responses only; the saved model loads with --engine hf:OUT."""
+    from reasonloop.train.sft import SFTSettings, train_sft
+
+    try:
+        s = SFTSettings(
+            model=model,
+            data=str(data),
+            output_dir=str(out_dir),
+            lora=_lora(lora, lora_r),
+            epochs=epochs,
+            max_steps=max_steps,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            max_length=max_length,
+            packing=packing,
+            seed=seed,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    m = train_sft(s)
+    out.print(f"sft: {m['global_step']} steps, train loss {m['train_loss']:.4f}; saved {out_dir}")
+
+
+@train_app.command("dpo")
+def train_dpo_cmd(
+    model: str = typer.Option(
+        ..., "--model", help="The policy to start from (e.g. the SFT output)."
+    ),
+    data: Path = typer.Option(
+        ..., "--data", help="TRL preference JSONL: prompt, chosen, rejected."
+    ),
+    out_dir: Path = typer.Option(..., "--out"),
+    align: str = typer.Option("thought", "--align", help="thought (STILL-2) | full"),
+    sft_weight: float = typer.Option(
+        0.0, "--sft-weight", help="Weight of the NLL term on the chosen response."
+    ),
+    beta: float = typer.Option(0.1, "--beta"),
+    lora: bool = typer.Option(False, "--lora"),
+    lora_r: int = typer.Option(16, "--lora-r"),
+    epochs: float = typer.Option(1.0, "--epochs"),
+    max_steps: int = typer.Option(-1, "--max-steps"),
+    learning_rate: float = typer.Option(5e-6, "--lr"),
+    batch_size: int = typer.Option(4, "--batch-size"),
+    max_length: int = typer.Option(1024, "--max-length"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """DPO with the preference loss on the thought tokens only (--align thought) plus an SFT term."""
+    from reasonloop.train.dpo import DPOSettings, train_dpo
+
+    try:
+        s = DPOSettings(
+            model=model,
+            data=str(data),
+            output_dir=str(out_dir),
+            align=align,
+            sft_weight=sft_weight,
+            beta=beta,
+            lora=_lora(lora, lora_r),
+            epochs=epochs,
+            max_steps=max_steps,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            max_length=max_length,
+            seed=seed,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    m = train_dpo(s)
+    out.print(
+        f"dpo ({align}, sft weight {sft_weight}): {m['global_step']} steps, loss {m['train_loss']:.4f}; saved {out_dir}"
+    )
+
+
 def main() -> None:
     """Entry point: run the app, turning reasonloop errors into one line and an exit code."""
     try:
