@@ -38,6 +38,18 @@ TABLE = [
     (render("x", "Answer: 6+7+2*21"), True, "correct"),
     (render("x", "I give up"), False, "no_answer"),
     ("<|begin_of_thought|>\nTry 2*21=42", False, "thought_unfinished"),
+    # chains of steps: numbers available as a multiset, earlier results reusable, rules enforced
+    (sol("2*21=42, 42+7=49, 49+6=55"), True, "correct"),
+    (sol("21*2=42, 6+7=13, 42+13=55"), True, "correct"),
+    (sol("2*21=42, 42+7=49, 49+6=55."), True, "correct"),
+    (sol("2*21=42, 42+7=49, 49+7=56"), False, "wrong"),  # 7 used twice
+    (sol("2*21=42, 42+13=55"), False, "wrong"),  # 13 was never made
+    (sol("2*21=42, 42+7=50, 50+5=55"), False, "wrong"),  # miscalculated
+    (sol("7-21=-14"), False, "unparseable"),  # not a step of the form a op b = c
+    (sol("21-7=14, 14-21=0"), False, "wrong"),  # 21 reused, and the rule forbids it anyway
+    (sol("6/2=3, 21+7=28"), False, "wrong"),  # right steps, wrong target
+    (sol("21/2=10, 10*6=60"), False, "wrong"),  # fractions are not allowed
+    (sol("2*21=42, then 42+13=55"), False, "unparseable"),
 ]
 
 
@@ -75,6 +87,9 @@ def test_teacher_traces_grade_as_they_claim():
             assert v.correct == (t.expression is not None)
             solved += v.correct
             assert t.thought.startswith(f"Goal: {p.answer} from")
+            if t.expression is not None:  # the chain answer and the expression agree
+                assert grade_countdown(p, sol(t.expression)).correct
+                assert t.solution == f"Answer: \\boxed{{{', '.join(t.steps)}}}"
     assert solved > 40  # most puzzles are solved by at least the good teacher
 
 

@@ -4,9 +4,14 @@ The task reasonloop generates itself for its CPU demo. Intermediate results must
 integers (the TV-show rule: no fractions, no negatives), so every solution is a chain of steps
 ``a op b = c``. Difficulty grows with how many numbers there are and how large they get.
 
-``grade_countdown`` is an exact verifier: it reads the expression from the solution's last
-``\\boxed{}`` (or the last ``Answer:`` line), checks that it uses only + - * / and parentheses over
-the given numbers (as a multiset) and evaluates it exactly with fractions.
+``grade_countdown`` is an exact verifier. It reads the answer from the solution's last ``\\boxed{}``
+(or the last ``Answer:`` line), which is either
+
+- a chain of steps ``a op b = c, ...``: each step must use numbers still available (the given ones,
+  as a multiset, plus earlier results), follow the game's rules and be arithmetically right, and the
+  last result must be the target; or
+- an expression: only + - * / and parentheses over the given numbers (each at most once), evaluated
+  exactly with fractions.
 """
 
 from __future__ import annotations
@@ -173,6 +178,31 @@ def extract_expression(solution: str) -> str | None:
     return lines[-1] if lines else None
 
 
+_STEP = re.compile(r"^\s*(\d+)\s*([-+*/×÷])\s*(\d+)\s*=\s*(\d+)\s*$")
+
+
+def check_chain(chain: str, puzzle: Puzzle) -> bool | None:
+    """True when the steps ``a op b = c, ...`` reach the target under the rules; None when ``chain``
+    is not a list of steps at all."""
+    parts = [x for x in re.split(r"[,;\n]", chain.strip().rstrip(".")) if x.strip()]
+    steps = [_STEP.match(x) for x in parts]
+    if not steps or any(m is None for m in steps):
+        return None
+    pool = Counter(puzzle.numbers)
+    value = None
+    for m in steps:
+        a, op, b, c = int(m[1]), m[2].replace("×", "*").replace("÷", "/"), int(m[3]), int(m[4])
+        if pool[a] < 1 or pool[b] < (2 if a == b else 1):
+            return False  # a number that is not available (any more)
+        if apply(a, op, b) != c:
+            return False  # an illegal or miscalculated step
+        pool[a] -= 1
+        pool[b] -= 1
+        pool[c] += 1
+        value = c
+    return value == puzzle.target
+
+
 def grade_countdown(problem: Problem, response: str) -> Verdict:
     """Exact verdict: the expression uses only the given numbers (each at most once) and hits the target."""
     from reasonloop.format import parse
@@ -186,6 +216,11 @@ def grade_countdown(problem: Problem, response: str) -> Verdict:
     expr = extract_expression(parsed.solution)
     if expr is None:
         return Verdict(False, None, "no_answer")
+    if "=" in expr:
+        ok = check_chain(expr, puzzle)
+        if ok is None:
+            return Verdict(False, expr, "unparseable")
+        return Verdict(ok, expr, "correct" if ok else "wrong")
     result = evaluate(expr)
     if result is None:
         return Verdict(False, expr, "unparseable")

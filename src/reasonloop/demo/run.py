@@ -262,7 +262,7 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print) -> dict[str
                         {"role": "user", "content": problems[pid].problem},
                         {
                             "role": "assistant",
-                            "content": answer_only(parse_problem(problems[pid].problem), expr),
+                            "content": answer_only(expr),
                         },
                     ]
                 }
@@ -290,6 +290,7 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print) -> dict[str
                     k=k,
                     temperature=0.8,
                     max_tokens=cfg.max_new_tokens,
+                    system_prompt=False,
                 )
                 r = evaluate(
                     eng,

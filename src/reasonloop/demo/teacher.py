@@ -22,6 +22,9 @@ Item = tuple[int, str]  # value, expression that made it
 
 @dataclass(frozen=True, slots=True)
 class Trace:
+    """``expression``: the solution as one expression; ``steps``: as the chain ``a op b = c`` that
+    the solution's answer gives."""
+
     thought: str
     solution: str
     expression: str | None
@@ -81,9 +84,9 @@ def solve(
     lines = [f"Goal: {target} from {nums}."]
     big = max(puzzle.numbers)
     if big * 2 <= target:
-        lines.append("Plan: the target is large, so try products first.")
+        lines.append("Plan: target is large, try products first.")
     else:
-        lines.append("Plan: start near the target and adjust with the small numbers.")
+        lines.append("Plan: get near the target, then adjust.")
     budget = [max_lines if quality == "good" else max(6, max_lines // 2)]
     found: list[tuple[str, list[str]]] = []
 
@@ -130,13 +133,14 @@ def solve(
     if dfs(state, 0, []):
         expr, steps = found[-1]
         expr = _strip_outer(expr)
-        lines.append(f"Let me check: {', '.join(steps)}. Uses each number at most once. Correct.")
-        solution = "Steps: " + ", ".join(steps) + f".\nAnswer: \\boxed{{{expr}}}"
+        lines.append(f"Let me check: {', '.join(steps)}. Correct.")
+        solution = f"Answer: \\boxed{{{', '.join(steps)}}}"
         return Trace("\n".join(lines), solution, expr, tuple(steps))
     lines.append("I cannot find a way within my budget.")
     return Trace("\n".join(lines), "No solution found.", None, ())
 
 
-def answer_only(puzzle: Puzzle, expression: str) -> str:
-    """The control format: the solution with no worked thought (the ReasonSet comparison)."""
-    return render("", f"Answer: \\boxed{{{expression}}}")
+def answer_only(answer: str) -> str:
+    """The control format: the same final answer (the chain of steps) with no worked thought (the
+    ReasonSet comparison)."""
+    return render("", f"Answer: \\boxed{{{answer}}}")

@@ -27,6 +27,7 @@ class EvalSettings:
     top_p: float = 0.95
     max_tokens: int = 1024
     seed: int = 0
+    system_prompt: bool = True  # False for a student trained without one (the CPU demo's)
 
     def __post_init__(self) -> None:
         if self.strategy not in ("greedy", "sample"):
@@ -37,7 +38,12 @@ class EvalSettings:
     def sampling(self) -> SamplingSettings:
         if self.strategy == "greedy":
             return SamplingSettings(
-                n=1, temperature=0.0, top_p=1.0, max_tokens=self.max_tokens, seed=self.seed
+                n=1,
+                temperature=0.0,
+                top_p=1.0,
+                max_tokens=self.max_tokens,
+                seed=self.seed,
+                system_prompt=self.system_prompt,
             )
         return SamplingSettings(
             n=self.k,
@@ -45,6 +51,7 @@ class EvalSettings:
             top_p=self.top_p,
             max_tokens=self.max_tokens,
             seed=self.seed,
+            system_prompt=self.system_prompt,
         )
 
 
