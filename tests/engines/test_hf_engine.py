@@ -6,7 +6,7 @@ pytestmark = pytest.mark.slow
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from reasonloop.demo.student import make_char_tokenizer, make_student  # noqa: E402
+from reasonloop.demo.student import make_student, make_task_tokenizer  # noqa: E402
 from reasonloop.engines.base import Message, Request  # noqa: E402
 from reasonloop.engines.hf import HFEngine  # noqa: E402
 from reasonloop.format import render  # noqa: E402
@@ -16,8 +16,10 @@ MSGS = (Message("user", "Reach 55 using the numbers 2 6 7 21"),)
 
 @pytest.fixture(scope="module")
 def engine():
-    tok = make_char_tokenizer(
-        ["Reach 55 using the numbers 2 6 7 21", render("Try 2*21=42", "Answer: \\boxed{2*21}")]
+    tok = make_task_tokenizer(
+        ["Reach 55 using the numbers 2 6 7 21", render("Try 2*21=42", "Answer: \\boxed{2*21}")],
+        max_number=0,
+        words=False,
     )
     return HFEngine(
         "tiny",

@@ -1,6 +1,6 @@
-"""The demo's student: a character-level tokenizer made for the task and a small Llama from a config.
+"""The demo's student: a word-level tokenizer made for the task and a small Llama from a config.
 
-The tokenizer's vocabulary is every character seen in the training texts, plus the chat markers
+The tokenizer's vocabulary is every word and number piece of the task's texts, plus the chat markers
 (``<|im_start|>``, ``<|im_end|>``) and the format's markers as single tokens; it carries a
 ChatML-style chat template, so the student trains and samples through the same SFT/DPO code and the
 ``hf:`` engine as any real model. Everything is built locally: nothing is downloaded.
@@ -21,22 +21,43 @@ CHAT_TEMPLATE = (
 SPECIALS = ("<pad>", "<unk>", "<|im_start|>", "<|im_end|>")
 
 
-def make_char_tokenizer(texts: Iterable[str]) -> Any:
-    """A character tokenizer over ``texts`` with the chat and format markers as atomic tokens."""
+# a word (with the space before it), a bare number, one whitespace character, or one other character
+WORD_PIECES = r" ?[A-Za-z]+|\d+|\s|[^\sA-Za-z\d]"
+
+
+def make_task_tokenizer(texts: Iterable[str], *, max_number: int = 999, words: bool = True) -> Any:
+    """A word-level tokenizer for the task, built from ``texts``.
+
+    Tokens: the chat and format markers (atomic), every word seen in ``texts`` together with the
+    space before it, every integer from 0 to ``max_number`` (a bare number, so that ``12`` in the
+    puzzle and ``12`` after ``=`` are the same token) and any larger number seen in ``texts``, single
+    whitespace and punctuation characters. Anything else is ``<unk>``. Short sequences make the demo's training fast; single
+    number tokens make ``a op b = c`` one step to learn.
+    """
     try:
         from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
         from transformers import PreTrainedTokenizerFast
     except ImportError as exc:
         raise MissingDependency("transformers", "train") from exc
-    chars: set[str] = set("\n ")
+    import re
+
+    pieces: set[str] = {"\n", " "}
+    if words:
+        pieces.update(("user", "assistant", "system"))  # the chat template's roles
+    split = WORD_PIECES if words else (r"\d+|[\s\S]" if max_number else r"[\s\S]")
+    pattern = re.compile(split)
     for t in texts:
         for m in (*MARKERS, *SPECIALS):
-            t = t.replace(m, "")
-        chars.update(t)
-    vocab = {tok: i for i, tok in enumerate([*SPECIALS, *sorted(chars)])}
+            t = t.replace(m, "\n")
+        pieces.update(pattern.findall(t))
+    if words:  # every word both with and without the space before it
+        pieces.update([w.lstrip(" ") for w in pieces] + [" " + w for w in pieces if w.isalpha()])
+    numbers = [str(n) for n in range(max_number + 1)]
+    pieces.difference_update(numbers)
+    vocab = {tok: i for i, tok in enumerate([*SPECIALS, *sorted(pieces), *numbers])}
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.Split(Regex("[\\s\\S]"), behavior="isolated")
-    core.decoder = decoders.Fuse()  # characters join back without spaces
+    core.pre_tokenizer = pre_tokenizers.Split(Regex(split), behavior="isolated")
+    core.decoder = decoders.Fuse()  # pieces join back as they were
     tok = PreTrainedTokenizerFast(
         tokenizer_object=core, pad_token="<pad>", unk_token="<unk>", eos_token="<|im_end|>"
     )
