@@ -26,8 +26,9 @@ from fractions import Fraction
 from reasonloop.records import Problem, Verdict
 
 SOURCE = "countdown"
-# difficulty -> (how many numbers, largest number)
-DIFFICULTY: dict[str, tuple[int, int]] = {"easy": (3, 10), "medium": (4, 25), "hard": (5, 25)}
+# difficulty -> (how many numbers, largest number); targets are at most MAX_TARGET
+DIFFICULTY: dict[str, tuple[int, int]] = {"easy": (3, 9), "medium": (4, 9), "hard": (5, 12)}
+MAX_TARGET = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +63,7 @@ def apply(a: int, op: str, b: int) -> int | None:
 
 
 def random_puzzle(
-    rng: random.Random, n_numbers: int, max_number: int, *, max_target: int = 999
+    rng: random.Random, n_numbers: int, max_number: int, *, max_target: int = MAX_TARGET
 ) -> Puzzle:
     """A solvable puzzle: random numbers, then a random chain of allowed steps over some of them."""
     while True:
@@ -90,15 +91,28 @@ def random_puzzle(
 
 
 def make_problems(
-    count: int, *, n_numbers: int, max_number: int, seed: int, split: str = "train"
+    count: int,
+    *,
+    n_numbers: int,
+    max_number: int,
+    seed: int,
+    split: str = "train",
+    max_target: int = MAX_TARGET,
 ) -> list[Problem]:
     """``count`` distinct puzzles as Problems; ids carry the split, size and seed."""
     rng = random.Random(f"{split}-{n_numbers}-{max_number}-{seed}")
     seen: set[Puzzle] = set()
     out: list[Problem] = []
+    repeats = 0
     while len(out) < count:
-        p = random_puzzle(rng, n_numbers, max_number)
+        p = random_puzzle(rng, n_numbers, max_number, max_target=max_target)
         if p in seen:
+            repeats += 1
+            if repeats > 20 * count + 1000:
+                raise ValueError(
+                    f"asked for {count} distinct puzzles of {n_numbers} numbers up to {max_number}, "
+                    f"found only {len(out)}"
+                )
             continue
         seen.add(p)
         out.append(

@@ -7,7 +7,8 @@ Phases (each resumable: a finished phase leaves a marker in ``OUT/steps/`` and i
 2. **distill** — the programmatic teacher narrates its search (good and deliberately poor
    explorers); every trace is graded and stored (``store.db``).
 3. **curate** — filters and selection into an SFT set (``data/imitate.jsonl``).
-4. **backbone** — a small Llama built from a config, with a character tokenizer for the task.
+4. **backbone** — a small Llama built from a config, with a word-level tokenizer for the task
+   (numbers are single tokens). One backbone; the seeds vary the fine-tuning.
 5. **imitate** — SFT of the backbone on the distilled set.
 6. **explore** — the imitated student samples the hard pool, up to K rollouts per problem.
 7. **rs-sft** — rejection-sampling SFT *from the backbone* on D0 + the correct explored
@@ -49,18 +50,19 @@ TEACHER = "teacher:countdown-search"
 class DemoConfig:
     out: str = "runs/demo"
     seeds: tuple[int, ...] = (0, 1, 2)
-    train_problems: int = 800
-    explore_problems: int = 150
-    test_problems: int = 60
+    train_problems: int = 3000
+    explore_problems: int = 300
+    test_problems: int = 100
     poor_teacher_share: float = 0.3
     max_thought_lines: int = 8
     # student
+    number_tokens: int = 999  # integers up to this are single tokens
     hidden_size: int = 96
     layers: int = 3
     heads: int = 4
-    max_length: int = 384
+    max_length: int = 256  # tokens of prompt + response (the teacher's longest is ~220)
     # training
-    sft_steps: int = 150
+    sft_steps: int = 600
     batch_size: int = 16
     learning_rate: float = 3e-3
     dpo_steps: int = 30
@@ -71,7 +73,7 @@ class DemoConfig:
     max_rollouts: int = 8
     explore_batch: int = 4
     explore_temperature: float = 1.0
-    max_new_tokens: int = 320
+    max_new_tokens: int = 224
     maj_k: int = 4
 
     @classmethod
@@ -79,14 +81,13 @@ class DemoConfig:
         return cls(
             out=out,
             seeds=(0,),
-            train_problems=120,
-            explore_problems=16,
-            test_problems=12,
-            sft_steps=12,
-            dpo_steps=4,
+            train_problems=600,
+            explore_problems=40,
+            test_problems=40,
+            sft_steps=150,
+            dpo_steps=10,
             max_rollouts=4,
             maj_k=2,
-            max_new_tokens=160,
         )
 
 
@@ -113,22 +114,32 @@ class Step:
 
 
 def task_sets(cfg: DemoConfig) -> dict[str, list[Problem]]:
+    """Training pool (medium and easy puzzles), the hard pool to explore, held-out test sets."""
+    (n_easy, m_easy), (n_med, m_med), (n_hard, m_hard) = (
+        SETS[k] for k in ("easy", "medium", "hard")
+    )
     sets = {
         "train": make_problems(
-            cfg.train_problems, n_numbers=4, max_number=25, seed=0, split="train"
+            cfg.train_problems, n_numbers=n_med, max_number=m_med, seed=0, split="train"
         )
-        + make_problems(cfg.train_problems // 2, n_numbers=3, max_number=10, seed=0, split="train"),
+        + make_problems(
+            min(cfg.train_problems // 4, 800),
+            n_numbers=n_easy,
+            max_number=m_easy,
+            seed=0,
+            split="train",
+        ),
         "explore": make_problems(
-            cfg.explore_problems, n_numbers=5, max_number=25, seed=0, split="explore"
+            cfg.explore_problems, n_numbers=n_hard, max_number=m_hard, seed=0, split="explore"
         ),
     }
     for name, (n, m) in SETS.items():
         sets[f"test-{name}"] = make_problems(
             cfg.test_problems, n_numbers=n, max_number=m, seed=0, split="test"
         )
-    train_texts = {p.problem for p in sets["train"] + sets["explore"]}
-    for name in SETS:  # held out: drop any test puzzle that also appears in training
-        sets[f"test-{name}"] = [p for p in sets[f"test-{name}"] if p.problem not in train_texts]
+    held_out = {p.problem for name in SETS for p in sets[f"test-{name}"]}
+    for pool in ("train", "explore"):  # the test sets stay whole; training never sees them
+        sets[pool] = [p for p in sets[pool] if p.problem not in held_out]
     return sets
 
 
@@ -181,9 +192,10 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 
 def build_backbone(cfg: DemoConfig, texts: list[str], out: Path, seed: int) -> str:
-    from reasonloop.demo.student import make_char_tokenizer, make_student
+    """The untrained student: a small Llama from a config and the task's tokenizer, saved."""
+    from reasonloop.demo.student import make_student, make_task_tokenizer
 
-    tok = make_char_tokenizer(texts)
+    tok = make_task_tokenizer(texts, max_number=cfg.number_tokens)
     model = make_student(
         tok,
         hidden_size=cfg.hidden_size,
@@ -272,10 +284,11 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print) -> dict[str
 
     step("control-data", do_control_data)
     alphabet_texts = [
-        imitate_data.read_text(),
-        (root / "data" / "control.jsonl").read_text(),
-        *(p.problem for p in problems.values()),
-    ]
+        m["content"]
+        for path in (imitate_data, root / "data" / "control.jsonl")
+        for line in path.read_text().splitlines()
+        for m in json.loads(line)["messages"]
+    ] + [p.problem for p in problems.values()]
 
     results: dict[str, dict[str, dict[str, float]]] = {}
     evals = {f"test-{b}": sets[f"test-{b}"] for b in SETS}
@@ -308,11 +321,12 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print) -> dict[str
 
     summary_rows = []
 
+    # one backbone, as in the papers (one base model; seeds vary the fine-tuning)
+    base = root / "models" / "backbone"
+    step("backbone", lambda: build_backbone(cfg, alphabet_texts, base, 0))
+    results["backbone"] = eval_model("backbone", base)
+
     def run_seed(seed: int) -> None:
-        base = root / "models" / f"backbone-s{seed}"
-        step(f"backbone-s{seed}", lambda: build_backbone(cfg, alphabet_texts, base, seed))
-        if seed == cfg.seeds[0]:
-            results["backbone"] = eval_model("backbone", base)
 
         def sft(name: str, data: Path, init: Path) -> Path:
             out = root / "models" / f"{name}-s{seed}"
