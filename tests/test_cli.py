@@ -92,3 +92,62 @@ def test_unknown_engine_spec_lists_the_valid_forms(tmp_path):
 def test_problems_show_reads_the_data_dir():
     r = run("problems", "show", "gsm8k", "--limit", "1", "--data-dir", str(DATA))
     assert r.returncode == 0 and "1319 problems in gsm8k" in r.stdout
+
+
+@pytest.mark.slow
+def test_annotate_steps_then_export_stepwise_resumes(tmp_path):
+    from reasonloop.format import render
+    from reasonloop.records import Problem, Trajectory, Verdict
+    from reasonloop.store import open_store
+
+    store = tmp_path / "pool.db"
+    problem = Problem("m1", "math", "What is 6*7?", "42")
+    text = render("six times seven\n\nis forty-two", "\\boxed{42}")
+    with open_store(store) as st:
+        st.add_problems([problem])
+        st.add_trajectories(
+            [Trajectory("m1", text, verdict=Verdict(True, "42", "correct"))], stage="x"
+        )
+    args = ["annotate-steps", "--store", str(store), "-m", "2", "--max-tokens", "4"]
+    r = run(*args)
+    assert r.returncode == 0, r.stderr
+    assert "labeller s-" in r.stdout
+    with open_store(store, readonly=True) as st:
+        ((_, labels),) = list(st.step_labels())
+    # two thought steps sampled (2 completions each), the finished answer step graded as is
+    assert [(x.step_index, x.n) for x in labels] == [(0, 2), (1, 2), (2, 1)]
+    assert labels[-1].n_correct == 1
+    again = run(*args)
+    assert (
+        again.returncode == 0 and "│            1 │              0 │            3 │" in again.stdout
+    )
+    out = tmp_path / "stepwise.jsonl"
+    r = run("export", "--store", str(store), "--format", "stepwise", "--out", str(out))
+    assert r.returncode == 0 and "wrote 1 stepwise rows" in r.stdout
+    (row,) = [json.loads(x) for x in out.read_text().splitlines()]
+    assert row["prompt"] == "What is 6*7?"
+    assert row["completions"] == ["six times seven", "is forty-two", "\\boxed{42}"]
+    assert row["labels"] == [x.hard for x in labels]
+
+
+@pytest.mark.slow
+def test_eval_with_a_search_strategy_reports_tokens_spent(tmp_path):
+    out = tmp_path / "ev"
+    r = run(
+        "eval", "--benchmark", "countdown-easy", "--limit", "1", "--out", str(out),
+        "--strategy", "majority", "-k", "2", "--max-tokens", "4",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    spend = json.loads((out / "spend.json").read_text())
+    assert spend["strategy"] == "majority k=2" and spend["tokens_per_problem"] == 8
+    assert "tokens spent per problem 8" in r.stdout
+    bad = run(
+        "eval", "--benchmark", "countdown-easy", "--out", str(out), "--strategy", "majority",
+        "--scorer", "confidence",
+    )  # fmt: skip
+    assert bad.returncode == 2 and "strategy 'majority' uses no scorer" in bad.stderr
+    missing = run(
+        "eval", "--benchmark", "countdown-easy", "--limit", "1", "--out", str(out),
+        "--strategy", "best-of-n", "--scorer", f"orm:{tmp_path / 'nothing'}",
+    )  # fmt: skip
+    assert missing.returncode == 2 and "no such model directory" in missing.stderr

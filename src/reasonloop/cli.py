@@ -273,32 +273,86 @@ def explore(
     out.print(table)
 
 
+def _parse_options(items: list[str]) -> tuple[tuple[str, object], ...]:
+    """``KEY=VALUE`` pairs; values read as int, float, true/false, or text."""
+    out = []
+    for item in items:
+        key, eq, raw = item.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(f"--option must look like KEY=VALUE, got {item!r}")
+        value: object = raw
+        for cast in (int, float):
+            try:
+                value = cast(raw)
+                break
+            except ValueError:
+                continue
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        out.append((key.strip().replace("-", "_"), value))
+    return tuple(out)
+
+
 @app.command("eval")
 def eval_(
     benchmark: str = typer.Option(..., "--benchmark", help="A benchmark name or a problems file."),
     out_dir: Path = typer.Option(
-        ..., "--out", help="Output directory (metrics.json, report.md, plots)."
+        ..., "--out", help="Output directory (metrics.json, spend.json, report.md, plots)."
     ),
     engine: str = ENGINE,
-    strategy: str = typer.Option("greedy", "--strategy", help="greedy | sample"),
-    k: int = typer.Option(1, "-k", help="Samples per problem with --strategy sample."),
+    strategy: str = typer.Option(
+        "greedy",
+        "--strategy",
+        help="greedy | sample | majority | weighted | best-of-n | beam | mcts | reflection",
+    ),
+    k: int = typer.Option(
+        1,
+        "-k",
+        help="Samples (sample, majority, weighted, best-of-n), beams (beam), iterations (mcts).",
+    ),
+    scorer: str | None = typer.Option(
+        None,
+        "--scorer",
+        help="weighted | best-of-n | beam | mcts: confidence (default) | logprob | prob | oracle "
+        "| orm:PATH | prm:PATH | genrm:PATH",
+    ),
+    aggregate: str = typer.Option(
+        "min", "--aggregate", help="How a PRM's step scores combine: min | last | mean."
+    ),
+    option: list[str] = typer.Option(
+        [],
+        "--option",
+        help="More strategy options, KEY=VALUE (e.g. expand=2, children=3, step_tokens=64).",
+    ),
     limit: int | None = typer.Option(None, "--limit"),
     temperature: float = typer.Option(0.7, "--temperature"),
     max_tokens: int = typer.Option(1024, "--max-tokens"),
     seed: int = typer.Option(0, "--seed"),
+    system_prompt: bool = typer.Option(
+        True, "--system-prompt/--no-system-prompt", help="Send the format's system prompt."
+    ),
     data_dir: Path | None = DATA_DIR,
     gpqa_password: str | None = GPQA_PASSWORD,
 ) -> None:
-    """Evaluate: greedy pass@1, or k samples with accuracy, pass@k and maj@k. Resumable."""
+    """Evaluate: greedy pass@1, k samples (pass@k, maj@k), or a test-time search strategy;
+    reports accuracy and tokens spent per problem. Resumable."""
     import time
 
     from reasonloop.engines import load_engine
-    from reasonloop.evaluate.run import EvalSettings, evaluate
+    from reasonloop.evaluate.run import EvalSettings, evaluate, load_spend
     from reasonloop.problems import resolve_problems
 
     try:
         settings = EvalSettings(
-            strategy=strategy, k=k, temperature=temperature, max_tokens=max_tokens, seed=seed
+            strategy=strategy,
+            k=k,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            seed=seed,
+            system_prompt=system_prompt,
+            scorer=scorer,
+            aggregate=aggregate,
+            options=_parse_options(option),
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
@@ -323,7 +377,11 @@ def eval_(
     for name, value in result.metrics.items():
         table.add_row(name, f"{100 * value:.1f}")
     out.print(table)
-    out.print(f"mean tokens {result.mean_tokens or 0:.0f}; wrote {out_dir}/report.md")
+    spend = load_spend(out_dir).get("tokens_per_problem")
+    out.print(
+        f"mean tokens {result.mean_tokens or 0:.0f}; tokens spent per problem {spend or 0:.0f}; "
+        f"wrote {out_dir}/report.md"
+    )
 
 
 @app.command()
@@ -346,33 +404,114 @@ def compare(dirs: list[Path] = typer.Argument(..., help="Eval output directories
 def export(
     store: Path = STORE,
     fmt: str = typer.Option(
-        "jsonl", "--format", help="jsonl | parquet | hf (a datasets save_to_disk dir)"
+        "jsonl",
+        "--format",
+        help="jsonl | parquet | hf (a datasets save_to_disk dir) | stepwise (= jsonl --kind stepwise)",
     ),
     out_path: Path = typer.Option(..., "--out", help="Destination file or directory."),
     kind: str = typer.Option(
-        "trajectories", "--kind", help="trajectories | sft (TRL conversational, correct only)"
+        "trajectories",
+        "--kind",
+        help="trajectories | sft (TRL conversational, correct only) | stepwise (TRL "
+        "stepwise supervision from step labels)",
     ),
     stage: str | None = typer.Option(None, "--stage", help="Only this stage."),
+    labeler: str | None = typer.Option(
+        None, "--labeler", help="stepwise: only this labeller's step labels (default: all)."
+    ),
+    soft: bool = typer.Option(
+        False, "--soft", help="stepwise: labels are fractions of correct completions, not bools."
+    ),
 ) -> None:
     """Write what is in the store as JSONL, parquet or an HF dataset."""
-    from reasonloop.store import export_jsonl, export_parquet, open_store, to_hf_dataset
+    from reasonloop.store import open_store
+    from reasonloop.store.export import export_jsonl, export_parquet, to_hf_dataset
 
+    if fmt == "stepwise":
+        fmt, kind = "jsonl", "stepwise"
     if fmt not in ("jsonl", "parquet", "hf"):
-        raise ConfigError(f"--format must be jsonl, parquet or hf, got {fmt!r}")
-    if kind not in ("trajectories", "sft"):
-        raise ConfigError(f"--kind must be trajectories or sft, got {kind!r}")
+        raise ConfigError(f"--format must be jsonl, parquet, hf or stepwise, got {fmt!r}")
+    if kind not in ("trajectories", "sft", "stepwise"):
+        raise ConfigError(f"--kind must be trajectories, sft or stepwise, got {kind!r}")
     if not store.exists():
         raise DataError("no such store", where=str(store))
+    opts = {"kind": kind, "stage": stage, "labeler": labeler, "soft": soft}
     with open_store(store, create=False, readonly=True) as st:
         if fmt == "jsonl":
-            n = export_jsonl(st, out_path, kind=kind, stage=stage)  # type: ignore[arg-type]
+            n = export_jsonl(st, out_path, **opts)  # type: ignore[arg-type]
         elif fmt == "parquet":
-            n = export_parquet(st, out_path, kind=kind, stage=stage)  # type: ignore[arg-type]
+            n = export_parquet(st, out_path, **opts)  # type: ignore[arg-type]
         else:
-            ds = to_hf_dataset(st, kind=kind, stage=stage)  # type: ignore[arg-type]
+            ds = to_hf_dataset(st, **opts)  # type: ignore[arg-type]
             ds.save_to_disk(str(out_path))
             n = len(ds)
     out.print(f"wrote {n} {kind} rows to {out_path} ({fmt})")
+
+
+@app.command("annotate-steps")
+def annotate_steps_cmd(
+    store: Path = STORE,
+    engine: str = ENGINE,
+    m: int = typer.Option(8, "-m", help="Completions sampled from each step prefix."),
+    limit: int | None = typer.Option(None, "--limit", help="Only the first N trajectories."),
+    stage: str | None = typer.Option(None, "--stage", help="Only trajectories of this stage."),
+    temperature: float = typer.Option(0.7, "--temperature"),
+    top_p: float = typer.Option(1.0, "--top-p"),
+    max_tokens: int = typer.Option(1024, "--max-tokens", help="Tokens per completion."),
+    seed: int = typer.Option(0, "--seed"),
+    system_prompt: bool = typer.Option(
+        True,
+        "--system-prompt/--no-system-prompt",
+        help="Continue prefixes after the format's system prompt (as the trajectories were sampled).",
+    ),
+) -> None:
+    """Math-Shepherd step labels: per step prefix, M completions graded; soft = fraction correct,
+    hard = any correct. Stored in the store; resumable."""
+    import time
+
+    from reasonloop.engines import load_engine
+    from reasonloop.search.annotate import AnnotateSettings, annotate_steps, labeler_key
+    from reasonloop.store import open_store
+
+    settings = AnnotateSettings(
+        m=m,
+        temperature=temperature,
+        top_p=top_p,
+        max_tokens=max_tokens,
+        seed=seed,
+        system_prompt=system_prompt,
+        stage=stage,
+        limit=limit,
+    )
+    if not store.exists():
+        raise DataError("no such store", where=str(store))
+    eng = load_engine(engine)
+    with open_store(store, create=False) as st, progress_bar(0, "annotate") as bar:
+        task = bar.add_task("annotate-steps", total=None, rate="")
+        t0 = time.perf_counter()
+
+        def on_progress(done: int, total: int, tokens: int) -> None:
+            dt = time.perf_counter() - t0
+            rate = f"{tokens / dt:.1f} tok/s" if dt and tokens else ""
+            bar.update(task, completed=done, total=total, rate=rate)
+
+        summary = annotate_steps(eng, st, settings, on_progress=on_progress)
+    key = labeler_key(eng, settings)
+    eng.close()
+    table = Table(title=f"annotate-steps → {store}")
+    for col in ("trajectories", "steps labelled", "already done", "hard = true", "tokens"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        str(summary.trajectories),
+        str(summary.labelled),
+        str(summary.skipped),
+        str(summary.positive),
+        str(summary.new_tokens),
+    )
+    out.print(table)
+    out.print(f"labeller {key}", highlight=False)
+    if summary.missing_problems:
+        console.print(f"{len(summary.missing_problems)} problem(s) missing from the store: skipped")
 
 
 @app.command()
@@ -654,7 +793,7 @@ def view(
 
 
 train_app = typer.Typer(
-    help="Fine-tune a student: SFT or thought-only DPO (thin layers over TRL).",
+    help="Fine-tune a student (SFT, thought-only DPO) or train a reward model (ORM, PRM, GenRM).",
     no_args_is_help=True,
 )
 app.add_typer(train_app, name="train")
@@ -758,6 +897,158 @@ def train_dpo_cmd(
     out.print(
         f"dpo ({align}, sft weight {sft_weight}): {m['global_step']} steps, loss {m['train_loss']:.4f}; saved {out_dir}"
     )
+
+
+def _train_rm(kind: str, **fields) -> None:
+    from reasonloop.train.rm import RMSettings, train_rm
+
+    lora, lora_r = fields.pop("lora"), fields.pop("lora_r")
+    try:
+        s = RMSettings(kind=kind, lora=_lora(lora, lora_r), **fields)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    m = train_rm(s)
+    out.print(
+        f"{kind}: {m['global_step']} steps, train loss {m['train_loss']:.4f}; saved "
+        f"{s.output_dir} (score with --scorer {kind}:{s.output_dir})"
+    )
+
+
+RM_MODEL = typer.Option(..., "--model", help="The causal LM to start from (dir or hub id).")
+RM_OUT = typer.Option(..., "--out", help="Where to save the reward model.")
+RM_STAGE = typer.Option(None, "--stage", help="Only trajectories of this stage.")
+RM_LORA = typer.Option(False, "--lora", help="Train a LoRA adapter (the head in full).")
+RM_LORA_R = typer.Option(16, "--lora-r")
+RM_EPOCHS = typer.Option(1.0, "--epochs")
+RM_MAX_STEPS = typer.Option(-1, "--max-steps", help="Stop after N optimizer steps (-1: epochs).")
+RM_LR = typer.Option(1e-5, "--lr")
+RM_BATCH = typer.Option(4, "--batch-size")
+RM_MAX_LENGTH = typer.Option(2048, "--max-length", help="Longer inputs lose their start.")
+RM_SEED = typer.Option(0, "--seed")
+
+
+@train_app.command("orm")
+def train_orm_cmd(
+    store: Path = STORE,
+    model: str = RM_MODEL,
+    out_dir: Path = RM_OUT,
+    stage: str | None = RM_STAGE,
+    pairs_per_problem: int = typer.Option(
+        4, "--pairs-per-problem", help="At most N (correct, incorrect) pairs per problem."
+    ),
+    lora: bool = RM_LORA,
+    lora_r: int = RM_LORA_R,
+    epochs: float = RM_EPOCHS,
+    max_steps: int = RM_MAX_STEPS,
+    learning_rate: float = RM_LR,
+    batch_size: int = RM_BATCH,
+    max_length: int = RM_MAX_LENGTH,
+    seed: int = RM_SEED,
+) -> None:
+    """Outcome reward model: TRL RewardTrainer on (correct, incorrect) pairs of the same problem."""
+    _train_rm(
+        "orm",
+        store=str(store),
+        model=model,
+        output_dir=str(out_dir),
+        stage=stage,
+        pairs_per_problem=pairs_per_problem,
+        lora=lora,
+        lora_r=lora_r,
+        epochs=epochs,
+        max_steps=max_steps,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        max_length=max_length,
+        seed=seed,
+    )
+
+
+@train_app.command("prm")
+def train_prm_cmd(
+    store: Path = STORE,
+    model: str = RM_MODEL,
+    out_dir: Path = RM_OUT,
+    stage: str | None = RM_STAGE,
+    labels: str = typer.Option("hard", "--labels", help="hard (any correct) | soft (fraction)."),
+    labeler: str | None = typer.Option(
+        None, "--labeler", help="Only this labeller's step labels (default: all)."
+    ),
+    lora: bool = RM_LORA,
+    lora_r: int = RM_LORA_R,
+    epochs: float = RM_EPOCHS,
+    max_steps: int = RM_MAX_STEPS,
+    learning_rate: float = RM_LR,
+    batch_size: int = RM_BATCH,
+    max_length: int = RM_MAX_LENGTH,
+    seed: int = RM_SEED,
+) -> None:
+    """Process reward model on the store's step labels (run annotate-steps first)."""
+    _train_rm(
+        "prm",
+        store=str(store),
+        model=model,
+        output_dir=str(out_dir),
+        stage=stage,
+        labels=labels,
+        labeler=labeler,
+        lora=lora,
+        lora_r=lora_r,
+        epochs=epochs,
+        max_steps=max_steps,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        max_length=max_length,
+        seed=seed,
+    )
+
+
+@train_app.command("genrm")
+def train_genrm_cmd(
+    store: Path = STORE,
+    model: str = RM_MODEL,
+    out_dir: Path = RM_OUT,
+    stage: str | None = RM_STAGE,
+    method: str = typer.Option(
+        "sft", "--method", help="sft (answer Yes/No) | dpo (prefer the right answer, V-STaR)."
+    ),
+    beta: float = typer.Option(0.1, "--beta", help="DPO beta (--method dpo)."),
+    lora: bool = RM_LORA,
+    lora_r: int = RM_LORA_R,
+    epochs: float = RM_EPOCHS,
+    max_steps: int = RM_MAX_STEPS,
+    learning_rate: float = RM_LR,
+    batch_size: int = RM_BATCH,
+    max_length: int = RM_MAX_LENGTH,
+    seed: int = RM_SEED,
+) -> None:
+    """Generative verifier: asked "Is the answer correct?", answers Yes or No."""
+    _train_rm(
+        "genrm",
+        store=str(store),
+        model=model,
+        output_dir=str(out_dir),
+        stage=stage,
+        method=method,
+        beta=beta,
+        lora=lora,
+        lora_r=lora_r,
+        epochs=epochs,
+        max_steps=max_steps,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        max_length=max_length,
+        seed=seed,
+    )
+
+
+def _register_run() -> None:
+    from reasonloop.recipe.cli import run_cmd
+
+    app.command("run")(run_cmd)
+
+
+_register_run()
 
 
 def main() -> None:

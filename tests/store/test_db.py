@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 
 from reasonloop.errors import DataError
-from reasonloop.records import Generator, Problem, Trajectory, Verdict
+from reasonloop.records import Generator, Problem, StepLabel, Trajectory, Verdict
 from reasonloop.store import (
     SCHEMA_VERSION,
     StageStats,
@@ -121,7 +121,7 @@ def test_new_store_is_wal_with_meta(tmp_path):
         assert store.conn.execute("PRAGMA busy_timeout").fetchone() == (60000,)
         meta = store.meta()
         assert meta["application"] == "reasonloop"
-        assert meta["schema_version"] == str(SCHEMA_VERSION) == "1"
+        assert meta["schema_version"] == str(SCHEMA_VERSION) == "2"
         assert len(store) == 0
         assert store.stats() == StoreStats(problems=0, trajectories=0, stages=())
 
@@ -385,7 +385,7 @@ def test_newer_schema_names_both_versions_and_the_fix(tmp_path):
     with pytest.raises(DataError) as exc:
         Store(path)
     assert str(exc.value) == (
-        f"{path} has store schema version 7, newer than version 1 that this reasonloop reads; "
+        f"{path} has store schema version 7, newer than version 2 that this reasonloop reads; "
         "upgrade reasonloop (pip install -U reasonloop) to open it"
     )
 
@@ -416,3 +416,81 @@ def test_missing_file_without_create_and_read_only_writes(tmp_path):
     store.close()  # closing twice is fine
     with pytest.raises(DataError, match="the store is closed"):
         len(store)
+
+
+# --- step labels (schema version 2) ---------------------------------------------------------------
+
+
+def _labels(tid, pid="math/1", steps=("a", "b", "c"), counts=(4, 2, 0)):
+    return [StepLabel(pid, tid, i, tuple(steps[: i + 1]), 4, c) for i, c in enumerate(counts)]
+
+
+def test_step_labels_round_trip_per_labeller_and_are_not_doubled(tmp_path):
+    with open_store(tmp_path / "pool.sqlite") as store:
+        store.add_problems(PROBLEMS)
+        (tid,) = store.add_trajectories([FULL], stage="s").ids
+        assert store.add_step_labels(_labels(tid), labeler="L1") == 3
+        assert store.add_step_labels(_labels(tid), labeler="L1") == 0  # resumed: nothing new
+        assert store.add_step_labels(_labels(tid, counts=(1, 1, 1)), labeler="L2") == 3
+        assert store.labelled_steps("L1") == {(tid, 0), (tid, 1), (tid, 2)}
+        assert store.labelled_steps("nobody") == set()
+        assert store.step_labelers() == {"L1": 3, "L2": 3}
+        got = list(store.step_labels(labeler="L1"))
+        assert got == [("L1", _labels(tid))]
+        assert [lab.soft for lab in got[0][1]] == [1.0, 0.5, 0.0]
+        assert [lab.hard for lab in got[0][1]] == [True, True, False]
+        assert [k for k, _ in store.step_labels()] == ["L1", "L2"]
+        assert list(store.step_labels(problem_id="gpqa/1")) == []
+        # a gap: labels after it cannot have their prefix rebuilt and are left out
+        (tid2,) = store.add_trajectories([BARE], stage="s").ids
+        gappy = _labels(tid2, pid="gpqa/1")
+        store.add_step_labels([gappy[0], gappy[2]], labeler="L1")
+        assert list(store.step_labels(trajectory_id=tid2)) == [("L1", gappy[:1])]
+
+
+def test_bad_step_labels_write_nothing(tmp_path):
+    with open_store(tmp_path / "pool.sqlite") as store:
+        (tid,) = store.add_trajectories([FULL], stage="s").ids
+        good = _labels(tid)
+        with pytest.raises(DataError, match="field 'steps'"):
+            store.add_step_labels(
+                [good[0], dataclasses.replace(good[1], steps=("b",))], labeler="L"
+            )
+        with pytest.raises(DataError, match="0 <= n_correct <= n"):
+            store.add_step_labels([dataclasses.replace(good[0], n_correct=5)], labeler="L")
+        with pytest.raises(DataError, match="not in the store: t-missing"):
+            store.add_step_labels(
+                [dataclasses.replace(good[0], trajectory_id="t-missing")], labeler="L"
+            )
+        with pytest.raises(DataError, match="labeler must be a non-empty string"):
+            store.add_step_labels(good, labeler="")
+        assert store.step_labelers() == {}
+
+
+def _make_v1(path):
+    """A store as reasonloop with schema version 1 wrote it: no step_labels table."""
+    with Store(path) as store:
+        store.add_problems(PROBLEMS)
+        store.add_trajectories([FULL], stage="s")
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE step_labels")
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+
+
+def test_a_version_1_store_reads_read_only_and_migrates_when_opened_for_writing(tmp_path):
+    path = tmp_path / "old.sqlite"
+    _make_v1(path)
+    with Store(path, readonly=True) as store:  # read-only: left as it is, no labels
+        assert store.meta()["schema_version"] == "1"
+        assert len(store) == 1
+        assert list(store.step_labels()) == [] and store.labelled_steps("L") == set()
+        assert store.step_labelers() == {}
+    with Store(path) as store:  # writable: migrated in place, rows kept
+        assert store.meta()["schema_version"] == "2"
+        assert len(store) == 1 and store.n_problems() == 3
+        (tid,) = [t.id for t in store.trajectories()]
+        assert store.add_step_labels(_labels(tid), labeler="L") == 3
+    with Store(path, readonly=True) as store:
+        assert store.step_labelers() == {"L": 3}

@@ -310,3 +310,33 @@ def test_hf_dataset_has_the_same_rows(store):
     assert dump.num_rows == 1 and dump[0]["scores"] == '{"ppl:r1": 3.25}'
     empty = to_hf_dataset(store, kind="sft", stage="no-such-stage")
     assert empty.num_rows == 0 and empty.column_names == ["messages"]
+
+
+def test_stepwise_rows_are_trl_stepwise_supervision(store, tmp_path):
+    from reasonloop.records import StepLabel
+
+    right, _, wrong, _ = ids(store)
+    steps = ("x", "\\boxed{42}")
+    store.add_step_labels(
+        [
+            StepLabel("math/1", right, 0, steps[:1], 4, 1),
+            StepLabel("math/1", right, 1, steps, 1, 1),
+        ],
+        labeler="L",
+    )
+    store.add_step_labels([StepLabel("math/1", wrong, 0, ("It is 41.",), 4, 0)], labeler="L")
+    out = tmp_path / "stepwise.jsonl"
+    assert export_jsonl(store, out, kind="stepwise") == 2
+    got = [json.loads(x) for x in out.read_text().splitlines()]
+    assert got == [
+        {"prompt": prompt_for(MATH), "completions": ["x", "\\boxed{42}"], "labels": [True, True]},
+        {"prompt": prompt_for(MATH), "completions": ["It is 41."], "labels": [False]},
+    ]
+    soft = list(rows(store, "stepwise", soft=True, stage="explore"))
+    assert soft == [
+        {"prompt": prompt_for(MATH), "completions": ["x", "\\boxed{42}"], "labels": [0.25, 1.0]}
+    ]
+    assert list(rows(store, "stepwise", labeler="other")) == []
+    pq_path = tmp_path / "stepwise.parquet"
+    assert export_parquet(store, pq_path, kind="stepwise", soft=True) == 2
+    assert pq.read_table(pq_path).to_pylist()[0]["labels"] == [0.25, 1.0]

@@ -2,38 +2,103 @@
 
 ``greedy`` is the seeds' protocol (one sample at temperature 0: pass@1). ``sample`` draws k samples
 per problem and reports mean accuracy, the unbiased pass@k and maj@k (majority vote over extracted
-answers, equivalent answers voting together). Samples live in ``OUT/samples.db`` (a trajectory
-store), so an interrupted eval resumes where it stopped.
+answers, equivalent answers voting together).
+
+The test-time-compute strategies of :mod:`reasonloop.search` answer each problem once, spending
+more tokens to do it: ``majority`` (self-consistency over k samples), ``weighted`` (the vote
+weighted by a scorer), ``best-of-n`` (k samples, the top-scored one), ``beam`` (k beams over
+reasoning steps, guided by a step scorer), ``mcts`` (k iterations of tree search) and
+``reflection`` (rethink once after the first thought). Their report is the accuracy of the answer
+chosen (``acc`` = ``pass@1``); ``mean_tokens`` is the tokens the strategy **spent** per problem
+(every sample, expansion and rollout, prompts excluded). Scorers: ``confidence`` (default),
+``logprob``/``prob`` (under the evaluated engine), ``oracle`` (reads the gold answer: an upper
+bound, never a benchmark score), or trained reward models ``orm:PATH``, ``prm:PATH``,
+``genrm:PATH``.
+
+Every run writes ``OUT/spend.json``: tokens spent per problem (for ``sample``: all k samples).
+Samples and chosen responses live in ``OUT/samples.db`` (a trajectory store; each search result
+is committed with its spend as soon as its problem is done), so an interrupted eval resumes where
+it stopped.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from reasonloop.engines.base import Engine
+from reasonloop.engines.base import Engine, Sample
 from reasonloop.evaluate.report import write_report
 from reasonloop.evaluate.summary import Outcome, summarize
-from reasonloop.generate import SamplingSettings, generate, generator_for
-from reasonloop.records import EvalResult, Problem
+from reasonloop.generate import SamplingSettings, generate, generator_for, messages_for
+from reasonloop.records import EvalResult, Generator, Problem
+
+SEARCH_STRATEGIES = ("majority", "weighted", "best-of-n", "beam", "mcts", "reflection")
+STRATEGIES = ("greedy", "sample", *SEARCH_STRATEGIES)
+_SCORED = ("weighted", "best-of-n", "beam", "mcts")  # the strategies that use a scorer
 
 
 @dataclass(frozen=True, slots=True)
 class EvalSettings:
-    strategy: str = "greedy"  # greedy | sample
-    k: int = 1
+    strategy: str = (
+        "greedy"  # greedy | sample | majority | weighted | best-of-n | beam | mcts | reflection
+    )
+    k: int = 1  # samples (sample, majority, weighted, best-of-n), beams (beam), iterations (mcts)
     temperature: float = 0.7
     top_p: float = 0.95
     max_tokens: int = 1024
     seed: int = 0
     system_prompt: bool = True  # False for a student trained without one (the CPU demo's)
+    scorer: str | None = (
+        None  # weighted, best-of-n, beam, mcts: confidence | logprob | prob | oracle | orm:PATH | prm:PATH | genrm:PATH
+    )
+    aggregate: str = "min"  # how a PRM's step scores combine: min | last | mean
+    options: tuple[tuple[str, Any], ...] = ()  # more strategy options, e.g. (("expand", 2),)
 
     def __post_init__(self) -> None:
-        if self.strategy not in ("greedy", "sample"):
-            raise ValueError(f"strategy must be 'greedy' or 'sample', got {self.strategy!r}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
+            )
         if self.k < 1:
             raise ValueError(f"k must be >= 1, got {self.k}")
+        if self.scorer is not None and self.strategy not in _SCORED:
+            raise ValueError(
+                f"strategy {self.strategy!r} uses no scorer (got scorer {self.scorer!r}); "
+                f"scored strategies: {', '.join(_SCORED)}"
+            )
+        if self.options and self.strategy not in SEARCH_STRATEGIES:
+            raise ValueError(f"strategy {self.strategy!r} takes no options")
+        if self.aggregate not in ("min", "last", "mean"):
+            raise ValueError(f"aggregate must be min, last or mean, got {self.aggregate!r}")
+
+    @property
+    def searches(self) -> bool:
+        return self.strategy in SEARCH_STRATEGIES
+
+    def scorer_name(self) -> str | None:
+        """The scorer the strategy uses (``confidence`` unless set; None when it uses none)."""
+        if self.strategy not in _SCORED:
+            return None
+        return self.scorer or "confidence"
+
+    def label(self) -> str:
+        """A readable name of the strategy with its budget, scorer and options, e.g.
+        ``best-of-n k=8 scorer=prm:runs/prm agg=min``."""
+        if not self.searches:
+            return self.strategy
+        parts = [self.strategy]
+        if self.strategy != "reflection":
+            parts.append(f"k={self.k}")
+        scorer = self.scorer_name()
+        if scorer:
+            parts.append(f"scorer={scorer}")
+            if scorer.startswith("prm:"):
+                parts.append(f"agg={self.aggregate}")
+        parts += [f"{k}={v}" for k, v in self.options]
+        return " ".join(parts)
 
     def sampling(self) -> SamplingSettings:
         if self.strategy == "greedy":
@@ -54,6 +119,29 @@ class EvalSettings:
             system_prompt=self.system_prompt,
         )
 
+    def strategy_options(self, scorer: Any = None) -> dict[str, Any]:
+        """The keyword arguments of the :mod:`reasonloop.search` strategy (``scorer`` built)."""
+        common: dict[str, Any] = {"max_tokens": self.max_tokens, "seed": self.seed}
+        sampled = {**common, "temperature": self.temperature, "top_p": self.top_p}
+        match self.strategy:
+            case "majority":
+                opts = {**sampled, "n": self.k}
+            case "weighted" | "best-of-n":
+                opts = {**sampled, "n": self.k, "scorer": scorer}
+            case "beam":
+                opts = {**sampled, "beam_width": self.k, "scorer": scorer}
+            case "mcts":
+                opts = {**sampled, "iterations": self.k, "reward": scorer}
+            case _:  # reflection: greedy by default, like the seeds' protocol
+                opts = dict(common)
+        opts.update(dict(self.options))
+        if "step_tokens" in opts:  # the size of one step / mini-step (beam, mcts)
+            from reasonloop.search.steps import StepSpec
+
+            kind = opts.pop("step_kind", "step")
+            opts["step"] = StepSpec(kind, int(opts.pop("step_tokens")))
+        return opts
+
 
 def answer_equality(problems: Sequence[Problem]) -> Callable[[str, str], bool]:
     """How two extracted answers are compared for voting: math equivalence for math problems,
@@ -65,6 +153,84 @@ def answer_equality(problems: Sequence[Problem]) -> Callable[[str, str], bool]:
     return lambda a, b: a == b
 
 
+def make_eval_scorer(s: EvalSettings, engine: Engine) -> Any:
+    """The scorer ``s`` names, built (reward models are loaded); None for unscored strategies."""
+    name = s.scorer_name()
+    if name is None:
+        return None
+    from reasonloop.search import make_scorer
+
+    return make_scorer(name, engine, aggregate=s.aggregate)
+
+
+def search_generator(engine: Engine, s: EvalSettings) -> Generator:
+    """The provenance stored with each search result: the strategy's label is its role."""
+    return Generator(
+        engine=engine.spec,
+        model=engine.model,
+        temperature=s.temperature,
+        top_p=s.top_p,
+        max_tokens=s.max_tokens,
+        seed=s.seed,
+        role=f"eval {s.label()}",
+    )
+
+
+def _plain(details: Any) -> dict[str, Any]:
+    """The scalar facts of a search result's details (trees and beam texts are left out)."""
+    return {
+        k: v
+        for k, v in dict(details or {}).items()
+        if v is None or isinstance(v, bool | int | float | str)
+    }
+
+
+def run_search(
+    engine: Engine,
+    problems: Sequence[Problem],
+    store: Any,
+    s: EvalSettings,
+    *,
+    scorer: Any = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Generator:
+    """Run the search strategy on every problem not yet in ``store``; each result is committed
+    with its spend as soon as it exists. Returns the generator its rows are stored under."""
+    from reasonloop.generate import to_trajectory
+    from reasonloop.search import make_strategy
+
+    if scorer is None:
+        scorer = make_eval_scorer(s, engine)
+    strategy = make_strategy(s.strategy, **s.strategy_options(scorer))
+    gen = search_generator(engine, s)
+    store.add_problems(problems)
+    have = store.existing_keys("eval", gen, [p.id for p in problems])
+    done = sum((p.id, 0) in have for p in problems)
+    tokens = 0
+    if on_progress:
+        on_progress(done, 0)
+    for p in problems:
+        if (p.id, 0) in have:
+            continue
+        result = strategy.run(p, messages_for(p, system_prompt=s.system_prompt), engine)
+        chosen = next((c for c in result.candidates if c.text == result.response), None)
+        length = chosen.tokens if chosen is not None else result.tokens
+        finish = chosen.finish_reason if chosen is not None else "stop"
+        traj = to_trajectory(p, Sample(result.response, length, finish), gen)
+        meta = {
+            "strategy": s.label(),
+            "tokens_spent": result.tokens,
+            "prompt_tokens": result.prompt_tokens,
+            "details": _plain(result.details),
+        }
+        store.add_trajectories([traj], stage="eval", sample_indices=[0], meta=meta)
+        tokens += result.tokens
+        done += 1
+        if on_progress:
+            on_progress(done, tokens)
+    return gen
+
+
 def evaluate(
     engine: Engine,
     benchmark: str,
@@ -74,37 +240,84 @@ def evaluate(
     *,
     batch_problems: int = 4,
     on_progress: Callable[[int, int], None] | None = None,
+    scorer: Any = None,
 ) -> EvalResult:
-    """Run (or resume) the evaluation and write metrics.json, report.md and plots to ``out_dir``."""
+    """Run (or resume) the evaluation and write metrics.json, spend.json, report.md and plots to
+    ``out_dir``. ``scorer``: the scorer ``s.scorer`` names, already built (e.g. a reward model
+    loaded once for several runs); the name stays its label in the store and the report."""
     from reasonloop.store import open_store
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    sampling = s.sampling()
+    wanted = {p.id for p in problems}
+    outcomes: dict[str, list[Outcome]] = {}
+    spent: dict[str, list[int]] = {}
     with open_store(out_dir / "samples.db") as store:
-        generate(
-            engine,
-            problems,
-            store,
-            sampling,
-            stage="eval",
-            role="eval",
-            batch_problems=batch_problems,
-            on_progress=on_progress,
-        )
-        gen = generator_for(engine, sampling, role="eval")
-        outcomes: dict[str, list[Outcome]] = {}
-        wanted = {p.id for p in problems}
-        for st in store.stored(stage="eval"):
-            t = st.trajectory
-            if t.problem_id in wanted and t.generator == gen and st.sample_index < sampling.n:
-                outcomes.setdefault(t.problem_id, []).append(
-                    Outcome(
-                        t.problem_id, t.extracted, bool(t.verdict and t.verdict.correct), t.tokens
+        if s.searches:
+            gen = run_search(engine, problems, store, s, scorer=scorer, on_progress=on_progress)
+            for st in store.stored(stage="eval"):
+                t = st.trajectory
+                if t.problem_id in wanted and t.generator == gen and st.sample_index == 0:
+                    meta = st.meta or {}
+                    spend = int(meta.get("tokens_spent", t.tokens))
+                    correct = bool(t.verdict and t.verdict.correct)
+                    outcomes[t.problem_id] = [Outcome(t.problem_id, t.extracted, correct, spend)]
+                    spent[t.problem_id] = [spend, int(meta.get("prompt_tokens", 0))]
+        else:
+            sampling = s.sampling()
+            generate(
+                engine,
+                problems,
+                store,
+                sampling,
+                stage="eval",
+                role="eval",
+                batch_problems=batch_problems,
+                on_progress=on_progress,
+            )
+            gen = generator_for(engine, sampling, role="eval")
+            for st in store.stored(stage="eval"):
+                t = st.trajectory
+                if t.problem_id in wanted and t.generator == gen and st.sample_index < sampling.n:
+                    correct = bool(t.verdict and t.verdict.correct)
+                    outcomes.setdefault(t.problem_id, []).append(
+                        Outcome(t.problem_id, t.extracted, correct, t.tokens)
                     )
-                )
+                    spent.setdefault(t.problem_id, [0, 0])[0] += t.tokens
     result = summarize(
-        benchmark, engine.model, s.strategy, problems, outcomes, equal=answer_equality(problems)
+        benchmark, engine.model, s.label(), problems, outcomes, equal=answer_equality(problems)
     )
     write_report(out_dir, result, outcomes)
+    n = len(spent)
+    spend = {
+        "strategy": s.label(),
+        "problems": n,
+        "tokens_per_problem": sum(v[0] for v in spent.values()) / n if n else None,
+        "prompt_tokens_per_problem": (
+            sum(v[1] for v in spent.values()) / n if n and s.searches else None
+        ),
+        "accuracy": result.metrics.get("acc"),
+    }
+    (out_dir / "spend.json").write_text(json.dumps(spend, indent=2) + "\n")
     return result
+
+
+def load_spend(out_dir: Path) -> dict[str, Any]:
+    """The ``spend.json`` of an eval directory ({} when absent: an eval from before it existed)."""
+    try:
+        return json.loads((Path(out_dir) / "spend.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+__all__ = [
+    "SEARCH_STRATEGIES",
+    "STRATEGIES",
+    "EvalSettings",
+    "answer_equality",
+    "evaluate",
+    "load_spend",
+    "make_eval_scorer",
+    "run_search",
+    "search_generator",
+]

@@ -33,8 +33,12 @@ rendered by the engine's ``render_messages(messages) -> str`` or ``render(messag
 ``hf`` engine has it) when it has one, else as ChatML (with a warning; right for Qwen and SmolLM2,
 wrong for other templates).
 
-What this package does not do: store results (callers do), grade the chosen response (call
-:func:`reasonloop.verify.grade`), or train the reward models it can use.
+Reward models trained by :mod:`reasonloop.train.rm` plug in as scorers (``make_scorer("orm:PATH")``,
+``prm:PATH``, ``genrm:PATH``; :mod:`reasonloop.search.rewardmodels`); their PRM step labels come
+from :mod:`reasonloop.search.annotate` (Math-Shepherd Monte-Carlo labels).
+
+What this package does not do: store results (callers do: ``reasonloop eval --strategy``), grade
+the chosen response (call :func:`reasonloop.verify.grade`), or train the reward models it uses.
 """
 
 from __future__ import annotations
@@ -246,13 +250,19 @@ STRATEGIES: dict[str, type] = {
 }
 
 
+# Other names the CLI accepts for a strategy.
+ALIASES: dict[str, str] = {"weighted": "weighted-vote", "reflection": "reflect"}
+
+
 def make_strategy(name: str, **options: Any) -> Strategy:
-    """The strategy called ``name`` (a key of :data:`STRATEGIES`) built with ``options``."""
+    """The strategy called ``name`` (a key of :data:`STRATEGIES` or :data:`ALIASES`) built with
+    ``options``."""
     from reasonloop.errors import ConfigError
 
-    cls = STRATEGIES.get(name)
+    cls = STRATEGIES.get(ALIASES.get(name, name))
     if cls is None:
-        raise ConfigError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
+        valid = ", ".join([*STRATEGIES, *ALIASES])
+        raise ConfigError(f"unknown strategy {name!r}; valid: {valid}")
     try:
         return cls(**options)
     except TypeError as exc:
@@ -260,6 +270,7 @@ def make_strategy(name: str, **options: Any) -> Strategy:
 
 
 __all__ = [
+    "ALIASES",
     "MCTS",
     "REFLECTION",
     "STRATEGIES",

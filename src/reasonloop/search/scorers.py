@@ -13,6 +13,8 @@ it ranked are flagged ``details["oracle"] = True`` (fine for upper bounds, not f
   ``(problem, prompt, steps) -> list[float]``; a PRM gives one score per step, aggregated by
   ``min``, ``last`` or ``mean``.
 - :class:`VerifierScorer` — 1.0 when the verifier grades the response correct, else 0.0 (oracle).
+- Trained reward models (``orm:PATH``, ``prm:PATH``, ``genrm:PATH`` in :func:`make_scorer`): see
+  :mod:`reasonloop.search.rewardmodels`.
 
 Weighted votes need non-negative scores: confidence, reward-model probabilities, the verifier, or
 ``LogProbScorer(exp=True)`` (the geometric-mean token probability).
@@ -153,12 +155,13 @@ class VerifierScorer:
         return 1.0 if grade(problem, response).correct else 0.0
 
 
-SCORERS = ("confidence", "logprob", "prob", "oracle")
+SCORERS = ("confidence", "logprob", "prob", "oracle", "orm:PATH", "prm:PATH", "genrm:PATH")
 
 
-def make_scorer(name: str, engine: Engine | None = None) -> Scorer:
-    """A scorer by CLI name: ``confidence``, ``logprob`` / ``prob`` (need ``engine``), ``oracle``.
-    Reward models are built from their trained model, not by name."""
+def make_scorer(name: str, engine: Engine | None = None, *, aggregate: str = "min") -> Scorer:
+    """A scorer by CLI name: ``confidence``, ``logprob`` / ``prob`` (need ``engine``), ``oracle``,
+    or a trained reward model ``orm:PATH``, ``prm:PATH`` (step scores combined by ``aggregate``:
+    min / last / mean) or ``genrm:PATH`` (see :mod:`reasonloop.search.rewardmodels`)."""
     if name == "confidence":
         return TokenConfidence()
     if name in ("logprob", "prob"):
@@ -167,6 +170,15 @@ def make_scorer(name: str, engine: Engine | None = None) -> Scorer:
         return LogProbScorer(engine, exp=name == "prob")
     if name == "oracle":
         return VerifierScorer()
+    kind, sep, path = name.partition(":")
+    if sep and kind in ("orm", "prm", "genrm"):
+        if not path:
+            raise ConfigError(f"scorer {name!r} needs the trained model's directory: {kind}:PATH")
+        if aggregate not in AGGREGATES:
+            raise ConfigError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
+        from reasonloop.search.rewardmodels import load_reward_scorer
+
+        return load_reward_scorer(kind, path, aggregate=aggregate)
     raise ConfigError(f"unknown scorer {name!r}; valid: {', '.join(SCORERS)}")
 
 

@@ -25,6 +25,7 @@ from typing import Literal
 from reasonloop.format import END_SOLUTION, MARKERS
 
 STEP_SEPARATOR = "\n\n"
+_CUT = "\x00"  # stands for a format marker while a response is split
 
 _MARKER = re.compile(r"(?im)^[ \t]*(?:[*_#>]+[ \t]*)?step[ \t]+\d+[ \t]*(?:[*_]+[ \t]*)?[:.)]")
 _BLANK = re.compile(r"\n[ \t]*\n")
@@ -48,8 +49,10 @@ def response_steps(response: str) -> tuple[str, ...]:
     if not isinstance(response, str):
         return ()
     for marker in MARKERS:
-        response = response.replace(marker, STEP_SEPARATOR)
-    return split_steps(response)
+        response = response.replace(marker, _CUT)
+    # each part between markers is split on its own: explicit "Step N:" markers in the thought
+    # must not swallow the solution that follows the end-of-thought marker
+    return tuple(step for part in response.split(_CUT) for step in split_steps(part))
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,16 @@ most the batch it was writing, never half of it. The file is in WAL mode with
 ``synchronous=NORMAL`` and a busy timeout, so one writer and any number of reader processes can use
 it at once (a second concurrent *writer* waits for the lock, up to the timeout).
 
+Math-Shepherd step labels (:class:`~reasonloop.records.StepLabel`) live in their own table, keyed
+by trajectory, labeller (the settings that produced them, see
+:func:`reasonloop.search.annotate.labeler_key`) and step index; :meth:`Store.add_step_labels` is
+``INSERT OR IGNORE`` like trajectories, and stores each step's own text only (a label's ``steps``
+prefix is rebuilt from the rows of lower indices when read).
+
+Schema versions: 1 (problems, trajectories, scores, progress), 2 (adds ``step_labels``). A version-1
+store opened for writing is migrated in place (the table is created, nothing else changes); opened
+read-only it stays version 1 and simply has no step labels.
+
 What it is not: a server, a cache of model calls, or thread-safe — open one :class:`Store` per
 thread or process. NaN floats are stored as SQL NULL, so they read back as ``None``.
 """
@@ -32,6 +42,7 @@ from reasonloop.errors import DataError
 from reasonloop.records import (
     Generator,
     Problem,
+    StepLabel,
     Trajectory,
     Verdict,
     from_json,
@@ -41,7 +52,7 @@ from reasonloop.records import (
 log = logging.getLogger(__name__)
 
 APPLICATION = "reasonloop"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 60.0
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -102,6 +113,22 @@ CREATE TABLE progress (
     updated_at TEXT NOT NULL,
     PRIMARY KEY (stage, item)
 ) WITHOUT ROWID;
+"""
+
+# Version 2: Math-Shepherd step labels. Also run on version-1 stores opened for writing.
+_STEP_LABELS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS step_labels (
+    trajectory_id TEXT NOT NULL,
+    labeler TEXT NOT NULL,
+    step_index INTEGER NOT NULL,
+    problem_id TEXT NOT NULL,
+    step TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    n_correct INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (trajectory_id, labeler, step_index)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS step_labels_labeler ON step_labels (labeler, trajectory_id)
 """
 
 # Column order of the trajectories table as written by add_trajectories and read by _trajectory.
@@ -329,6 +356,8 @@ class Store:
             conn.execute("PRAGMA synchronous = NORMAL")
             if not tables:
                 self._create(conn)
+            elif not self.readonly:
+                self._migrate(conn)
         except BaseException:
             conn.close()
             raise
@@ -382,7 +411,7 @@ class Store:
                 conn.execute("ROLLBACK")
                 self._check(conn, tables)
                 return
-            for statement in _SCHEMA.split(";"):
+            for statement in (_SCHEMA + _STEP_LABELS_SCHEMA).split(";"):
                 if statement.strip():
                     conn.execute(statement)
             from reasonloop import __version__
@@ -402,6 +431,32 @@ class Store:
                 conn.execute("ROLLBACK")
             raise
         log.info("created trajectory store %s (schema version %d)", self.path, SCHEMA_VERSION)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Bring an older store up to :data:`SCHEMA_VERSION` (1 -> 2: add ``step_labels``)."""
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None or int(row[0]) >= SCHEMA_VERSION:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            old = int(row[0])
+            if old < SCHEMA_VERSION:  # another process may have migrated it meanwhile
+                for statement in _STEP_LABELS_SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        if old < SCHEMA_VERSION:
+            log.info(
+                "migrated store %s from schema version %d to %d", self.path, old, SCHEMA_VERSION
+            )
 
     # plumbing ------------------------------------------------------------------------------------
 
@@ -789,6 +844,145 @@ class Store:
             "SELECT item, value FROM progress WHERE stage = ? ORDER BY item", (stage,)
         )
         return {item: (None if value is None else json.loads(value)) for item, value in rows}
+
+    # step labels ---------------------------------------------------------------------------------
+
+    def _has_step_labels(self) -> bool:
+        """False only for a version-1 store opened read-only (never migrated)."""
+        row = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'step_labels'"
+        ).fetchone()
+        return row is not None
+
+    def add_step_labels(self, labels: Iterable[StepLabel], *, labeler: str) -> int:
+        """Store step labels made by ``labeler`` (a settings key) in one transaction; the number
+        of new rows (labels already stored for the same trajectory, labeller and step are kept).
+
+        Raises DataError, before writing anything, on a malformed label: ``steps`` must hold the
+        steps up to and including ``step_index`` (so ``len(steps) == step_index + 1``), and
+        ``0 <= n_correct <= n``; or when a label's trajectory is not in the store."""
+        if not isinstance(labeler, str) or not labeler:
+            raise DataError(f"labeler must be a non-empty string, got {labeler!r}", field="labeler")
+        labels = list(labels)
+        now = _now()
+        rows = []
+        for i, lab in enumerate(labels):
+            where = f"step label {i}"
+            if not isinstance(lab, StepLabel):
+                raise DataError(f"{where}: expected a StepLabel, got {type(lab).__name__}")
+            if not _is_int(lab.step_index) or lab.step_index < 0:
+                raise DataError(
+                    f"expected an integer >= 0, got {lab.step_index!r}",
+                    where=where,
+                    field="step_index",
+                )
+            if len(lab.steps) != lab.step_index + 1 or not all(
+                isinstance(x, str) for x in lab.steps
+            ):
+                raise DataError(
+                    f"expected the {lab.step_index + 1} step texts up to step_index, got "
+                    f"{len(lab.steps)}",
+                    where=where,
+                    field="steps",
+                )
+            if not (_is_int(lab.n) and _is_int(lab.n_correct) and 0 <= lab.n_correct <= lab.n):
+                raise DataError(
+                    f"expected 0 <= n_correct <= n, got n={lab.n!r}, n_correct={lab.n_correct!r}",
+                    where=where,
+                    field="n_correct",
+                )
+            rows.append(
+                (
+                    lab.trajectory_id,
+                    labeler,
+                    lab.step_index,
+                    lab.problem_id,
+                    lab.steps[-1],
+                    lab.n,
+                    lab.n_correct,
+                    now,
+                )
+            )
+        if not rows:
+            return 0
+        missing = {r[0] for r in rows} - self.existing_ids(r[0] for r in rows)
+        if missing:
+            raise DataError(
+                f"{self.path}: step labels for {len(missing)} trajectory id(s) not in the store: "
+                + ", ".join(sorted(missing)[:5])
+            )
+        return self._write(
+            [
+                (
+                    "INSERT OR IGNORE INTO step_labels (trajectory_id, labeler, step_index, "
+                    "problem_id, step, n, n_correct, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+            ]
+        )[0]
+
+    def labelled_steps(self, labeler: str) -> set[tuple[str, int]]:
+        """The ``(trajectory_id, step_index)`` pairs ``labeler`` has labelled: what a resumed
+        annotation may skip."""
+        if not self._has_step_labels():
+            return set()
+        rows = self.conn.execute(
+            "SELECT trajectory_id, step_index FROM step_labels WHERE labeler = ?", (labeler,)
+        )
+        return {(tid, idx) for tid, idx in rows}
+
+    def step_labelers(self) -> dict[str, int]:
+        """Every labeller's key and how many step labels it stored."""
+        if not self._has_step_labels():
+            return {}
+        rows = self.conn.execute(
+            "SELECT labeler, COUNT(*) FROM step_labels GROUP BY labeler ORDER BY labeler"
+        )
+        return dict(rows.fetchall())
+
+    def step_labels(
+        self,
+        *,
+        labeler: str | None = None,
+        trajectory_id: str | None = None,
+        problem_id: str | None = None,
+    ) -> Iterator[tuple[str, list[StepLabel]]]:
+        """``(labeler, labels)`` per labelled trajectory, trajectories in store order, each
+        trajectory's labels in step order. ``steps`` of a label is rebuilt from the stored step
+        texts of indices ``0..step_index``; a trajectory whose labels have a gap (an index
+        missing) yields only the labels before it."""
+        if not self._has_step_labels():
+            return
+        clauses, args = [], []
+        for column, value in (
+            ("l.labeler", labeler),
+            ("l.trajectory_id", trajectory_id),
+            ("l.problem_id", problem_id),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        cur = self.conn.execute(
+            "SELECT l.trajectory_id, l.labeler, l.step_index, l.problem_id, l.step, l.n, "
+            "l.n_correct FROM step_labels l JOIN trajectories t ON t.id = l.trajectory_id"
+            f"{where} ORDER BY t.seq, l.labeler, l.step_index",
+            args,
+        )
+        key: tuple[str, str] | None = None
+        group: list[StepLabel] = []
+        steps: list[str] = []
+        for tid, lab, idx, pid, step, n, n_correct in cur:
+            if (tid, lab) != key:
+                if key is not None and group:
+                    yield key[1], group
+                key, group, steps = (tid, lab), [], []
+            if idx != len(steps):  # a gap: the prefix cannot be rebuilt past it
+                continue
+            steps.append(step)
+            group.append(StepLabel(pid, tid, idx, tuple(steps), n, n_correct))
+        if key is not None and group:
+            yield key[1], group
 
 
 _PROGRESS_UPSERT = (

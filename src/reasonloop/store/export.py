@@ -13,6 +13,11 @@ Three kinds of rows:
 - ``"preference"``: TRL's conversational preference rows, ``{"prompt": [user turn], "chosen":
   [assistant turn], "rejected": [assistant turn]}``, from :class:`PreferencePair` records given by
   the caller (choosing pairs is the pair-selection stage's job, not the export's).
+- ``"stepwise"``: TRL's stepwise-supervision rows, ``{"prompt": str, "completions": [step, ...],
+  "labels": [bool, ...]}``, one per labelled trajectory (and labeller) from the store's Math-Shepherd
+  step labels (:mod:`reasonloop.search.annotate`): hard labels by default, the fraction of correct
+  completions with ``soft=True``. Only a trajectory's steps labelled from its first step on
+  without a gap are written.
 
 Files are written to a temporary file beside the target and renamed over it, so a crash never leaves
 a half-written export. It does not deduplicate, filter for quality, or apply a chat template.
@@ -38,8 +43,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["trajectories", "sft", "preference"]
-KINDS: tuple[str, ...] = ("trajectories", "sft", "preference")
+Kind = Literal["trajectories", "sft", "preference", "stepwise"]
+KINDS: tuple[str, ...] = ("trajectories", "sft", "preference", "stepwise")
 
 TRAJECTORY_FIELDS: tuple[str, ...] = (
     "id",
@@ -185,6 +190,41 @@ def preference_rows(
         }
 
 
+def stepwise_rows(
+    store: Store,
+    *,
+    stage: str | None = None,
+    problem_id: str | None = None,
+    labeler: str | None = None,
+    soft: bool = False,
+    prompt: Callable[[Problem], str] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """TRL stepwise-supervision rows from the store's step labels (see the module docstring).
+    ``labeler`` picks one labeller's labels (:meth:`Store.step_labelers` lists them); by default
+    every labeller's labels make their own rows. Raises DataError when a labelled trajectory's
+    problem is not in the store."""
+    make_prompt = prompt or _default_prompt
+    cache: dict[str, str] = {}
+    in_stage = None if stage is None else {t.id for t in store.trajectories(stage=stage)}
+    for _, labels in store.step_labels(labeler=labeler, problem_id=problem_id):
+        first = labels[0]
+        if in_stage is not None and first.trajectory_id not in in_stage:
+            continue
+        if first.problem_id not in cache:
+            problem = store.get_problem(first.problem_id)
+            if problem is None:
+                raise DataError(
+                    f"{store.path}: step labels of trajectory {first.trajectory_id} belong to "
+                    f"problem {first.problem_id!r}, which is not in the store"
+                )
+            cache[first.problem_id] = make_prompt(problem)
+        yield {
+            "prompt": cache[first.problem_id],
+            "completions": list(labels[-1].steps),
+            "labels": [lab.soft if soft else lab.hard for lab in labels],
+        }
+
+
 def rows(
     store: Store | None,
     kind: Kind = "trajectories",
@@ -197,10 +237,13 @@ def rows(
     round: int | None = None,
     system: str | None = None,
     prompt: Callable[[Problem], str] | None = None,
+    labeler: str | None = None,
+    soft: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """The rows of one export ``kind`` (see the module docstring); ``correct="auto"`` means
     correct only for ``sft`` and all for ``trajectories``. ``pairs`` is required for
-    ``preference`` (where ``store`` may be None) and refused otherwise."""
+    ``preference`` (where ``store`` may be None) and refused otherwise; ``labeler`` and ``soft``
+    are for ``stepwise``."""
     if kind not in KINDS:
         raise ConfigError(f"unknown export kind {kind!r}; valid kinds: {', '.join(KINDS)}")
     if kind == "preference":
@@ -217,6 +260,15 @@ def rows(
         "role": role,
         "round": round,
     }
+    if kind == "stepwise":
+        return stepwise_rows(
+            store,
+            stage=stage,
+            problem_id=problem_id,
+            labeler=labeler,
+            soft=soft,
+            prompt=prompt,
+        )
     if kind == "sft":
         return sft_rows(
             store,
@@ -263,6 +315,8 @@ def export_jsonl(
     round: int | None = None,
     system: str | None = None,
     prompt: Callable[[Problem], str] | None = None,
+    labeler: str | None = None,
+    soft: bool = False,
 ) -> int:
     """Write the rows of ``kind`` (see :func:`rows`) to ``path`` as JSON Lines; the row count."""
     it = rows(
@@ -276,6 +330,8 @@ def export_jsonl(
         round=round,
         system=system,
         prompt=prompt,
+        labeler=labeler,
+        soft=soft,
     )
     n = 0
     with _atomic(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
@@ -286,10 +342,15 @@ def export_jsonl(
     return n
 
 
-def _arrow_schema(kind: str) -> pa.Schema:
+def _arrow_schema(kind: str, soft: bool = False) -> pa.Schema:
     import pyarrow as pa
 
     turns = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+    if kind == "stepwise":
+        labels = pa.list_(pa.float64() if soft else pa.bool_())
+        return pa.schema(
+            [("prompt", pa.string()), ("completions", pa.list_(pa.string())), ("labels", labels)]
+        )
     if kind == "sft":
         return pa.schema([("messages", turns)])
     if kind == "preference":
@@ -318,10 +379,12 @@ def _arrow_row(kind: str, row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _arrow_batches(kind: str, it: Iterable[dict[str, Any]], size: int) -> Iterator[pa.Table]:
+def _arrow_batches(
+    kind: str, it: Iterable[dict[str, Any]], size: int, soft: bool = False
+) -> Iterator[pa.Table]:
     import pyarrow as pa
 
-    schema = _arrow_schema(kind)
+    schema = _arrow_schema(kind, soft)
     chunk: list[dict[str, Any]] = []
     for row in it:
         chunk.append(_arrow_row(kind, row))
@@ -345,6 +408,8 @@ def export_parquet(
     round: int | None = None,
     system: str | None = None,
     prompt: Callable[[Problem], str] | None = None,
+    labeler: str | None = None,
+    soft: bool = False,
     row_group_size: int = 5000,
 ) -> int:
     """Write the rows of ``kind`` to ``path`` as parquet (written in row groups of
@@ -362,12 +427,14 @@ def export_parquet(
         round=round,
         system=system,
         prompt=prompt,
+        labeler=labeler,
+        soft=soft,
     )
     n = 0
     with _atomic(path) as tmp:
-        writer = pq.ParquetWriter(str(tmp), _arrow_schema(kind))
+        writer = pq.ParquetWriter(str(tmp), _arrow_schema(kind, soft))
         try:
-            for table in _arrow_batches(kind, it, row_group_size):
+            for table in _arrow_batches(kind, it, row_group_size, soft):
                 writer.write_table(table)
                 n += table.num_rows
         finally:
@@ -388,6 +455,8 @@ def to_hf_dataset(
     round: int | None = None,
     system: str | None = None,
     prompt: Callable[[Problem], str] | None = None,
+    labeler: str | None = None,
+    soft: bool = False,
 ) -> Any:
     """The rows of ``kind`` as an in-memory ``datasets.Dataset`` (nothing is written to the HF
     cache, nothing is downloaded). Needs ``datasets`` (the ``train`` extra)."""
@@ -408,9 +477,11 @@ def to_hf_dataset(
         round=round,
         system=system,
         prompt=prompt,
+        labeler=labeler,
+        soft=soft,
     )
-    tables = list(_arrow_batches(kind, it, 5000))
-    table = pa.concat_tables(tables) if tables else _arrow_schema(kind).empty_table()
+    tables = list(_arrow_batches(kind, it, 5000, soft))
+    table = pa.concat_tables(tables) if tables else _arrow_schema(kind, soft).empty_table()
     return datasets.Dataset(table)
 
 
@@ -422,6 +493,7 @@ __all__ = [
     "preference_rows",
     "rows",
     "sft_rows",
+    "stepwise_rows",
     "to_hf_dataset",
     "trajectory_rows",
 ]

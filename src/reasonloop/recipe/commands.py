@@ -1,0 +1,353 @@
+"""Each stage of a loop recipe as the ``reasonloop`` command line that does the same work.
+
+These lines are what ``reasonloop run --dry-run`` prints and writes to ``commands.sh``; a run with
+``launch.train`` executes the training lines themselves (under the launcher). The other stages run
+in-process, through the same library calls these commands make. Where the CLI cannot say what the
+run does (explored rollouts carry log-probs; a prompt without the system prompt), :func:`notes`
+says so in a comment.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reasonloop.recipe.config import LoopRecipe
+from reasonloop.train.dpo import DPOSettings
+from reasonloop.train.sft import SFTSettings
+
+
+def slug(benchmark: str) -> str:
+    """A directory name for a benchmark name or a problems file: ``math500``, ``hard``."""
+    name = Path(benchmark).stem if ("/" in benchmark or "." in benchmark) else benchmark
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "problems"
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where everything of a run lives, under one directory."""
+
+    root: Path
+
+    @property
+    def store(self) -> Path:
+        return self.root / "store.db"
+
+    @property
+    def steps(self) -> Path:
+        return self.root / "steps"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def model(self, name: str) -> Path:
+        return self.root / "models" / name
+
+    def eval_dir(self, model: str, benchmark: str) -> Path:
+        return self.root / "evals" / model / slug(benchmark)
+
+    @property
+    def imitate_dir(self) -> Path:
+        return self.root / "data" / "imitate"
+
+    @property
+    def imitate_data(self) -> Path:  # D_0
+        return self.imitate_dir / "train.jsonl"
+
+    def explored_dir(self, round_: int) -> Path:
+        return self.root / "data" / f"explored-r{round_}"
+
+    def rs_data(self, round_: int) -> Path:  # D_i
+        return self.root / "data" / f"rs-r{round_}.jsonl"
+
+    def dpo_data(self, round_: int) -> Path:
+        return self.root / "data" / f"dpo-r{round_}.jsonl"
+
+    def curate_recipe(self, which: str) -> Path:
+        return self.root / "config" / f"curate-{which}.yaml"
+
+
+def _num(x: float) -> str:
+    """A number as a flag value: ``1`` for 1.0, ``0.6``, ``1e-05``."""
+    x = float(x)
+    return str(int(x)) if x.is_integer() and abs(x) < 1e9 else repr(x)
+
+
+def _data_dir(r: LoopRecipe) -> list[str]:
+    return ["--data-dir", r.data_dir] if r.data_dir else []
+
+
+def _limit(limit: int | None) -> list[str]:
+    return [] if limit is None else ["--limit", str(limit)]
+
+
+def reasonloop(args: Sequence[str], launcher: str | None = None) -> str:
+    """The shell line: ``reasonloop ARGS``, or ``LAUNCHER -m reasonloop.cli ARGS``."""
+    if launcher:
+        return f"{launcher} -m reasonloop.cli {shlex.join(args)}"
+    return f"reasonloop {shlex.join(args)}"
+
+
+def distill_args(r: LoopRecipe, store: Path) -> list[str]:
+    t = r.teacher
+    return [
+        "distill",
+        "--problems",
+        t.problems,
+        "--store",
+        str(store),
+        "--teacher",
+        t.engine,
+        "-n",
+        str(t.n),
+        "--style",
+        t.style,
+        *(["--completer", t.completer] if t.completer else []),
+        *_limit(t.limit),
+        "--temperature",
+        _num(t.temperature),
+        "--max-tokens",
+        str(t.max_tokens),
+        "--seed",
+        str(r.seed),
+        *_data_dir(r),
+    ]
+
+
+def rel_args(r: LoopRecipe, store: Path) -> list[str]:
+    t = r.teacher
+    return [
+        "rel",
+        "--problems",
+        t.problems,
+        "--store",
+        str(store),
+        "--generator",
+        t.engine,
+        "--critic",
+        t.critic or t.engine,
+        "--rounds",
+        str(t.rounds),
+        "--threshold",
+        _num(t.threshold),
+        *_limit(t.limit),
+        "--max-tokens",
+        str(t.max_tokens),
+        "--seed",
+        str(r.seed),
+        *_data_dir(r),
+    ]
+
+
+def curate_args(
+    r: LoopRecipe,
+    store: Path,
+    out: Path,
+    recipe: Path,
+    stages: Sequence[str],
+    *,
+    decontaminate: Sequence[str] = (),
+    perplexity_engine: str | None = None,
+) -> list[str]:
+    args = ["curate", "--store", str(store), "--out", str(out), "--recipe", str(recipe)]
+    for s in stages:
+        args += ["--stage", s]
+    for b in decontaminate:
+        args += ["--decontaminate", b]
+    if perplexity_engine:
+        args += ["--perplexity-engine", perplexity_engine]
+    return args + (_data_dir(r) if decontaminate else [])
+
+
+def _lora(s: SFTSettings | DPOSettings) -> list[str]:
+    return ["--lora", "--lora-r", str(s.lora.r)] if s.lora else []
+
+
+def train_sft_args(s: SFTSettings) -> list[str]:
+    return [
+        "train",
+        "sft",
+        "--model",
+        s.model,
+        "--data",
+        s.data,
+        "--out",
+        s.output_dir,
+        *_lora(s),
+        "--epochs",
+        _num(s.epochs),
+        "--max-steps",
+        str(s.max_steps),
+        "--lr",
+        _num(s.learning_rate),
+        "--batch-size",
+        str(s.batch_size),
+        "--max-length",
+        str(s.max_length),
+        *(["--packing"] if s.packing else []),
+        "--seed",
+        str(s.seed),
+    ]
+
+
+def train_dpo_args(s: DPOSettings) -> list[str]:
+    return [
+        "train",
+        "dpo",
+        "--model",
+        s.model,
+        "--data",
+        s.data,
+        "--out",
+        s.output_dir,
+        "--align",
+        s.align,
+        "--sft-weight",
+        _num(s.sft_weight),
+        "--beta",
+        _num(s.beta),
+        *_lora(s),
+        "--epochs",
+        _num(s.epochs),
+        "--max-steps",
+        str(s.max_steps),
+        "--lr",
+        _num(s.learning_rate),
+        "--batch-size",
+        str(s.batch_size),
+        "--max-length",
+        str(s.max_length),
+        "--seed",
+        str(s.seed),
+    ]
+
+
+def explore_args(r: LoopRecipe, store: Path, engine: str, stage: str) -> list[str]:
+    e = r.explore
+    return [
+        "explore",
+        "--problems",
+        e.problems,
+        "--store",
+        str(store),
+        "--engine",
+        engine,
+        "--max-rollouts",
+        str(e.max_rollouts),
+        "--batch",
+        str(e.batch),
+        *_limit(e.limit),
+        "--temperature",
+        _num(e.temperature),
+        "--top-p",
+        _num(e.top_p),
+        "--max-tokens",
+        str(e.max_tokens),
+        "--seed",
+        str(r.seed),
+        "--stage",
+        stage,
+        *_data_dir(r),
+    ]
+
+
+def eval_args(r: LoopRecipe, benchmark: str, out: Path, engine: str) -> list[str]:
+    e = r.eval
+    return [
+        "eval",
+        "--benchmark",
+        benchmark,
+        "--out",
+        str(out),
+        "--engine",
+        engine,
+        "--strategy",
+        e.strategy,
+        "-k",
+        str(e.k),
+        *_limit(e.limit),
+        "--temperature",
+        _num(e.temperature),
+        "--max-tokens",
+        str(e.max_tokens),
+        "--seed",
+        str(r.seed),
+        *([] if r.system_prompt else ["--no-system-prompt"]),
+        *_data_dir(r),
+    ]
+
+
+def pairs_line(
+    r: LoopRecipe, store: Path, stage: str, out: Path, perplexity_engine: str | None = None
+) -> str:
+    """DPO pairs have no ``reasonloop`` command: this module's own entry point writes them."""
+    args = ["--store", str(store), "--stage", stage, "--out", str(out)]
+    args += ["--pairs-per-problem", str(r.improve.pairs_per_problem)]
+    if not r.system_prompt:
+        args.append("--no-system-prompt")
+    if perplexity_engine:
+        args += ["--perplexity-engine", perplexity_engine]
+    return f"python -m reasonloop.recipe.pairs {shlex.join(args)}"
+
+
+def concat_line(parts: Sequence[Path], out: Path) -> str:
+    return f"cat {' '.join(shlex.quote(str(p)) for p in parts)} > {shlex.quote(str(out))}"
+
+
+def notes(r: LoopRecipe, stage: str) -> list[str]:
+    """Comments on what a stage's command line cannot express."""
+    out = []
+    if stage == "explore" and not r.system_prompt:
+        out.append(
+            "# note: the run leaves out the system prompt (system_prompt: false); the CLI has no flag for it"
+        )
+    if stage == "explore":
+        out.append(
+            "# note: the run also keeps each rollout's log-probs (its perplexity, for selection)"
+        )
+    for spec in (r.teacher.engine, r.teacher.critic, r.teacher.completer):
+        if stage in ("distill", "rel") and spec == "countdown":
+            out.append(
+                "# note: engine 'countdown' is the run's programmatic Countdown teacher (not a CLI engine)"
+            )
+            break
+    return out
+
+
+def server_lines(command: str, ready_url: str) -> list[str]:
+    """Start a server in the background and wait until it answers."""
+    return [
+        f"{command} &",
+        "SERVER_PID=$!",
+        f"until curl -sf {shlex.quote(ready_url)} > /dev/null; do sleep 5; done",
+    ]
+
+
+STOP_SERVER = "kill $SERVER_PID; wait $SERVER_PID || true"
+
+
+def script(recipe_path: str, out: Path, blocks: Sequence[tuple[str, Any, Sequence[str]]]) -> str:
+    """``commands.sh``: ``blocks`` are ``(header, server or None, lines)`` in run order; one server
+    start covers consecutive blocks that need the same server."""
+    lines = [
+        "#!/usr/bin/env bash",
+        f"# reasonloop run {recipe_path} --out {out}: every stage as a command line",
+        "set -euo pipefail",
+    ]
+    current = None
+    for header, server, body in blocks:
+        if server != current and current is not None:
+            lines.append(STOP_SERVER)
+        lines += ["", f"# -- {header}"]
+        if server is not None and server != current:
+            lines += server_lines(server.command, server.ready_url)
+        current = server
+        lines += list(body)
+    if current is not None:
+        lines.append(STOP_SERVER)
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,565 @@
+"""The recipe schema: a YAML file validated into frozen dataclasses.
+
+Two kinds of recipe:
+
+- ``kind: loop`` — imitate → explore → self-improve with real engines and a trainable student
+  (:class:`LoopRecipe`): ``teacher``, ``curate``, ``student``, ``sft``, ``explore``, ``improve``,
+  ``eval`` and an optional ``launch`` section for GPU runs;
+- ``kind: demo`` — the CPU demo on Countdown; its ``demo`` section holds
+  :class:`reasonloop.demo.run.DemoConfig` fields.
+
+Every key is checked: an unknown key, a value of the wrong type or out of range is a
+:class:`~reasonloop.errors.ConfigError` naming the file and the dotted key (``sft.max_steps``).
+Training sections hold the library's own settings (``SFTSettings``, ``DPOSettings`` without their
+paths, which the run fills in), so a recipe says exactly what ``reasonloop train`` would get.
+
+It does not check that models, servers or problem files exist: that happens when a stage runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reasonloop.curate.run import CurateConfig, SelectConfig
+from reasonloop.demo.run import DemoConfig
+from reasonloop.distill import STYLES
+from reasonloop.errors import ConfigError
+from reasonloop.evaluate.run import EvalSettings
+from reasonloop.train.dpo import DPOSettings
+from reasonloop.train.sft import LoraSettings, SFTSettings
+
+KINDS = ("loop", "demo")
+TEACHER_METHODS = ("distill", "rel")
+IMPROVE_METHODS = ("rs-sft", "dpo")
+DPO_FROM = ("previous", "imitate")
+# engine specs a recipe may name; ``countdown`` is the programmatic Countdown teacher
+ENGINE_FORMS = ("default", "llamacpp:PATH.gguf", "hf:PATH", "openai:URL#MODEL", "countdown")
+PATHS = ("model", "data", "output_dir")  # filled in by the run, never by the recipe
+TINY = "tiny"
+
+
+def check_engine_spec(spec: str, key: str) -> None:
+    """The spec has one of the engine forms (nothing is loaded)."""
+    kind, _, rest = spec.partition(":")
+    if spec in ("default", "countdown") or (kind in ("llamacpp", "hf", "openai") and rest):
+        return
+    raise ConfigError(
+        f"{key}: unknown engine spec {spec!r}; valid forms: {', '.join(ENGINE_FORMS)}"
+    )
+
+
+def _at_least(obj: Any, name: str, low: int) -> None:
+    value = getattr(obj, name)
+    if value < low:
+        raise ConfigError(f"{name} must be >= {low}, got {value}")
+
+
+@dataclass(frozen=True, slots=True)
+class TeacherConfig:
+    """Where imitation data comes from: ``distill`` K responses per problem from a teacher engine,
+    or ``rel`` (ReasonSet's generate → critique → refine loop, ``engine`` writing, ``critic``
+    scoring)."""
+
+    problems: str  # a benchmark name or a problems file
+    engine: str = "default"
+    method: str = "distill"
+    limit: int | None = None
+    n: int = 4  # distill: responses per problem
+    style: str = "auto"  # distill: auto | unified | r1 | qwq
+    completer: str | None = None  # distill: engine that writes QwQ-style solutions
+    temperature: float = 0.6
+    max_tokens: int = 4096
+    critic: str | None = None  # rel: the critic engine (default: ``engine``)
+    rounds: int = 3  # rel: revisions after the first rewrite
+    threshold: float = 0.8  # rel: critic score that accepts a round
+
+    def __post_init__(self) -> None:
+        if self.method not in TEACHER_METHODS:
+            raise ConfigError(f"method must be one of {list(TEACHER_METHODS)}, got {self.method!r}")
+        if self.style not in STYLES:
+            raise ConfigError(f"style must be one of {list(STYLES)}, got {self.style!r}")
+        _at_least(self, "n", 1)
+        _at_least(self, "max_tokens", 1)
+        _at_least(self, "rounds", 0)
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError(f"threshold must be in [0, 1], got {self.threshold}")
+        check_engine_spec(self.engine, "engine")
+        for name in ("completer", "critic"):
+            if getattr(self, name) is not None:
+                check_engine_spec(getattr(self, name), name)
+
+
+@dataclass(frozen=True, slots=True)
+class CurateSection:
+    """The imitation set's curation (``reasonloop.curate`` settings) and the benchmarks whose
+    problems are removed from it."""
+
+    config: CurateConfig = CurateConfig()
+    decontaminate: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StudentConfig:
+    """The model trained. ``model``: a transformers directory or hub id, or ``tiny`` (a ~50k
+    parameter Llama with a character tokenizer, built in the run directory: a smoke test, it
+    learns nothing useful). ``engine``: ``hf`` samples each checkpoint in this process;
+    ``openai:URL#{name}`` reaches the server ``launch.serve`` starts on each checkpoint."""
+
+    model: str
+    engine: str = "hf"
+    batch_size: int = 16  # hf: sequences decoded together
+
+    def __post_init__(self) -> None:
+        if self.engine != "hf" and not self.engine.startswith("openai:"):
+            raise ConfigError(f"engine must be 'hf' or 'openai:URL#MODEL', got {self.engine!r}")
+        _at_least(self, "batch_size", 1)
+
+
+@dataclass(frozen=True, slots=True)
+class ExploreConfig:
+    """Rollouts on hard problems until one is correct or ``max_rollouts`` are spent."""
+
+    problems: str
+    limit: int | None = None
+    max_rollouts: int = 20
+    batch: int = 4  # rollouts drawn per problem at a time
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 1024
+
+    def __post_init__(self) -> None:
+        _at_least(self, "max_rollouts", 1)
+        _at_least(self, "batch", 1)
+        _at_least(self, "max_tokens", 1)
+
+
+@dataclass(frozen=True, slots=True)
+class ImproveConfig:
+    """Self-improvement rounds. ``rs-sft``: train the *backbone* on D_i = D_0 + the correct
+    explored rollouts of rounds 1..i chosen by ``select``; ``dpo``: thought-only DPO (plus the SFT
+    term of ``dpo.sft_weight``) on pairs from round i's rollouts, starting from the previous round's
+    model (``dpo_from: previous``) or the imitated one (``imitate``)."""
+
+    method: str = "rs-sft"
+    rounds: int = 1
+    select: SelectConfig = SelectConfig(by="longest")
+    pairs_per_problem: int = 1
+    dpo: DPOSettings = DPOSettings("", "", "", sft_weight=1.0)
+    dpo_from: str = "previous"
+
+    def __post_init__(self) -> None:
+        if self.method not in IMPROVE_METHODS:
+            raise ConfigError(f"method must be one of {list(IMPROVE_METHODS)}, got {self.method!r}")
+        if self.dpo_from not in DPO_FROM:
+            raise ConfigError(f"dpo_from must be one of {list(DPO_FROM)}, got {self.dpo_from!r}")
+        _at_least(self, "rounds", 0)
+        _at_least(self, "pairs_per_problem", 1)
+
+
+@dataclass(frozen=True, slots=True)
+class EvalConfig:
+    """Evaluation after every stage (backbone, imitate, each round) on every benchmark."""
+
+    benchmarks: tuple[str, ...]
+    limit: int | None = None
+    strategy: str = "greedy"  # greedy | sample
+    k: int = 1
+    temperature: float = 0.7
+    max_tokens: int = 1024
+
+    def __post_init__(self) -> None:
+        if not self.benchmarks:
+            raise ConfigError("benchmarks must name at least one benchmark or problems file")
+        try:
+            EvalSettings(strategy=self.strategy, k=self.k, max_tokens=self.max_tokens)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        _at_least(self, "max_tokens", 1)
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchConfig:
+    """How a GPU run starts its processes. ``train``: a launcher that runs
+    ``-m reasonloop.cli train sft|dpo ...`` (e.g. ``accelerate launch --config_file zero2.yaml``);
+    unset, training runs in this process. ``serve``: the command that serves one student
+    checkpoint (``{model}`` its path, ``{name}`` its name: backbone, imitate, round-1, ...), started
+    for the stages that sample it and stopped after. ``teacher_serve``: the same for the teacher
+    during distillation (unset: the teacher's server is already running, or it needs none)."""
+
+    train: str | None = None
+    serve: str | None = None
+    teacher_serve: str | None = None
+    ready_timeout: float = 1800.0  # seconds to wait for a server's /models to answer
+
+    def __post_init__(self) -> None:
+        if self.ready_timeout <= 0:
+            raise ConfigError(f"ready_timeout must be > 0, got {self.ready_timeout}")
+
+
+@dataclass(frozen=True, slots=True)
+class LoopRecipe:
+    name: str
+    teacher: TeacherConfig
+    student: StudentConfig
+    explore: ExploreConfig
+    eval: EvalConfig
+    kind: str = "loop"
+    seed: int = 0
+    data_dir: str | None = None  # benchmark data directory (else $REASONLOOP_DATA, else the hub)
+    system_prompt: bool = True  # the student's prompts (curated rows, explore, eval) carry it
+    curate: CurateSection = CurateSection()
+    sft: SFTSettings = SFTSettings("", "", "")
+    improve: ImproveConfig = ImproveConfig()
+    launch: LaunchConfig = LaunchConfig()
+
+
+@dataclass(frozen=True, slots=True)
+class DemoRecipe:
+    name: str
+    demo: DemoConfig = field(default_factory=DemoConfig)
+    kind: str = "demo"
+
+
+Recipe = LoopRecipe | DemoRecipe
+
+# settings of ``train sft`` / ``train dpo`` that have a CLI flag (a launched run gets only these)
+SFT_FLAGS = frozenset(
+    {"lora", "epochs", "max_steps", "learning_rate", "batch_size", "max_length", "packing", "seed"}
+)
+DPO_FLAGS = frozenset(
+    {"align", "sft_weight", "beta", "lora", "epochs", "max_steps", "learning_rate", "batch_size"}
+    | {"max_length", "seed"}
+)
+
+
+# -- loading -----------------------------------------------------------------------------------
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and validate a recipe file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: recipe not found") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    try:
+        return parse_recipe(data if data is not None else {}, default_name=path.stem)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def parse_recipe(data: Any, *, default_name: str = "run") -> Recipe:
+    """Validate a recipe mapping (what the YAML file holds)."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"a recipe must be a mapping of keys, got {type(data).__name__}")
+    kind = data.get("kind", "loop")
+    if kind not in KINDS:
+        raise ConfigError(f"kind: must be one of {list(KINDS)}, got {kind!r}")
+    data = {"name": default_name, **data}
+    if kind == "demo":
+        _reject_unknown(data, {"kind", "name", "demo"}, "")
+        demo = build(DemoConfig, data.get("demo"), "demo", skip={"out"})
+        return DemoRecipe(name=_typed(data["name"], str, "name"), demo=demo)
+    valid = {f.name for f in dataclasses.fields(LoopRecipe)}
+    _reject_unknown(data, valid, "")
+    for key in ("teacher", "student", "explore", "eval"):
+        if key not in data:
+            raise ConfigError(f"{key}: required section is missing")
+    seed = _typed(data.get("seed", 0), int, "seed")
+    launch = build(LaunchConfig, data.get("launch"), "launch")
+    sft = build(SFTSettings, data.get("sft"), "sft", skip=set(PATHS), defaults={"seed": seed})
+    sft = dataclasses.replace(sft, model="", data="", output_dir="")
+    recipe = LoopRecipe(
+        name=_typed(data["name"], str, "name"),
+        seed=seed,
+        data_dir=_typed(data.get("data_dir"), str | None, "data_dir"),
+        system_prompt=_typed(data.get("system_prompt", True), bool, "system_prompt"),
+        teacher=build(TeacherConfig, data["teacher"], "teacher"),
+        curate=_curate_section(data.get("curate")),
+        student=build(StudentConfig, data["student"], "student"),
+        sft=sft,
+        explore=build(ExploreConfig, data["explore"], "explore"),
+        improve=_improve_section(data.get("improve"), seed),
+        eval=build(EvalConfig, data["eval"], "eval"),
+        launch=launch,
+    )
+    _check_launch(recipe)
+    return recipe
+
+
+def _curate_section(data: Any) -> CurateSection:
+    data = _mapping(data, "curate")
+    if "system_prompt" in data:
+        raise ConfigError(
+            "curate.system_prompt: set the top-level system_prompt instead (it also applies to "
+            "explore and eval, which must match what the student was trained on)"
+        )
+    decon = _typed(data.get("decontaminate", []), tuple[str, ...], "curate.decontaminate")
+    rest = {k: v for k, v in data.items() if k != "decontaminate"}
+    cfg = build(CurateConfig, rest, "curate", skip={"system_prompt"}, extra_valid={"decontaminate"})
+    return CurateSection(config=cfg, decontaminate=decon)
+
+
+def _improve_section(data: Any, seed: int) -> ImproveConfig:
+    data = _mapping(data, "improve")
+    dpo = build(
+        DPOSettings,
+        data.get("dpo"),
+        "improve.dpo",
+        skip=set(PATHS),
+        defaults={"sft_weight": 1.0, "seed": seed},
+    )
+    rest = {k: v for k, v in data.items() if k != "dpo"}
+    cfg = build(ImproveConfig, rest, "improve", skip={"dpo"}, extra_valid={"dpo"})
+    return dataclasses.replace(cfg, dpo=dataclasses.replace(dpo, model="", data="", output_dir=""))
+
+
+def _check_launch(r: LoopRecipe) -> None:
+    """Settings that only make sense together."""
+    if r.student.engine.startswith("openai:") and not r.launch.serve:
+        raise ConfigError(
+            "student.engine: an openai: student needs launch.serve, the command that serves each "
+            "checkpoint (e.g. 'vllm serve {model} --port 8001 --served-model-name {name}')"
+        )
+    if r.launch.serve and not r.student.engine.startswith("openai:"):
+        raise ConfigError(
+            "launch.serve: set student.engine to the server's spec, e.g. "
+            "'openai:http://127.0.0.1:8001/v1#{name}'"
+        )
+    if r.launch.teacher_serve and not r.teacher.engine.startswith("openai:"):
+        raise ConfigError("launch.teacher_serve: teacher.engine must be the server's openai: spec")
+    if r.student.model == TINY and r.student.engine != "hf":
+        raise ConfigError("student.model: the tiny student is sampled in-process (engine: hf)")
+    if r.launch.train:
+        # a launched run gets the CLI's flags only: refuse settings that would be silently lost
+        for section, settings, flags in (
+            ("sft", r.sft, SFT_FLAGS),
+            ("improve.dpo", r.improve.dpo, DPO_FLAGS),
+        ):
+            default = type(settings)("", "", "")
+            for f in dataclasses.fields(settings):
+                if f.name in PATHS or f.name in flags:
+                    continue
+                if getattr(settings, f.name) != getattr(default, f.name):
+                    raise ConfigError(
+                        f"{section}.{f.name}: `reasonloop train` has no flag for it, so a run "
+                        "under launch.train would not get it; remove it or unset launch.train"
+                    )
+            lora = settings.lora
+            if lora is not None and lora != LoraSettings(r=lora.r, alpha=2 * lora.r):
+                raise ConfigError(
+                    f"{section}.lora: under launch.train only lora.r can be set (alpha = 2r)"
+                )
+
+
+# -- a small validating builder ------------------------------------------------------------------
+
+
+def build(
+    cls: type,
+    data: Any,
+    where: str,
+    *,
+    skip: set[str] = frozenset(),  # type: ignore[assignment]
+    defaults: Mapping[str, Any] | None = None,
+    extra_valid: set[str] = frozenset(),  # type: ignore[assignment]
+) -> Any:
+    """``cls(**data)`` with every key and value checked against ``cls``'s fields and type hints.
+    ``skip``: fields the recipe may not set (they keep their defaults, or "" when required);
+    ``defaults``: values used when the recipe leaves a field out."""
+    data = _mapping(data, where)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in skip}
+    _reject_unknown(data, set(fields) | extra_valid, where)
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = dict(defaults or {})
+    for name, value in data.items():
+        if name in fields:
+            kwargs[name] = _typed(value, hints[name], _key(where, name))
+    for f in dataclasses.fields(cls):
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if required and f.name not in kwargs:
+            if f.name in skip:
+                kwargs[f.name] = ""
+            else:
+                raise ConfigError(f"{_key(where, f.name)}: required key is missing")
+    try:
+        return cls(**kwargs)
+    except (ConfigError, TypeError, ValueError) as exc:
+        msg = str(exc)
+        # "max_steps must be ..." from a settings class names its field: make the key dotted
+        head = msg.split(" ", 1)[0].rstrip(":").split(".")[0]
+        if where and head in fields:
+            raise ConfigError(f"{where}.{msg}") from None
+        parent, _, last = where.rpartition(".")
+        if where and head == last:  # "select.by: ..." raised inside improve.select
+            raise ConfigError(f"{parent}.{msg}" if parent else msg) from None
+        raise ConfigError(f"{where}: {msg}" if where else msg) from None
+
+
+def _key(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def _mapping(data: Any, where: str) -> Mapping[str, Any]:
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of keys, got {data!r}")
+    for k in data:
+        if not isinstance(k, str):
+            raise ConfigError(f"{where}: keys must be strings, got {k!r}")
+    return data
+
+
+def _reject_unknown(data: Mapping[str, Any], valid: set[str], where: str) -> None:
+    unknown = sorted(set(data) - valid)
+    if unknown:
+        place = f"under {where}" if where else "at the top level"
+        raise ConfigError(
+            f"{_key(where, unknown[0])}: unknown key; valid keys {place}: {', '.join(sorted(valid))}"
+        )
+
+
+_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _typed(value: Any, tp: Any, key: str) -> Any:
+    """``value`` checked (and converted: lists to tuples, ints to floats) against the hint ``tp``."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+            raise ConfigError(f"{key}: a value is required")
+        if value is True and any(dataclasses.is_dataclass(a) for a in args):
+            cls = next(a for a in args if dataclasses.is_dataclass(a))
+            return cls()  # ``lora: true`` means the default LoRA settings
+        if value is False and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _typed(value, arg, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: unexpected value {value!r}")
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, key)  # type: ignore[arg-type]
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        item = typing.get_args(tp)[0]
+        return tuple(_typed(v, item, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin in (dict, Mapping) or tp in (dict, Mapping):
+        sub = _mapping(value, key)
+        args = typing.get_args(tp)
+        if len(args) == 2:
+            return {k: _typed(v, args[1], _key(key, k)) for k, v in sub.items()}
+        return dict(sub)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-5 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+# -- the resolved form -------------------------------------------------------------------------------
+
+
+def resolved(recipe: Recipe) -> dict[str, Any]:
+    """The recipe with every default filled in, as plain YAML-able data (``resolved.yaml``)."""
+    if isinstance(recipe, DemoRecipe):
+        demo = {k: v for k, v in _plain(recipe.demo).items() if k != "out"}
+        return {"kind": "demo", "name": recipe.name, "demo": demo}
+    out: dict[str, Any] = {"kind": recipe.kind, "name": recipe.name}
+    for f in dataclasses.fields(recipe):
+        if f.name in ("kind", "name"):
+            continue
+        value = getattr(recipe, f.name)
+        if f.name == "curate":
+            value = {
+                **{k: v for k, v in _plain(value.config).items() if k != "system_prompt"},
+                "decontaminate": list(value.decontaminate),
+            }
+        elif f.name == "sft":
+            value = {k: v for k, v in _plain(value).items() if k not in PATHS}
+        elif f.name == "improve":
+            value = _plain(value)
+            value["dpo"] = {k: v for k, v in value["dpo"].items() if k not in PATHS}
+        else:
+            value = _plain(value)
+        out[f.name] = value
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two resolved recipes."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new)):
+            out += changed_keys(old.get(k), new.get(k), _key(prefix, str(k)))
+        return out
+    return [] if old == new else [prefix or "(recipe)"]
+
+
+__all__ = [
+    "CurateSection",
+    "DemoRecipe",
+    "EvalConfig",
+    "ExploreConfig",
+    "ImproveConfig",
+    "LaunchConfig",
+    "LoopRecipe",
+    "Recipe",
+    "StudentConfig",
+    "TeacherConfig",
+    "build",
+    "changed_keys",
+    "load_recipe",
+    "parse_recipe",
+    "resolved",
+]

@@ -1,0 +1,171 @@
+"""The run's report: STILL-2's table (one row per model, the data that made it, accuracy per
+benchmark, gain over the backbone), the exploration rounds, and a plot.
+
+Everything is read back from the steps' summaries (``steps/*.json``), so a report can be written for
+a run that stopped half-way: what did not run shows as ``-``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reasonloop.explore import BUCKETS
+from reasonloop.recipe.commands import slug
+
+if TYPE_CHECKING:
+    from reasonloop.recipe.runner import Loop
+
+
+def percent(metrics: dict[str, float]) -> float:
+    """Accuracy in %: mean accuracy over samples (pass@1 for greedy decoding)."""
+    return 100 * metrics.get("acc", metrics.get("pass@1", 0.0))
+
+
+def model_rows(loop: Loop) -> list[dict[str, Any]]:
+    """One row per model: name, label, distilled and explored data counts, accuracy (%) per
+    benchmark (None when not evaluated) and the mean gain over the backbone."""
+    r, marker = loop.r, loop.marker
+    benches = r.eval.benchmarks
+
+    def accuracy(model: str) -> dict[str, float | None]:
+        out: dict[str, float | None] = {}
+        for b in benches:
+            v = marker(f"eval-{model}-{slug(b)}")
+            out[b] = None if v is None else percent(v["metrics"])
+        return out
+
+    d0 = (marker("curate-imitate") or {}).get("kept")
+    rows = [
+        {"model": "backbone", "label": "backbone", "distilled": None, "explored": None},
+        {"model": "imitate", "label": "imitate (SFT on D_0)", "distilled": d0, "explored": None},
+    ]
+    for i in loop.rounds():
+        if r.improve.method == "rs-sft":
+            data = marker(f"rs-data-r{i}") or {}
+            label, explored = f"round {i}: RS-SFT from backbone", data.get("explored")
+        else:
+            pairs = (marker(f"dpo-pairs-r{i}") or {}).get("pairs")
+            start = "imitate" if r.improve.dpo_from == "imitate" else loop.policy(i)
+            label = f"round {i}: DPO from {start}"
+            explored = None if pairs is None else f"{pairs} pairs"
+            if (marker(f"dpo-r{i}") or {}).get("skipped"):
+                label += " (skipped: no pairs)"
+        rows.append({"model": f"round-{i}", "label": label, "distilled": d0, "explored": explored})
+    base = accuracy("backbone")
+    for row in rows:
+        row["accuracy"] = acc = accuracy(row["model"])
+        gains = [acc[b] - base[b] for b in benches if acc[b] is not None and base[b] is not None]  # type: ignore[operator]
+        row["gain"] = statistics.mean(gains) if gains else None
+    return rows
+
+
+def explore_rows(loop: Loop) -> list[list[str]]:
+    out = []
+    for i in loop.rounds():
+        v = loop.marker(f"explore-r{i}")
+        if v is None:
+            continue
+        b = v.get("buckets", {})
+        out.append(
+            [
+                str(i),
+                v["model"],
+                str(v["problems"]),
+                str(v["solved"]),
+                *(str(b.get(k, 0)) for k in BUCKETS),
+                str(v["rollouts"]),
+            ]
+        )
+    return out
+
+
+def _cell(x: Any) -> str:
+    return "-" if x is None else str(x)
+
+
+def _acc(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f}"
+
+
+def write_report(loop: Loop) -> dict[str, Any]:
+    """Write ``report.md``, ``report.png`` and ``summary.json``; return the summary."""
+    from reasonloop.evaluate.report import markdown_table
+
+    r, root = loop.r, loop.layout.root
+    benches = list(r.eval.benchmarks)
+    rows = model_rows(loop)
+    header = ["model", "distilled", "explored", *(f"{b} (%)" for b in benches), "gain (avg)"]
+    table = [
+        [
+            row["label"],
+            _cell(row["distilled"]),
+            _cell(row["explored"]),
+            *(_acc(row["accuracy"][b]) for b in benches),
+            "-" if row["gain"] is None else f"{row['gain']:+.1f}",
+        ]
+        for row in rows
+    ]
+    plotted = _plot(root / "report.png", rows, benches, r.name)
+    ex = explore_rows(loop)
+    lines = [
+        f"# {r.name}",
+        "",
+        f"Student `{r.student.model}`; teacher `{r.teacher.engine}` ({r.teacher.method}); "
+        f"{r.improve.rounds} round(s) of {r.improve.method}. Accuracy: {r.eval.strategy} "
+        f"decoding, {r.eval.max_tokens} tokens at most. `distilled`: rows of D_0; `explored`: "
+        "selected correct rollouts (RS-SFT) or preference pairs (DPO).",
+        "",
+        markdown_table(header, table),
+        "",
+    ]
+    if ex:
+        lines += [
+            "## Exploration",
+            "",
+            markdown_table(
+                [
+                    "round",
+                    "model",
+                    "problems",
+                    "solved",
+                    "at once",
+                    "with search",
+                    "unsolved",
+                    "rollouts",
+                ],
+                ex,
+            ),
+            "",
+        ]
+    if plotted:
+        lines += ["![accuracy per stage](report.png)", ""]
+    (root / "report.md").write_text("\n".join(lines), encoding="utf-8")
+    summary = {"report": str(root / "report.md"), "rows": rows}
+    (root / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary
+
+
+def _plot(path: Path, rows: list[dict[str, Any]], benches: list[str], title: str) -> bool:
+    """Grouped bars: one group per benchmark, one bar per model. False when nothing is measured."""
+    if not any(v is not None for row in rows for v in row["accuracy"].values()):
+        return False
+    from reasonloop.evaluate.report import _pyplot
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(benches) * len(rows) / 2), 3.8))
+    width = 0.8 / len(rows)
+    for k, row in enumerate(rows):
+        xs = [j + (k - (len(rows) - 1) / 2) * width for j in range(len(benches))]
+        ys = [row["accuracy"][b] or 0.0 for b in benches]
+        ax.bar(xs, ys, width, label=row["model"])
+    ax.set_xticks(range(len(benches)), benches)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True

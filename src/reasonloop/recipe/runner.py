@@ -1,0 +1,861 @@
+"""Run a recipe into one run directory, resumably: imitate → explore → self-improve, evaluated after
+every stage.
+
+The steps of a loop recipe, in order (``R`` = ``improve.rounds``, ``B`` = each benchmark)::
+
+    backbone            build the tiny student (student.model: tiny only)
+    eval-backbone-B     greedy eval of the untrained student
+    distill | rel       teacher responses (or REL chains) into the store
+    curate-imitate      filters, dedup, selection → D_0 (data/imitate/train.jsonl)
+    sft-imitate         SFT of the backbone on D_0 → models/imitate
+    eval-imitate-B
+    explore-rI          the previous model samples the hard problems, up to K rollouts each
+    rs-data-rI, sft-rI  (rs-sft) D_I = D_0 + selected correct rollouts of rounds 1..I; SFT of the
+                        *backbone* on D_I → models/round-I
+    dpo-pairs-rI, dpo-rI  (dpo) pairs from round I's rollouts; thought-only DPO + SFT term from the
+                        previous (or the imitated) model → models/round-I
+    eval-round-I-B
+
+A finished step leaves ``steps/NAME.json`` (its summary) and is skipped when the run is started
+again; a step killed half-way starts over, except the stages that keep their own progress —
+distill, rel, explore (the store) and eval (``evals/MODEL/B/samples.db``) — which continue where
+they stopped. Training restarts from its initial model (no mid-training checkpoints).
+
+With ``launch.serve`` each checkpoint a step samples from is served by a process this run starts
+and stops (one start for consecutive steps on the same checkpoint); with ``launch.train`` training
+runs as ``LAUNCHER -m reasonloop.cli train ...`` in a subprocess, its output in ``logs/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from reasonloop.demo.run import Step as Once
+from reasonloop.errors import ConfigError, DataError, ReasonloopError
+from reasonloop.recipe import commands as cmd
+from reasonloop.recipe.config import (
+    TINY,
+    DemoRecipe,
+    LoopRecipe,
+    Recipe,
+    _plain,
+    changed_keys,
+    resolved,
+)
+from reasonloop.recipe.report import percent
+from reasonloop.recipe.servers import Serve, ServerProcess, ready_url
+from reasonloop.recipe.teacher import SPEC as COUNTDOWN
+from reasonloop.recipe.teacher import CountdownTeacher
+
+log = logging.getLogger(__name__)
+
+# keys a resumed run may change: more (or fewer) rounds, and how processes are launched
+RESUMABLE_CHANGES = ("improve.rounds", "launch.")
+
+
+class Reporter(Protocol):
+    """Where a run says what it does: one line per finished step, a progress task per stage."""
+
+    def line(self, text: str) -> None: ...
+
+    def task(
+        self, description: str, total: int | None
+    ) -> AbstractContextManager[Callable[[int, int], None]]: ...
+
+
+class LogReporter:
+    """The library default: lines go to the log, progress nowhere."""
+
+    def line(self, text: str) -> None:
+        log.info("%s", text)
+
+    @contextmanager
+    def task(self, description: str, total: int | None) -> Iterator[Callable[[int, int], None]]:
+        yield lambda done, tokens: None
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    title: str
+    run: Callable[[], dict[str, Any]]
+    summary: Callable[[dict[str, Any]], str]
+    commands: Callable[[], list[str]]
+    serve: Callable[[], Serve | None] = lambda: None
+    script_serve: Callable[[], Serve | None] | None = None  # what its command lines need
+    trains: bool = False
+
+
+def open_engine(spec: str, *, batch_size: int = 16) -> Any:
+    """An engine for a recipe's spec: the CLI's forms plus ``countdown`` (the Countdown teacher)."""
+    if spec == COUNTDOWN:
+        return CountdownTeacher()
+    if spec.startswith("hf:"):
+        from reasonloop.engines.hf import HFEngine
+
+        return HFEngine(spec[3:], spec=spec, batch_size=batch_size)
+    from reasonloop.engines import load_engine
+
+    return load_engine(spec)
+
+
+class Loop:
+    """A loop recipe bound to its run directory. :meth:`steps` is the plan; :meth:`run` runs it."""
+
+    def __init__(
+        self,
+        recipe: LoopRecipe,
+        out: str | Path,
+        *,
+        reporter: Reporter | None = None,
+        recipe_path: str = "RECIPE.yaml",
+    ):
+        self.r = recipe
+        self.layout = cmd.Layout(Path(out))
+        self.reporter = reporter or LogReporter()
+        self.recipe_path = recipe_path
+        self._store: Any = None
+        self._engines: dict[str, Any] = {}
+        self._server: ServerProcess | None = None
+        self._problems: dict[tuple[str, int | None], list] = {}
+
+    # -- names and paths ---------------------------------------------------------------------------
+
+    def rounds(self) -> range:
+        return range(1, self.r.improve.rounds + 1)
+
+    def policy(self, round_: int) -> str:
+        """The model that explores in round ``round_`` (and that DPO starts from)."""
+        return "imitate" if round_ == 1 else f"round-{round_ - 1}"
+
+    def marker(self, name: str) -> dict[str, Any] | None:
+        """The summary a finished step left (None while it has not finished)."""
+        path = self.layout.steps / f"{name}.json"
+        return json.loads(path.read_text())["value"] if path.exists() else None
+
+    def model_path(self, name: str) -> str:
+        if name == "backbone":
+            return (
+                str(self.layout.model("backbone"))
+                if self.r.student.model == TINY
+                else self.r.student.model
+            )
+        if name.startswith("round-"):
+            i = int(name.removeprefix("round-"))
+            train = "sft" if self.r.improve.method == "rs-sft" else "dpo"
+            done = self.marker(f"{train}-r{i}")
+            if done and done.get("model"):
+                return str(done["model"])  # a DPO round without pairs keeps its initial model
+        return str(self.layout.model(name))
+
+    def student_spec(self, name: str) -> str:
+        if self.r.student.engine == "hf":
+            return f"hf:{self.model_path(name)}"
+        return self.r.student.engine.replace("{name}", name)
+
+    def student_serve(self, name: str) -> Serve | None:
+        if not self.r.launch.serve:
+            return None
+        spec = self.student_spec(name)
+        command = self.r.launch.serve.replace("{model}", shlex.quote(self.model_path(name)))
+        return Serve(command.replace("{name}", name), spec, ready_url(spec))
+
+    def teacher_serve(self) -> Serve | None:
+        t = self.r.launch.teacher_serve
+        return Serve(t, self.r.teacher.engine, ready_url(self.r.teacher.engine)) if t else None
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from reasonloop.store import open_store
+
+            self._store = open_store(self.layout.store)
+        return self._store
+
+    def problems(self, spec: str, limit: int | None) -> list:
+        if (spec, limit) not in self._problems:
+            from reasonloop.problems import resolve_problems
+
+            self._problems[spec, limit] = resolve_problems(
+                spec, data_dir=self.r.data_dir, limit=limit
+            )
+        return self._problems[spec, limit]
+
+    def engine(self, spec: str) -> Any:
+        if spec not in self._engines:
+            self._engines[spec] = open_engine(spec, batch_size=self.r.student.batch_size)
+        return self._engines[spec]
+
+    # -- the plan ----------------------------------------------------------------------------------
+
+    def steps(self) -> list[Step]:
+        r = self.r
+        steps: list[Step] = []
+        if r.student.model == TINY:
+            steps.append(self._build_tiny())
+        steps += self._evals("backbone")
+        steps.append(self._rel() if r.teacher.method == "rel" else self._distill())
+        steps.append(self._curate_imitate())
+        steps.append(self._sft("sft-imitate", "imitate", lambda: self.layout.imitate_data))
+        steps += self._evals("imitate")
+        for i in self.rounds():
+            steps.append(self._explore(i))
+            if r.improve.method == "rs-sft":
+                steps.append(self._rs_data(i))
+                steps.append(
+                    self._sft(f"sft-r{i}", f"round-{i}", lambda i=i: self.layout.rs_data(i))
+                )
+            else:
+                steps.append(self._pairs(i))
+                steps.append(self._dpo(i))
+            steps += self._evals(f"round-{i}")
+        return steps
+
+    def _build_tiny(self) -> Step:
+        path = self.layout.model("backbone")
+        code = f"from reasonloop.recipe.tiny import build_tiny; build_tiny({str(path)!r}, seed={self.r.seed})"
+
+        def run() -> dict[str, Any]:
+            from reasonloop.recipe.tiny import build_tiny
+
+            return {"model": build_tiny(path, seed=self.r.seed)}
+
+        return Step(
+            "backbone",
+            "build the tiny student",
+            run,
+            lambda v: f"built {v['model']}",
+            lambda: [f"python -c {shlex.quote(code)}"],
+            trains=True,
+        )
+
+    def _evals(self, model: str) -> list[Step]:
+        return [self._eval(model, b) for b in self.r.eval.benchmarks]
+
+    def _eval(self, model: str, benchmark: str) -> Step:
+        r = self.r
+        out = self.layout.eval_dir(model, benchmark)
+
+        def run() -> dict[str, Any]:
+            from reasonloop.evaluate.run import EvalSettings, evaluate
+
+            probs = self.problems(benchmark, r.eval.limit)
+            settings = EvalSettings(
+                strategy=r.eval.strategy,
+                k=r.eval.k,
+                temperature=r.eval.temperature,
+                max_tokens=r.eval.max_tokens,
+                seed=r.seed,
+                system_prompt=r.system_prompt,
+            )
+            eng = self.engine(self.student_spec(model))
+            with self.reporter.task(f"eval {model} on {benchmark}", len(probs)) as progress:
+                res = evaluate(eng, benchmark, probs, out, settings, on_progress=progress)
+            return {
+                "model": model,
+                "benchmark": benchmark,
+                "problems": res.n_problems,
+                "metrics": res.metrics,
+                "mean_tokens": res.mean_tokens,
+            }
+
+        return Step(
+            f"eval-{model}-{cmd.slug(benchmark)}",
+            f"eval {model} on {benchmark}",
+            run,
+            lambda v: (
+                f"{model} {percent(v['metrics']):.1f}% on {benchmark} ({v['problems']} problems)"
+            ),
+            lambda: [
+                cmd.reasonloop(cmd.eval_args(r, benchmark, out, self.student_spec(model))),
+            ],
+            serve=lambda: self.student_serve(model),
+        )
+
+    def _distill(self) -> Step:
+        r, t = self.r, self.r.teacher
+
+        def run() -> dict[str, Any]:
+            from reasonloop.distill import distill
+            from reasonloop.generate import SamplingSettings
+
+            probs = self.problems(t.problems, t.limit)
+            teacher = self.engine(t.engine)
+            completer = self.engine(t.completer) if t.completer else teacher
+            s = SamplingSettings(
+                n=t.n, temperature=t.temperature, max_tokens=t.max_tokens, seed=r.seed
+            )
+            with self.reporter.task("distill", len(probs)) as progress:
+                summ = distill(
+                    teacher,
+                    probs,
+                    self.store,
+                    s,
+                    style=t.style,
+                    completer=completer,
+                    on_progress=progress,
+                )
+            return {
+                "problems": summ.problems,
+                "samples": summ.samples,
+                "new": summ.new_samples,
+                "correct": summ.correct,
+            }
+
+        return Step(
+            "distill",
+            "distil from the teacher",
+            run,
+            lambda v: (
+                f"{v['samples']} teacher responses to {v['problems']} problems ({v['new']} new), "
+                f"{100 * v['correct'] / max(1, v['samples']):.1f}% correct"
+            ),
+            lambda: [
+                *cmd.notes(r, "distill"),
+                cmd.reasonloop(cmd.distill_args(r, self.layout.store)),
+            ],
+            serve=self.teacher_serve,
+        )
+
+    def _rel(self) -> Step:
+        r, t = self.r, self.r.teacher
+
+        def run() -> dict[str, Any]:
+            from reasonloop.rel.loop import RELConfig, chain_summary, run_rel
+
+            probs = self.problems(t.problems, t.limit)
+            gen = self.engine(t.engine)
+            critic = self.engine(t.critic) if t.critic and t.critic != t.engine else gen
+            cfg = RELConfig(
+                rounds=t.rounds, threshold=t.threshold, max_tokens=t.max_tokens, seed=r.seed
+            )
+            store = self.store
+            store.add_problems(probs)
+            accepted = rounds = correct = 0
+            with self.reporter.task("rel", len(probs)) as progress:
+                for n, p in enumerate(probs, 1):
+                    done = list(store.trajectories(problem_id=p.id, stage="rel"))
+                    chain = run_rel(
+                        p,
+                        gen,
+                        critic,
+                        cfg,
+                        done=done,
+                        on_round=lambda tr: store.add_trajectories([tr], stage="rel"),
+                    )
+                    s = chain_summary(chain, cfg.threshold)
+                    accepted += bool(s["accepted"])
+                    rounds += int(s["rounds"])  # type: ignore[call-overload]
+                    correct += int(s["correct_rounds"])  # type: ignore[call-overload]
+                    progress(n, 0)
+            return {
+                "problems": len(probs),
+                "accepted": accepted,
+                "rounds": rounds,
+                "correct_rounds": correct,
+            }
+
+        return Step(
+            "rel",
+            "REL: rewrite, critique, refine",
+            run,
+            lambda v: (
+                f"{v['accepted']} of {v['problems']} problems accepted; {v['rounds']} rounds, "
+                f"{v['correct_rounds']} validated"
+            ),
+            lambda: [*cmd.notes(r, "rel"), cmd.reasonloop(cmd.rel_args(r, self.layout.store))],
+            serve=self.teacher_serve,
+        )
+
+    def _perplexity_scorer(self, model: str) -> Callable | None:
+        """Perplexity under ``model`` for rows stored without one (in-process students only: a
+        served student's rollouts carry their log-probs)."""
+        if self.r.student.engine != "hf":
+            return None
+        from reasonloop.generate import messages_for
+
+        def score(problem, t) -> float:
+            eng = self.engine(self.student_spec(model))
+            msgs = messages_for(problem, system_prompt=self.r.system_prompt)
+            return eng.score(msgs, t.text).perplexity
+
+        return score
+
+    def _curate_imitate(self) -> Step:
+        r = self.r
+        stage = "rel" if r.teacher.method == "rel" else "distill"
+        needs_ppl = r.curate.config.select.by.startswith("perplexity")
+
+        def run() -> dict[str, Any]:
+            from reasonloop.curate.run import curate
+
+            store = self.store
+            problems = {p.id: p for p in store.problems()}
+            rows = (
+                (problems[t.problem_id], t)
+                for t in store.trajectories(stage=stage)
+                if t.problem_id in problems
+            )
+            bench = [p.problem for b in r.curate.decontaminate for p in self.problems(b, None)]
+            rep = curate(
+                rows,
+                self.layout.imitate_dir,
+                replace(r.curate.config, system_prompt=r.system_prompt),
+                benchmark_texts=bench,
+                perplexity=self._perplexity_scorer("backbone") if needs_ppl else None,
+            )
+            if not rep.kept:
+                raise DataError(
+                    f"curate kept none of {rep.seen} {stage} trajectories (dropped: "
+                    f"{dict(rep.dropped)}); loosen curate.filters or check the teacher",
+                    where=str(self.layout.imitate_dir),
+                )
+            return rep.as_dict()
+
+        return Step(
+            "curate-imitate",
+            "curate the imitation set D_0",
+            run,
+            lambda v: f"D_0: kept {v['kept']} of {v['seen']} ({_dropped(v)})",
+            lambda: [
+                cmd.reasonloop(
+                    cmd.curate_args(
+                        r,
+                        self.layout.store,
+                        self.layout.imitate_dir,
+                        self.layout.curate_recipe("imitate"),
+                        [stage],
+                        decontaminate=r.curate.decontaminate,
+                        perplexity_engine=self.student_spec("backbone") if needs_ppl else None,
+                    )
+                )
+            ],
+            serve=lambda: self.student_serve("backbone") if needs_ppl else None,
+        )
+
+    def _sft(self, name: str, model: str, data: Callable[[], Path]) -> Step:
+        def settings():
+            return replace(
+                self.r.sft,
+                model=self.model_path("backbone"),
+                data=str(data()),
+                output_dir=str(self.layout.model(model)),
+            )
+
+        def run() -> dict[str, Any]:
+            return self._train(name, "sft", settings())
+
+        return Step(
+            name,
+            f"SFT → {model}",
+            run,
+            lambda v: f"{v['global_step']} steps, train loss {v['train_loss']:.4f} → {v['model']}",
+            lambda: [cmd.reasonloop(cmd.train_sft_args(settings()), self.r.launch.train)],
+            trains=True,
+        )
+
+    def _train(self, name: str, kind: str, s: Any) -> dict[str, Any]:
+        if self.r.launch.train:
+            args = cmd.train_sft_args(s) if kind == "sft" else cmd.train_dpo_args(s)
+            argv = [*shlex.split(self.r.launch.train), "-m", "reasonloop.cli", *args]
+            self.layout.logs.mkdir(parents=True, exist_ok=True)
+            logfile = self.layout.logs / f"{name}.log"
+            with (
+                self.reporter.task(f"{name} (launched; log {logfile})", None),
+                logfile.open("w") as fh,
+            ):
+                rc = subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT).returncode
+            if rc:
+                raise ReasonloopError(f"{name}: training exited with status {rc}; see {logfile}")
+            info = Path(s.output_dir) / "reasonloop_train.json"
+            metrics = json.loads(info.read_text())["metrics"]
+        else:
+            with self.reporter.task(name, None):
+                if kind == "sft":
+                    from reasonloop.train.sft import train_sft
+
+                    metrics = train_sft(s)
+                else:
+                    from reasonloop.train.dpo import train_dpo
+
+                    metrics = train_dpo(s)
+        return {
+            "model": s.output_dir,
+            "init": s.model,
+            "train_loss": float(metrics["train_loss"]),
+            "global_step": int(metrics["global_step"]),
+        }
+
+    def _explore(self, i: int) -> Step:
+        r, e = self.r, self.r.explore
+        policy = self.policy(i)
+        stage = f"explore-r{i}"
+
+        def run() -> dict[str, Any]:
+            from reasonloop.explore import explore
+            from reasonloop.generate import SamplingSettings
+
+            probs = self.problems(e.problems, e.limit)
+            s = SamplingSettings(
+                temperature=e.temperature,
+                top_p=e.top_p,
+                max_tokens=e.max_tokens,
+                seed=r.seed,
+                system_prompt=r.system_prompt,
+                logprobs=True,  # each rollout's perplexity, for selection and pairs
+            )
+            eng = self.engine(self.student_spec(policy))
+            with self.reporter.task(f"explore (round {i}, {policy})", len(probs)) as progress:
+                summ = explore(
+                    eng,
+                    probs,
+                    self.store,
+                    s,
+                    max_rollouts=e.max_rollouts,
+                    batch=e.batch,
+                    stage=stage,
+                    on_progress=progress,
+                )
+            return {
+                "model": policy,
+                "problems": len(summ.results),
+                "solved": summ.solved,
+                "buckets": dict(summ.buckets),
+                "rollouts": sum(x.attempts for x in summ.results),
+                "new": summ.new_rollouts,
+            }
+
+        return Step(
+            stage,
+            f"round {i}: explore with {policy}",
+            run,
+            lambda v: (
+                f"{v['model']} solved {v['solved']}/{v['problems']} hard problems in "
+                f"{v['rollouts']} rollouts ({v['new']} new)"
+            ),
+            lambda: [
+                *cmd.notes(r, "explore"),
+                cmd.reasonloop(
+                    cmd.explore_args(r, self.layout.store, self.student_spec(policy), stage)
+                ),
+            ],
+            serve=lambda: self.student_serve(policy),
+        )
+
+    def _rs_data(self, i: int) -> Step:
+        r = self.r
+        stages = [f"explore-r{j}" for j in range(1, i + 1)]
+        needs_ppl = r.improve.select.by.startswith("perplexity")
+        policy = self.policy(i)
+
+        def run() -> dict[str, Any]:
+            from reasonloop.curate.run import curate
+
+            store = self.store
+            problems = {p.id: p for p in store.problems()}
+            rows = (
+                (problems[t.problem_id], t)
+                for s in stages
+                for t in store.trajectories(stage=s)
+                if t.problem_id in problems
+            )
+            rep = curate(
+                rows,
+                self.layout.explored_dir(i),
+                self._explored_curate_config(),
+                perplexity=self._perplexity_scorer(policy) if needs_ppl else None,
+            )
+            d0 = self.layout.imitate_data.read_text(encoding="utf-8")
+            extra = (self.layout.explored_dir(i) / "train.jsonl").read_text(encoding="utf-8")
+            target = self.layout.rs_data(i)
+            tmp = target.with_suffix(".tmp")
+            tmp.write_text(d0 + extra, encoding="utf-8")
+            tmp.replace(target)
+            n0 = len(d0.splitlines())
+            return {"distilled": n0, "explored": rep.kept, "rows": n0 + rep.kept, **rep.as_dict()}
+
+        return Step(
+            f"rs-data-r{i}",
+            f"round {i}: D_{i} = D_0 + selected correct rollouts",
+            run,
+            lambda v: (
+                f"D_{i}: {v['distilled']} distilled + {v['explored']} explored rows ({_dropped(v)})"
+            ),
+            lambda: [
+                cmd.reasonloop(
+                    cmd.curate_args(
+                        r,
+                        self.layout.store,
+                        self.layout.explored_dir(i),
+                        self.layout.curate_recipe("explored"),
+                        stages,
+                        perplexity_engine=self.student_spec(policy) if needs_ppl else None,
+                    )
+                ),
+                cmd.concat_line(
+                    [self.layout.imitate_data, self.layout.explored_dir(i) / "train.jsonl"],
+                    self.layout.rs_data(i),
+                ),
+            ],
+            script_serve=lambda: self.student_serve(policy) if needs_ppl else None,
+        )
+
+    def _explored_curate_config(self) -> Any:
+        from reasonloop.curate.run import MixConfig
+
+        return replace(
+            self.r.curate.config,
+            select=self.r.improve.select,
+            mix=MixConfig(),
+            system_prompt=self.r.system_prompt,
+        )
+
+    def _pairs(self, i: int) -> Step:
+        r = self.r
+        stage = f"explore-r{i}"
+        policy = self.policy(i)
+
+        def run() -> dict[str, Any]:
+            from reasonloop.recipe.pairs import preference_rows, write_rows
+
+            rows = preference_rows(
+                self.store,
+                [stage],
+                pairs_per_problem=r.improve.pairs_per_problem,
+                system_prompt=r.system_prompt,
+                perplexity=self._perplexity_scorer(policy),
+            )
+            return {"pairs": write_rows(self.layout.dpo_data(i), rows)}
+
+        return Step(
+            f"dpo-pairs-r{i}",
+            f"round {i}: preference pairs",
+            run,
+            lambda v: f"{v['pairs']} preference pairs from round {i}'s rollouts",
+            lambda: [
+                cmd.pairs_line(
+                    r, self.layout.store, stage, self.layout.dpo_data(i), self.student_spec(policy)
+                )
+            ],
+            script_serve=lambda: self.student_serve(policy),
+        )
+
+    def _dpo(self, i: int) -> Step:
+        r = self.r
+        start = "imitate" if r.improve.dpo_from == "imitate" else self.policy(i)
+
+        def settings():
+            return replace(
+                r.improve.dpo,
+                model=self.model_path(start),
+                data=str(self.layout.dpo_data(i)),
+                output_dir=str(self.layout.model(f"round-{i}")),
+            )
+
+        def run() -> dict[str, Any]:
+            pairs = self.marker(f"dpo-pairs-r{i}") or {}
+            s = settings()
+            if not pairs.get("pairs"):
+                # nothing to prefer: the round keeps its initial model, and says so
+                return {"model": s.model, "init": s.model, "skipped": "no preference pairs"}
+            return self._train(f"dpo-r{i}", "dpo", s)
+
+        def summary(v: dict[str, Any]) -> str:
+            if v.get("skipped"):
+                return f"skipped ({v['skipped']}); round {i} is {v['model']}"
+            return f"{v['global_step']} steps, loss {v['train_loss']:.4f} → {v['model']}"
+
+        return Step(
+            f"dpo-r{i}",
+            f"round {i}: thought-only DPO from {start}",
+            run,
+            summary,
+            lambda: [cmd.reasonloop(cmd.train_dpo_args(settings()), r.launch.train)],
+            trains=True,
+        )
+
+    # -- the run directory ------------------------------------------------------------------------
+
+    def write_configs(self) -> None:
+        """The curate recipes the curate command lines read (written by dry runs too)."""
+        for which, cfg in (
+            ("imitate", replace(self.r.curate.config, system_prompt=self.r.system_prompt)),
+            ("explored", self._explored_curate_config()),
+        ):
+            path = self.layout.curate_recipe(which)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(yaml.safe_dump(_plain(cfg), sort_keys=False), encoding="utf-8")
+
+    def script(self) -> str:
+        blocks = []
+        for step in self.steps():
+            server = (step.script_serve or step.serve)()
+            blocks.append((f"{step.name}: {step.title}", server, step.commands()))
+        return cmd.script(self.recipe_path, self.layout.root, blocks)
+
+    def run(self) -> dict[str, Any]:
+        self.write_configs()
+        once = Once(self.layout.root)
+        current = None
+        try:
+            for step in self.steps():
+                current = step.name
+                done = self.marker(step.name)
+                if done is not None:
+                    self.reporter.line(f"{step.name}: done before; {step.summary(done)}")
+                    continue
+                self._switch(step)
+                result = once(step.name, step.run)
+                self.reporter.line(
+                    f"{step.name}: {step.summary(result['value'])} [{result['seconds']:.0f}s]"
+                )
+            current = None
+        except BaseException:
+            if current is not None:
+                self.reporter.line(f"{current}: failed; run the same command again to resume here")
+            raise
+        finally:
+            self.close()
+        from reasonloop.recipe.report import write_report
+
+        return write_report(self)
+
+    # -- engines and servers ----------------------------------------------------------------------
+
+    def _switch(self, step: Step) -> None:
+        """Before ``step``: free the accelerator for training; have the step's server up."""
+        want = None if step.trains else step.serve()
+        have = self._server.serve if self._server else None
+        if step.trains or want != have:
+            self._close_engines()
+        if want != have:
+            self._stop_server()
+            if want is not None:
+                server = ServerProcess(want, self.layout.logs / f"server-{step.name}.log")
+                server.start(
+                    self.r.launch.ready_timeout, lambda note: self.reporter.task(note, None)
+                )
+                self._server = server
+
+    def _stop_server(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()
+
+    def _close_engines(self) -> None:
+        for eng in self._engines.values():
+            try:
+                eng.close()
+            except Exception as exc:  # closing must not hide the step's own outcome
+                log.warning("closing an engine failed: %s", exc)
+        self._engines.clear()
+
+    def close(self) -> None:
+        self._close_engines()
+        self._stop_server()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def _dropped(v: dict[str, Any]) -> str:
+    dropped = v.get("dropped") or {}
+    return ", ".join(f"{k}={n}" for k, n in dropped.items()) or "nothing dropped"
+
+
+# -- recipes of either kind ------------------------------------------------------------------------
+
+
+def demo_command(recipe: DemoRecipe, out: Path) -> str:
+    """The demo as one command: ``reasonloop demo`` when its flags can say it, else Python."""
+    from reasonloop.demo.run import DemoConfig
+
+    cfg = replace(recipe.demo, out=str(out))
+    base = ["demo", "--out", str(out)]
+    if cfg == DemoConfig(out=str(out)):
+        return cmd.reasonloop(base)
+    if cfg == DemoConfig.quick(str(out)):
+        return cmd.reasonloop([*base, "--quick"])
+    n = len(cfg.seeds)
+    if cfg.seeds == tuple(range(n)) and cfg == replace(DemoConfig(out=str(out)), seeds=cfg.seeds):
+        return cmd.reasonloop([*base, "--seeds", str(n)])
+    default = DemoConfig()
+    changed = [
+        (f.name, getattr(cfg, f.name))
+        for f in fields(cfg)
+        if f.name != "out" and getattr(cfg, f.name) != getattr(default, f.name)
+    ]
+    args = [f"out={json.dumps(str(out))}"] + [
+        f"{name}={json.dumps(v) if isinstance(v, str) else repr(v)}" for name, v in changed
+    ]
+    code = (
+        "from reasonloop.demo.run import DemoConfig, run_demo; "
+        f"run_demo(DemoConfig({', '.join(args)}))"
+    )
+    return f"python -c {shlex.quote(code)}"
+
+
+def prepare_run_dir(recipe: Recipe, out: Path) -> None:
+    """Create the run directory and save ``resolved.yaml``; a directory that already holds steps
+    of a different recipe is refused (naming the changed keys)."""
+    out.mkdir(parents=True, exist_ok=True)
+    new = resolved(recipe)
+    path = out / "resolved.yaml"
+    started = (out / "steps").is_dir() and any((out / "steps").glob("*.json"))
+    if path.exists() and started:
+        old = yaml.safe_load(path.read_text(encoding="utf-8"))
+        changed = [k for k in changed_keys(old, new) if not k.startswith(RESUMABLE_CHANGES)]
+        if changed:
+            raise ConfigError(
+                f"{out} holds a run of a different recipe (changed: {', '.join(changed)}); "
+                "resume it with the same recipe, or choose another --out"
+            )
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(new, sort_keys=False), encoding="utf-8")
+    tmp.replace(path)
+
+
+def dry_run(recipe: Recipe, out: str | Path, *, recipe_path: str = "RECIPE.yaml") -> str:
+    """Every stage's command line, as a shell script; written to ``OUT/commands.sh`` (with
+    ``resolved.yaml`` and the curate recipes the lines read). Runs nothing."""
+    out = Path(out)
+    prepare_run_dir(recipe, out)
+    if isinstance(recipe, DemoRecipe):
+        text = cmd.script(
+            recipe_path, out, [("demo: the CPU demo", None, [demo_command(recipe, out)])]
+        )
+    else:
+        loop = Loop(recipe, out, recipe_path=recipe_path)
+        loop.write_configs()
+        text = loop.script()
+    (out / "commands.sh").write_text(text, encoding="utf-8")
+    return text
+
+
+def run_recipe(
+    recipe: Recipe,
+    out: str | Path,
+    *,
+    reporter: Reporter | None = None,
+    recipe_path: str = "RECIPE.yaml",
+) -> dict[str, Any]:
+    """Run (or resume) a recipe in ``out``; returns the report's summary."""
+    out = Path(out)
+    prepare_run_dir(recipe, out)
+    reporter = reporter or LogReporter()
+    if isinstance(recipe, DemoRecipe):
+        from reasonloop.demo.run import run_demo
+
+        summary = run_demo(replace(recipe.demo, out=str(out)), say=reporter.line)
+        return {**summary, "report": str(out / "report.md")}
+    return Loop(recipe, out, reporter=reporter, recipe_path=recipe_path).run()

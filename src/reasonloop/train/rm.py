@@ -1,0 +1,468 @@
+"""Reward models from the trajectory store: ORM, PRM and a generative verifier (GenRM).
+
+Thin layers over TRL / transformers; the texts each model reads are built by
+:mod:`reasonloop.search.rewardmodels`, which also loads the saved directories as scorers
+(``orm:OUT``, ``prm:OUT``, ``genrm:OUT``), so training and scoring read the same inputs.
+
+- **ORM** — TRL's ``RewardTrainer`` (TRL 1.x supports only pairwise Bradley-Terry training for
+  outcome rewards): for each problem with both correct and incorrect trajectories, pairs
+  *(correct, incorrect)* are made so that every trajectory is used and no pair repeats
+  (:func:`outcome_pairs`); problems with only correct or only incorrect trajectories give no
+  pair. The model is a one-output sequence classifier started from the causal LM ``model``.
+- **PRM** — TRL 1.x has no PRM trainer, so this is a token classifier with one output trained by
+  a plain ``transformers.Trainer`` with a binary cross-entropy at the end of every step (the last
+  token of the separator after it, :func:`reasonloop.search.rewardmodels.prm_ids`), on the
+  store's Math-Shepherd step labels (``reasonloop annotate-steps``): hard labels (0/1) or soft
+  ones (the fraction of completions that reached the answer).
+- **GenRM** — V-STaR-style generative verification: the user message is
+  :func:`~reasonloop.search.rewardmodels.verification_prompt` and the assistant answers ``Yes``
+  (correct trajectory) or ``No``. ``method="sft"`` fine-tunes on that answer with
+  :func:`reasonloop.train.sft.train_sft`; ``method="dpo"`` prefers the right answer over the wrong
+  one with :func:`reasonloop.train.dpo.train_dpo` (``align="full"``). The rows are written to
+  ``OUT/genrm_data.jsonl`` first.
+
+Every run saves the model (or a LoRA adapter with ``lora``; the classifier head is trained and
+saved in full) and the tokenizer to ``output_dir`` with ``reasonloop_train.json`` (kind, settings,
+metrics). CPU-safe defaults (no bf16). What it does not do: balance classes, hold out an
+evaluation split, or pick checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reasonloop.errors import ConfigError, DataError, MissingDependency
+from reasonloop.records import Problem, Trajectory
+from reasonloop.train.sft import LoraSettings, add_format_tokens, trl_common_args
+
+log = logging.getLogger(__name__)
+
+KINDS = ("orm", "prm", "genrm")
+
+
+@dataclass(frozen=True, slots=True)
+class RMSettings:
+    """What ``reasonloop train orm|prm|genrm`` runs. Field comments double as CLI help."""
+
+    kind: str  # orm | prm | genrm
+    model: str  # a transformers causal LM dir / hub id to start from
+    store: str  # the trajectory store to read trajectories (and step labels) from
+    output_dir: str
+    stage: str | None = None  # only trajectories of this stage
+    lora: LoraSettings | None = None
+    epochs: float = 1.0
+    max_steps: int = -1
+    learning_rate: float = 1e-5
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_length: int = 2048
+    warmup: float = 0.0  # steps, or a fraction of all steps when < 1
+    seed: int = 0
+    logging_steps: int = 10
+    pairs_per_problem: int = 4  # orm: at most this many (correct, incorrect) pairs per problem
+    labels: str = "hard"  # prm: hard | soft
+    labeler: str | None = None  # prm: only this labeller's step labels (default: all)
+    method: str = "sft"  # genrm: sft | dpo
+    beta: float = 0.1  # genrm with dpo
+    extra: dict[str, Any] = field(default_factory=dict)  # passed to the trainer's config
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.max_length < 8:
+            raise ConfigError(f"max_length must be >= 8, got {self.max_length}")
+        if self.pairs_per_problem < 1:
+            raise ConfigError(f"pairs_per_problem must be >= 1, got {self.pairs_per_problem}")
+        if self.labels not in ("hard", "soft"):
+            raise ConfigError(f"labels must be 'hard' or 'soft', got {self.labels!r}")
+        if self.method not in ("sft", "dpo"):
+            raise ConfigError(f"method must be 'sft' or 'dpo', got {self.method!r}")
+
+
+# --- data -----------------------------------------------------------------------------------------
+
+
+def outcome_pairs(
+    trajectories: Iterable[Trajectory], pairs_per_problem: int | None = None
+) -> list[tuple[Trajectory, Trajectory]]:
+    """``(correct, incorrect)`` pairs per problem, problems in order of first appearance.
+
+    With ``c`` correct and ``w`` incorrect trajectories (in store order) pair ``i`` is
+    ``(correct[i % c], incorrect[i % w])`` for ``i < max(c, w)``: every trajectory is used, no pair
+    repeats; then the first ``pairs_per_problem`` are kept. Ungraded trajectories are skipped."""
+    good: dict[str, list[Trajectory]] = {}
+    bad: dict[str, list[Trajectory]] = {}
+    order: list[str] = []
+    for t in trajectories:
+        if t.verdict is None:
+            continue
+        if t.problem_id not in good:
+            good[t.problem_id], bad[t.problem_id] = [], []
+            order.append(t.problem_id)
+        (good if t.verdict.correct else bad)[t.problem_id].append(t)
+    pairs = []
+    for pid in order:
+        c, w = good[pid], bad[pid]
+        if not c or not w:
+            continue
+        n = max(len(c), len(w))
+        if pairs_per_problem is not None:
+            n = min(n, pairs_per_problem)
+        pairs += [(c[i % len(c)], w[i % len(w)]) for i in range(n)]
+    return pairs
+
+
+def verification_rows(
+    trajectories: Iterable[Trajectory], problems: Mapping[str, Problem], method: str = "sft"
+) -> list[dict[str, Any]]:
+    """GenRM training rows: TRL conversational SFT rows (``messages``) answering Yes / No, or
+    preference rows (``prompt``, ``chosen``, ``rejected``) preferring the right answer."""
+    from reasonloop.search.rewardmodels import NO, YES, question_for, verification_prompt
+
+    rows = []
+    for t in trajectories:
+        if t.verdict is None or t.problem_id not in problems:
+            continue
+        user = {
+            "role": "user",
+            "content": verification_prompt(question_for(problems[t.problem_id]), t.text),
+        }
+        right, wrong = (YES, NO) if t.verdict.correct else (NO, YES)
+        if method == "sft":
+            rows.append({"messages": [user, {"role": "assistant", "content": right}]})
+        else:
+            rows.append(
+                {
+                    "prompt": [user],
+                    "chosen": [{"role": "assistant", "content": right}],
+                    "rejected": [{"role": "assistant", "content": wrong}],
+                }
+            )
+    return rows
+
+
+def _graded(store: Any, stage: str | None) -> tuple[list[Trajectory], dict[str, Problem]]:
+    trajs = [t for t in store.trajectories(stage=stage) if t.verdict is not None]
+    problems: dict[str, Problem] = {}
+    for pid in dict.fromkeys(t.problem_id for t in trajs):
+        p = store.get_problem(pid)
+        if p is not None:
+            problems[pid] = p
+    missing = {t.problem_id for t in trajs} - set(problems)
+    if missing:
+        log.warning("%d problem(s) not in the store; their trajectories are skipped", len(missing))
+    return [t for t in trajs if t.problem_id in problems], problems
+
+
+def _open_store(path: str) -> Any:
+    from reasonloop.store import open_store
+
+    if not Path(path).exists():
+        raise DataError("no such store", where=str(path))
+    return open_store(path, create=False, readonly=True)
+
+
+# --- models ---------------------------------------------------------------------------------------
+
+
+def _lora_config(s: LoraSettings | None, task_type: str) -> Any:
+    if s is None:
+        return None
+    try:
+        from peft import LoraConfig
+    except ImportError as exc:
+        raise MissingDependency("peft", "train") from exc
+    return LoraConfig(
+        r=s.r,
+        lora_alpha=s.alpha,
+        lora_dropout=s.dropout,
+        target_modules=list(s.target_modules),
+        task_type=task_type,
+        modules_to_save=["score"],  # the new one-output head trains in full
+    )
+
+
+def load_classifier_for_training(path: str, task: str) -> tuple[Any, Any]:
+    """A one-output ``seq`` or ``token`` classifier started from the causal LM at ``path`` (its
+    new head is randomly initialised), with the format's markers added to the tokenizer."""
+    try:
+        import torch
+        from transformers import (
+            AutoModelForSequenceClassification,
+            AutoModelForTokenClassification,
+            AutoTokenizer,
+        )
+        from transformers.utils import logging as hf_logging
+    except ImportError as exc:
+        raise MissingDependency("transformers", "train") from exc
+    auto = AutoModelForSequenceClassification if task == "seq" else AutoModelForTokenClassification
+    tok = AutoTokenizer.from_pretrained(path)
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "newly initialized: score.weight" is the point
+    try:
+        model = auto.from_pretrained(path, num_labels=1, dtype=torch.float32)
+    finally:
+        hf_logging.set_verbosity(level)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model.config.pad_token_id = tok.pad_token_id
+    add_format_tokens(tok, model)
+    return model, tok
+
+
+def _finish(trainer: Any, tokenizer: Any, result: Any, s: RMSettings, **info: Any) -> dict:
+    out = Path(s.output_dir)
+    trainer.save_model(str(out))
+    tokenizer.save_pretrained(str(out))
+    metrics = dict(result.metrics)
+    metrics["train_loss"] = result.training_loss
+    metrics["global_step"] = result.global_step
+    _write_info(out, s, metrics, **info)
+    return metrics
+
+
+def _write_info(out: Path, s: RMSettings, metrics: dict[str, Any], **info: Any) -> None:
+    (out / "reasonloop_train.json").write_text(
+        json.dumps(
+            {"kind": s.kind, "settings": asdict(s), "metrics": metrics, **info},
+            indent=2,
+            default=str,
+        )
+        + "\n"
+    )
+
+
+# --- ORM ------------------------------------------------------------------------------------------
+
+
+def train_orm(s: RMSettings) -> dict[str, Any]:
+    """Train an ORM with TRL's RewardTrainer on outcome pairs from the store; the metrics."""
+    try:
+        from datasets import Dataset
+        from trl import RewardConfig, RewardTrainer
+    except ImportError as exc:
+        raise MissingDependency("trl", "train") from exc
+    from reasonloop.search.rewardmodels import orm_ids, question_for
+
+    with _open_store(s.store) as store:
+        trajs, problems = _graded(store, s.stage)
+    pairs = outcome_pairs(trajs, s.pairs_per_problem)
+    if not pairs:
+        raise DataError(
+            "no (correct, incorrect) pair: an ORM needs problems with both correct and incorrect "
+            "graded trajectories",
+            where=s.store,
+        )
+    model, tok = load_classifier_for_training(s.model, "seq")
+    rows = []
+    for good, bad in pairs:
+        q = question_for(problems[good.problem_id])
+        rows.append(
+            {
+                "chosen_ids": orm_ids(tok, q, good.text, s.max_length),
+                "rejected_ids": orm_ids(tok, q, bad.text, s.max_length),
+            }
+        )
+    args = RewardConfig(**trl_common_args(s), max_length=s.max_length, **s.extra)
+    trainer = RewardTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tok,
+        peft_config=_lora_config(s.lora, "SEQ_CLS"),
+    )
+    result = trainer.train()
+    return _finish(trainer, tok, result, s, pairs=len(pairs))
+
+
+# --- PRM ------------------------------------------------------------------------------------------
+
+
+def prm_features(
+    tokenizer: Any, rows: Iterable[Mapping[str, Any]], max_length: int
+) -> list[dict[str, list]]:
+    """Token-classification features from stepwise rows (``prompt``, ``completions``,
+    ``labels``: bools or fractions): ``input_ids`` and float ``labels``, -100 where no step ends."""
+    from reasonloop.search.rewardmodels import prm_ids
+
+    feats = []
+    for row in rows:
+        steps, labels = list(row["completions"]), [float(x) for x in row["labels"]]
+        ids, ends = prm_ids(tokenizer, row["prompt"], steps, max_length)
+        labels = labels[len(labels) - len(ends) :] if ends else []  # the start may be cut
+        target = [-100.0] * len(ids)
+        for e, y in zip(ends, labels, strict=True):
+            target[e] = y
+        if ends:
+            feats.append({"input_ids": ids, "labels": target})
+    return feats
+
+
+def prm_loss(logits: Any, labels: Any) -> Any:
+    """Mean binary cross-entropy of one-output ``logits`` [B, T, 1] against float ``labels``
+    [B, T] at the positions whose label is not -100."""
+    import torch.nn.functional as F
+
+    mask = labels != -100
+    x = logits[..., 0][mask].float()
+    y = labels[mask].float()
+    return F.binary_cross_entropy_with_logits(x, y)
+
+
+class _PRMCollator:
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, feats: list[dict[str, list]]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(f["input_ids"]) for f in feats)
+        ids, attn, labels = [], [], []
+        for f in feats:
+            pad = width - len(f["input_ids"])
+            ids.append(list(f["input_ids"]) + [self.pad_id] * pad)
+            attn.append([1] * len(f["input_ids"]) + [0] * pad)
+            labels.append(list(f["labels"]) + [-100.0] * pad)
+        return {
+            "input_ids": torch.tensor(ids, dtype=torch.long),
+            "attention_mask": torch.tensor(attn, dtype=torch.long),
+            "labels": torch.tensor(labels, dtype=torch.float),
+        }
+
+
+def _prm_trainer_class() -> type:
+    from transformers import Trainer
+
+    class PRMTrainer(Trainer):
+        """A Trainer whose loss is :func:`prm_loss` on the step-end positions."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            labels = inputs.pop("labels")
+            outputs = model(**inputs, use_cache=False)
+            loss = prm_loss(outputs.logits, labels)
+            return (loss, outputs) if return_outputs else loss
+
+    return PRMTrainer
+
+
+def train_prm(s: RMSettings) -> dict[str, Any]:
+    """Train a PRM on the store's step labels (token classification, see the module doc)."""
+    try:
+        from datasets import Dataset
+        from transformers import TrainingArguments
+    except ImportError as exc:
+        raise MissingDependency("transformers", "train") from exc
+    from reasonloop.store.export import stepwise_rows
+
+    with _open_store(s.store) as store:
+        rows = list(stepwise_rows(store, stage=s.stage, labeler=s.labeler, soft=s.labels == "soft"))
+    if not rows:
+        raise DataError(
+            "no step labels: run `reasonloop annotate-steps` on this store first", where=s.store
+        )
+    model, tok = load_classifier_for_training(s.model, "token")
+    feats = prm_features(tok, rows, s.max_length)
+    lora = _lora_config(s.lora, "TOKEN_CLS")
+    if lora is not None:
+        from peft import get_peft_model
+
+        model = get_peft_model(model, lora)
+    args = TrainingArguments(**trl_common_args(s), remove_unused_columns=False, **s.extra)
+    trainer = _prm_trainer_class()(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(feats),
+        data_collator=_PRMCollator(tok.pad_token_id),
+        processing_class=tok,
+    )
+    result = trainer.train()
+    steps = sum(len(r["labels"]) for r in rows)
+    return _finish(trainer, tok, result, s, trajectories=len(rows), steps=steps)
+
+
+# --- GenRM ----------------------------------------------------------------------------------------
+
+
+def train_genrm(s: RMSettings) -> dict[str, Any]:
+    """Train a generative verifier with SFT or DPO on Yes / No answers (see the module doc)."""
+    with _open_store(s.store) as store:
+        trajs, problems = _graded(store, s.stage)
+    rows = verification_rows(trajs, problems, s.method)
+    if not rows:
+        raise DataError("no graded trajectories to verify", where=s.store)
+    out = Path(s.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data = out / "genrm_data.jsonl"
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    common = {
+        "model": s.model,
+        "data": str(data),
+        "output_dir": s.output_dir,
+        "lora": s.lora,
+        "epochs": s.epochs,
+        "max_steps": s.max_steps,
+        "learning_rate": s.learning_rate,
+        "batch_size": s.batch_size,
+        "grad_accum": s.grad_accum,
+        "max_length": s.max_length,
+        "warmup": s.warmup,
+        "seed": s.seed,
+        "logging_steps": s.logging_steps,
+        "extra": dict(s.extra),
+    }
+    if s.method == "sft":
+        from reasonloop.train.sft import SFTSettings, train_sft
+
+        metrics = train_sft(SFTSettings(**common))
+    else:
+        import copy
+
+        from reasonloop.train.dpo import DPOSettings, train_dpo
+        from reasonloop.train.sft import load_model_and_tokenizer
+
+        # The reference must share the policy's vocabulary after the markers are added: TRL
+        # would load it from ``s.model`` without them. With LoRA, TRL uses the base (adapter off).
+        model, tok = load_model_and_tokenizer(s.model)
+        add_format_tokens(tok, model)
+        ref = None if s.lora is not None else copy.deepcopy(model)
+        metrics = train_dpo(
+            DPOSettings(**common, align="full", beta=s.beta),
+            model=model,
+            tokenizer=tok,
+            ref_model=ref,
+        )
+    _write_info(out, s, metrics, method=s.method, rows=len(rows))
+    return metrics
+
+
+def train_rm(s: RMSettings) -> dict[str, Any]:
+    """Train the reward model ``s.kind``; returns the training metrics."""
+    if s.kind == "orm":
+        return train_orm(s)
+    if s.kind == "prm":
+        return train_prm(s)
+    return train_genrm(s)
+
+
+__all__ = [
+    "KINDS",
+    "RMSettings",
+    "load_classifier_for_training",
+    "outcome_pairs",
+    "prm_features",
+    "prm_loss",
+    "train_genrm",
+    "train_orm",
+    "train_prm",
+    "train_rm",
+    "verification_rows",
+]

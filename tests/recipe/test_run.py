@@ -1,0 +1,274 @@
+"""The loop on CPU end to end (tiny student, Countdown teacher), interrupted and resumed."""
+
+import json
+import sqlite3
+import sys
+
+import pytest
+
+pytest.importorskip("trl")
+
+from reasonloop.errors import ConfigError, EngineError  # noqa: E402
+from reasonloop.recipe import runner  # noqa: E402
+from reasonloop.recipe.runner import Loop, Step, run_recipe  # noqa: E402
+from reasonloop.recipe.servers import Serve, answers  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+class Killed(RuntimeError):
+    """Stands in for a kill in the middle of a stage."""
+
+
+def rows(db) -> int:
+    with sqlite3.connect(db) as c:
+        return c.execute("SELECT COUNT(*) FROM trajectories").fetchone()[0]
+
+
+def markers(root) -> dict[str, int]:
+    return {p.stem: p.stat().st_mtime_ns for p in (root / "steps").glob("*.json")}
+
+
+def test_cpu_loop_runs_end_to_end_and_resumes_between_and_inside_stages(
+    tmp_path, smoke, monkeypatch
+):
+    from reasonloop.recipe.config import load_recipe
+
+    # 6 eval problems: two batches of requests
+    recipe_file = smoke.write(tmp_path / "smoke.yaml", eval={"limit": 6})
+    recipe = load_recipe(recipe_file)
+    root = tmp_path / "run"
+
+    # first run: killed in the middle of the imitated model's eval (after its first batch)
+    opened = runner.open_engine
+    imitate_eval_requests: list[int] = []
+    kill = {"on": True}
+
+    def open_engine(spec, **kw):
+        eng = opened(spec, **kw)
+        if spec.endswith("/models/imitate"):
+            generate = eng.generate
+
+            def counted(requests):
+                evals = [r for r in requests if r.temperature == 0.0]
+                if evals and kill["on"] and imitate_eval_requests:
+                    raise Killed("killed during eval-imitate")
+                imitate_eval_requests.extend(len(r.messages) for r in evals)
+                return generate(requests)
+
+            eng.generate = counted
+        return eng
+
+    monkeypatch.setattr(runner, "open_engine", open_engine)
+    lines: list[str] = []
+    reporter = runner.LogReporter()
+    reporter.line = lines.append
+    with pytest.raises(Killed):
+        run_recipe(recipe, root, reporter=reporter)
+    done = markers(root)
+    assert set(done) == {
+        "backbone",
+        "eval-backbone-countdown-easy",
+        "distill",
+        "curate-imitate",
+        "sft-imitate",
+    }
+    assert (
+        lines[-1]
+        == "eval-imitate-countdown-easy: failed; run the same command again to resume here"
+    )
+    evals = root / "evals" / "imitate" / "countdown-easy" / "samples.db"
+    assert rows(evals) == 4 and len(imitate_eval_requests) == 4  # the first batch is kept
+
+    # the rerun: nothing finished is redone; the eval draws only its 2 missing problems
+    import reasonloop.train.sft as sft
+
+    trained, real_train = [], sft.train_sft
+    monkeypatch.setattr(sft, "train_sft", lambda s: trained.append(s.output_dir) or real_train(s))
+    teacher_calls = []
+    monkeypatch.setattr(
+        runner.CountdownTeacher, "generate", lambda self, reqs: teacher_calls.append(reqs)
+    )
+    kill["on"] = False
+    imitate_eval_requests.clear()
+    lines.clear()
+    summary = run_recipe(recipe, root, reporter=reporter)
+    assert imitate_eval_requests and len(imitate_eval_requests) == 2 and rows(evals) == 6
+    assert trained == [str(root / "models" / "round-1")] and teacher_calls == []
+    assert {k: v for k, v in markers(root).items() if k in done} == done  # untouched
+    assert lines[0] == "backbone: done before; built " + str(root / "models" / "backbone")
+    assert any(x.startswith("eval-imitate-countdown-easy: imitate ") for x in lines)
+    assert any(x.startswith("rs-data-r1: D_1: ") for x in lines)
+
+    # the run directory holds everything
+    for path in (
+        "resolved.yaml",
+        "store.db",
+        "models/backbone/config.json",
+        "models/imitate/model.safetensors",
+        "models/round-1/model.safetensors",
+        "data/imitate/train.jsonl",
+        "data/rs-r1.jsonl",
+        "evals/round-1/countdown-easy/metrics.json",
+        "report.md",
+        "summary.json",
+    ):
+        assert (root / path).exists(), path
+    report = (root / "report.md").read_text()
+    d0 = json.loads((root / "steps" / "curate-imitate.json").read_text())["value"]["kept"]
+    assert "| model | distilled | explored | countdown-easy (%) | gain (avg) |" in report
+    assert f"| imitate (SFT on D_0) | {d0} | - |" in report
+    assert "| round 1: RS-SFT from backbone |" in report
+    assert [r["model"] for r in summary["rows"]] == ["backbone", "imitate", "round-1"]
+    assert all(r["accuracy"]["countdown-easy"] is not None for r in summary["rows"])
+    assert (root / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    explore = json.loads((root / "steps" / "explore-r1.json").read_text())["value"]
+    with sqlite3.connect(root / "store.db") as c:
+        stored = c.execute("SELECT COUNT(*) FROM trajectories WHERE stage='explore-r1'").fetchone()
+    assert explore["rollouts"] == stored[0] and explore["problems"] == 3
+
+    # a third run (the command) redoes nothing and prints the table; a changed recipe is refused
+    import typer
+    from typer.testing import CliRunner
+
+    from reasonloop.recipe.cli import run_cmd
+
+    app = typer.Typer()
+    app.command()(run_cmd)
+    before = markers(root)
+    result = CliRunner().invoke(app, [str(recipe_file), "--out", str(root)])
+    assert result.exit_code == 0, result.output
+    assert markers(root) == before
+    assert "sft-r1: done before; 2 steps, train loss" in result.output
+    assert (
+        "round 1: RS-SFT from backbone" in result.output
+        and f"report: {root}/report.md" in result.output
+    )
+    with pytest.raises(ConfigError, match=r"changed: sft\.max_steps"):
+        run_recipe(smoke(eval={"limit": 6}, sft={"max_steps": 3}), root)
+
+
+WRONG = (
+    "<|begin_of_thought|>\nno idea\n<|end_of_thought|>\n\n"
+    "<|begin_of_solution|>\nAnswer: \\boxed{1+1=2}\n<|end_of_solution|>"
+)
+
+
+class HalfRightStudent:
+    """Stands in for the student's sampler: even samples solve the puzzle, odd ones do not."""
+
+    def __init__(self, spec):
+        self.spec, self.model = spec, spec.rsplit("/", 1)[-1]
+        self.teacher = runner.CountdownTeacher()
+
+    def generate(self, requests):
+        from dataclasses import replace
+
+        from reasonloop.engines.base import Result, Sample
+
+        out = []
+        for req in requests:
+            good = self.teacher.generate([replace(req, n=1)])[0].samples[0].text
+            texts = [good if i % 2 == 0 else WRONG for i in range(req.n)]
+            out.append(
+                Result(
+                    tuple(
+                        Sample(t, len(t.split()), "stop", (-0.5,) * len(t.split())) for t in texts
+                    )
+                )
+            )
+        return out
+
+    def close(self):
+        pass
+
+
+def test_dpo_round_with_launched_training(tmp_path, smoke, monkeypatch):
+    """improve: dpo — pairs from the round's rollouts, DPO from the imitated model; training runs
+    as `PYTHON -m reasonloop.cli train ...` (launch.train), the very lines a dry run prints."""
+    recipe = smoke(
+        improve={
+            "method": "dpo",
+            "rounds": 1,
+            "dpo": {"max_steps": 1, "batch_size": 2, "max_length": 512},
+        },
+        sft={"max_steps": 1, "batch_size": 2, "learning_rate": 1e-3, "max_length": 512},
+        launch={"train": sys.executable},
+    )
+    opened = runner.open_engine
+    monkeypatch.setattr(
+        runner,
+        "open_engine",
+        lambda spec, **kw: HalfRightStudent(spec) if spec.startswith("hf:") else opened(spec, **kw),
+    )
+    root = tmp_path / "dpo"
+    summary = run_recipe(recipe, root)
+    pairs = [json.loads(x) for x in (root / "data" / "dpo-r1.jsonl").read_text().splitlines()]
+    assert len(pairs) == 3  # one per explored problem: a correct and a wrong rollout each
+    assert pairs[0]["chosen"][0]["content"].startswith("<|begin_of_thought|>\nGoal:")
+    assert pairs[0]["rejected"][0]["content"] == WRONG
+    assert [m["role"] for m in pairs[0]["prompt"]] == ["user"]  # system_prompt: false
+    trained = json.loads((root / "models" / "round-1" / "reasonloop_train.json").read_text())
+    assert trained["kind"] == "dpo" and trained["settings"]["model"] == str(
+        root / "models" / "imitate"
+    )
+    assert trained["settings"]["align"] == "thought" and trained["settings"]["sft_weight"] == 1.0
+    assert "dpo (thought, sft weight 1.0): 1 steps" in (root / "logs" / "dpo-r1.log").read_text()
+    report = (root / "report.md").read_text()
+    assert "| round 1: DPO from imitate | " in report and "| 3 pairs |" in report
+    acc = [r["accuracy"]["countdown-easy"] for r in summary["rows"]]
+    assert acc[0] is not None and acc[0] == acc[1] == acc[2] > 0  # the stand-in samples them all
+
+
+def test_a_dpo_round_without_pairs_keeps_its_model(tmp_path, smoke, monkeypatch):
+    recipe = smoke(improve={"method": "dpo", "rounds": 1})
+    loop = Loop(recipe, tmp_path)
+    (tmp_path / "steps").mkdir()
+    (tmp_path / "steps" / "dpo-pairs-r1.json").write_text(json.dumps({"value": {"pairs": 0}}))
+    step = next(s for s in loop.steps() if s.name == "dpo-r1")
+    value = step.run()
+    assert value["skipped"] == "no preference pairs" and value["model"] == str(
+        tmp_path / "models" / "imitate"
+    )
+    (tmp_path / "steps" / "dpo-r1.json").write_text(json.dumps({"value": value}))
+    assert loop.model_path("round-1") == str(tmp_path / "models" / "imitate")
+    assert loop.student_spec("round-1") == f"hf:{tmp_path}/models/imitate"
+
+
+def test_servers_start_once_per_checkpoint_and_stop(tmp_path, smoke):
+    """A step's server is started, waited for, kept for the next step on the same checkpoint and
+    stopped before training; one that dies is reported with its log."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    www = tmp_path / "www"
+    (www / "v1").mkdir(parents=True)
+    (www / "v1" / "models").write_text("{}")
+    serve = Serve(
+        f"{sys.executable} -m http.server {port} --bind 127.0.0.1 --directory {www}",
+        f"openai:http://127.0.0.1:{port}/v1#x",
+        f"http://127.0.0.1:{port}/v1/models",
+    )
+    loop = Loop(smoke(launch={"ready_timeout": 60}), tmp_path / "run")
+
+    def step(name, server=None, trains=False):
+        return Step(name, name, dict, str, list, serve=lambda: server, trains=trains)
+
+    loop._switch(step("a", serve))
+    server = loop._server
+    assert server is not None and server.running and answers(serve.ready_url)
+    proc = server.proc
+    loop._switch(step("b", serve))
+    assert loop._server is server and server.proc is proc  # the same checkpoint, the same server
+    loop._switch(step("train", trains=True))
+    assert loop._server is None and proc.poll() is not None and not answers(serve.ready_url)
+    dead = Serve(
+        f"{sys.executable} -c 'import sys; print(1); sys.exit(3)'",
+        serve.engine,
+        serve.ready_url + "x",
+    )
+    with pytest.raises(EngineError, match=r"exited with status 3 before answering.*server-c\.log"):
+        loop._switch(step("c", dead))
+    loop.close()
