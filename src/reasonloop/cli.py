@@ -825,6 +825,7 @@ def train_sft_cmd(
         False, "--packing", help="Padding-free packing (exact with FlashAttention)."
     ),
     seed: int = typer.Option(0, "--seed"),
+    bf16: bool = typer.Option(False, "--bf16", help="bf16 mixed precision (GPU; slow on CPU)."),
 ) -> None:
     """SFT on the assistant responses only; the saved model loads with --engine hf:OUT."""
     from reasonloop.train.sft import SFTSettings, train_sft
@@ -842,6 +843,7 @@ def train_sft_cmd(
             max_length=max_length,
             packing=packing,
             seed=seed,
+            bf16=bf16,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
@@ -871,6 +873,7 @@ def train_dpo_cmd(
     batch_size: int = typer.Option(4, "--batch-size"),
     max_length: int = typer.Option(1024, "--max-length"),
     seed: int = typer.Option(0, "--seed"),
+    bf16: bool = typer.Option(False, "--bf16", help="bf16 mixed precision (GPU; slow on CPU)."),
 ) -> None:
     """DPO with the preference loss on the thought tokens only (--align thought) plus an SFT term."""
     from reasonloop.train.dpo import DPOSettings, train_dpo
@@ -890,6 +893,7 @@ def train_dpo_cmd(
             batch_size=batch_size,
             max_length=max_length,
             seed=seed,
+            bf16=bf16,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None

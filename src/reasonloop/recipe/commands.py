@@ -190,6 +190,7 @@ def train_sft_args(s: SFTSettings) -> list[str]:
         "--max-length",
         str(s.max_length),
         *(["--packing"] if s.packing else []),
+        *(["--bf16"] if s.bf16 else []),
         "--seed",
         str(s.seed),
     ]
@@ -222,6 +223,7 @@ def train_dpo_args(s: DPOSettings) -> list[str]:
         str(s.batch_size),
         "--max-length",
         str(s.max_length),
+        *(["--bf16"] if s.bf16 else []),
         "--seed",
         str(s.seed),
     ]

@@ -233,10 +233,11 @@ Recipe = LoopRecipe | DemoRecipe
 # settings of ``train sft`` / ``train dpo`` that have a CLI flag (a launched run gets only these)
 SFT_FLAGS = frozenset(
     {"lora", "epochs", "max_steps", "learning_rate", "batch_size", "max_length", "packing", "seed"}
+    | {"bf16"}
 )
 DPO_FLAGS = frozenset(
     {"align", "sft_weight", "beta", "lora", "epochs", "max_steps", "learning_rate", "batch_size"}
-    | {"max_length", "seed"}
+    | {"max_length", "seed", "bf16"}
 )
 
 
