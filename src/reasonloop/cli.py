@@ -1046,6 +1046,22 @@ def train_genrm_cmd(
     )
 
 
+@app.command()
+def convert(
+    gguf: Path = typer.Argument(..., help="A .gguf file (e.g. the packaged default's)."),
+    out_dir: Path | None = typer.Option(
+        None, "--out", help="Where to save (default: a cache dir named after the file)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Convert again even if already done."),
+) -> None:
+    """GGUF → a transformers model dir (dequantized), saved once and reused: what makes a
+    packaged GGUF trainable (`train sft --model DIR`) and loadable as `--engine hf:DIR`."""
+    from reasonloop.engines.convert import gguf_to_hf
+
+    path = gguf_to_hf(gguf, out_dir, force=force)
+    out.print(str(path), highlight=False)
+
+
 def _register_run() -> None:
     from reasonloop.recipe.cli import run_cmd
 

@@ -1,11 +1,16 @@
 """The llama.cpp engine on the packaged SmolLM2-135M-Instruct GGUF (real model, no mocks)."""
 
+import codecs
+from dataclasses import replace
+
+import numpy as np
 import pytest
 
 pytest.importorskip("llama_cpp")
 
 from reasonloop.engines import load_engine  # noqa: E402
 from reasonloop.engines.base import Request, user_messages  # noqa: E402
+from reasonloop.engines.llamacpp import _Seq, pick_token, token_logprobs  # noqa: E402
 
 pytestmark = pytest.mark.slow
 MSGS = user_messages("What is 2+3? Answer briefly.")
@@ -58,3 +63,153 @@ def test_score_agrees_with_sampled_logprobs(engine):
     assert all(lp <= 0 for lp in sc.logprobs) and sc.perplexity >= 1.0
     # greedy: every chosen token is the most likely one
     assert all(abs(lp - top[0]) < 1e-4 for lp, top in zip(s.logprobs, s.top_logprobs, strict=True))
+
+
+# -- parallel decoding ------------------------------------------------------------------------------
+
+SEEDED = Request(messages=MSGS, n=8, temperature=1.0, max_tokens=16, seed=21)
+
+
+def test_eight_seeded_samples_reproduce_on_a_rerun(engine):
+    a = engine.generate([SEEDED])[0]
+    b = engine.generate([SEEDED])[0]
+    assert a == b and len(set(texts(a))) > 4
+
+
+def test_a_sample_does_not_depend_on_what_runs_beside_it(engine):
+    eight = engine.generate([SEEDED])[0]
+    for i in (0, 3, 7):  # sample i alone, with seed s + i, is sample i of the n=8 run
+        alone = engine.generate([replace(SEEDED, n=1, seed=21 + i)])[0].samples[0]
+        assert alone == eight.samples[i]
+    # packed with other requests (other prompts, other lengths) into the same groups
+    other = Request(prompt="Once upon a time, in a land far away, there", n=3, temperature=0.7)
+    packed = engine.generate([replace(other, max_tokens=30), SEEDED, replace(other, max_tokens=5)])
+    assert packed[1] == eight
+
+
+def test_more_samples_than_sequences_run_in_groups(engine):
+    small = load_engine("default", n_parallel=3, kv_cells=600)  # room for 2 streams of 256 cells
+    try:
+        req = replace(SEEDED, max_tokens=8)
+        assert small.generate([req])[0] == engine.generate([req])[0]
+        assert small._streams == 2
+    finally:
+        small.close()
+
+
+def test_decoded_logprobs_are_those_score_computes(engine):
+    req = Request(messages=MSGS, n=4, temperature=1.0, max_tokens=12, seed=3, logprobs=True)
+    result = engine.generate([replace(req, top_logprobs=3)])[0]
+    prompt = engine.render(MSGS)
+    compared = 0
+    for s in result.samples:
+        assert s.tokens == len(s.logprobs) == len(s.top_logprobs) > 0
+        chosen, tops = engine._logprobs(prompt, s.text, 3)  # what score() computes, with the tops
+        if len(chosen) != s.tokens:
+            continue  # the text tokenizes otherwise than it was sampled: not comparable
+        compared += 1
+        # flash attention makes a batch and one token at a time agree (see the module docstring)
+        assert s.logprobs == pytest.approx(chosen, abs=1e-5)
+        assert engine.score(MSGS, s.text).logprobs == pytest.approx(s.logprobs, abs=1e-5)
+        for got, want, lp in zip(s.top_logprobs, tops, s.logprobs, strict=True):
+            assert got == pytest.approx(want, abs=1e-5) and got[0] >= lp - 1e-9
+    assert compared >= 2
+    # without logprobs= nothing is computed; the texts are the same
+    plain = engine.generate([replace(req, logprobs=False)])[0]
+    assert texts(plain) == texts(result) and plain.samples[0].logprobs is None
+
+
+def test_stop_strings_cut_at_the_earliest_stop(engine):
+    prompt = "Count: 1, 2, 3,"
+    full = engine.generate([Request(prompt=prompt, max_tokens=16, logprobs=True)])[0].samples[0]
+    stops = (full.text[6:8], full.text[2:4])  # the second one occurs first
+    at = min(full.text.find(x) for x in stops)
+    cut = engine.generate([Request(prompt=prompt, max_tokens=16, stop=stops, logprobs=True)])[0]
+    s = cut.samples[0]
+    assert s.finish_reason == "stop" and s.text == full.text[:at] and at > 0
+    # counted: the tokens that make up the kept text
+    assert s.tokens == len(engine._tokens(prompt + s.text)) - len(engine._tokens(prompt))
+    assert s.logprobs == full.logprobs[: s.tokens]
+    # a stop that never occurs changes nothing; max_tokens ends every sample with "length"
+    assert (
+        engine.generate([Request(prompt=prompt, max_tokens=16, stop=("@@",), logprobs=True)])[
+            0
+        ].samples[0]
+        == full
+    )
+    several = engine.generate([Request(prompt=prompt, n=3, temperature=0.5, max_tokens=5, seed=1)])
+    assert [(x.tokens, x.finish_reason) for x in several[0].samples] == [(5, "length")] * 3
+
+
+def forced(engine, req, ids):
+    """Feed ``ids`` through the decoder's per-token step (one-hot logits, greedy) until it stops."""
+    s = _Seq(
+        req=req,
+        r=0,
+        i=0,
+        seq=0,
+        start=0,
+        rng=np.random.default_rng(0),
+        decoder=codecs.getincrementaldecoder("utf-8")(errors="replace"),
+    )
+    for t in ids:
+        logits = np.zeros(engine._n_vocab, dtype=np.float32)
+        logits[t] = 10.0
+        engine._advance(s, logits)
+        if s.finish:
+            break
+    return s.sample()
+
+
+def test_token_bytes_are_decoded_incrementally_and_eos_ends_a_sample(engine):
+    woman = engine._tokens("👩")  # one character in three tokens of partial UTF-8
+    ab = engine._tokens("ab")
+    assert len(woman) == 3
+    s = forced(engine, Request(prompt="x", max_tokens=10), [*ab, *woman, *ab, 2, *ab])
+    assert (s.text, s.tokens, s.finish_reason) == ("ab👩ab", 5, "stop")  # EOS: not counted
+    # cut inside the character by max_tokens: the partial bytes become one replacement char
+    s = forced(engine, Request(prompt="x", max_tokens=3), [*ab, *woman])
+    assert (s.text, s.tokens, s.finish_reason) == ("ab\ufffd", 3, "length")
+    # a stop string that spans the partial tokens
+    s = forced(engine, Request(prompt="x", max_tokens=10, stop=("👩a",)), [*ab, *woman, *ab])
+    assert (s.text, s.tokens, s.finish_reason) == ("ab", 1, "stop")
+
+
+def test_empty_prompt_and_no_requests(engine):
+    assert engine.generate([]) == []
+    r = engine.generate([Request(prompt="", max_tokens=3)])[0]
+    assert r.prompt_tokens == 1 and 0 < r.samples[0].tokens <= 3  # started from BOS
+
+
+# -- the sampler on hand-made logits ------------------------------------------------------------------
+
+
+def test_greedy_takes_the_argmax_and_leaves_the_generator_alone():
+    rng = np.random.default_rng(0)
+    assert pick_token(np.array([0.1, 2.0, 1.9], np.float32), 0.0, 0.5, rng) == 1
+    assert rng.random() == np.random.default_rng(0).random()
+
+
+def test_top_p_keeps_the_smallest_head_reaching_p():
+    logits = np.log(np.array([0.15, 0.5, 0.05, 0.3]))
+    rng = np.random.default_rng(1)
+    draws = np.bincount([pick_token(logits, 1.0, 0.7, rng) for _ in range(4000)], minlength=4)
+    assert draws[0] == draws[2] == 0  # 0.5 + 0.3 reach 0.7: the rest is cut
+    assert draws[1] / 4000 == pytest.approx(0.5 / 0.8, abs=0.03)
+    # temperature flattens; top_p=1 keeps everything
+    draws = np.bincount([pick_token(logits, 5.0, 1.0, rng) for _ in range(4000)], minlength=4)
+    assert draws.min() > 600
+
+
+def test_top_p_widens_past_its_window_when_the_head_is_flat():
+    logits = np.zeros(5000)  # 0.9 of a flat distribution needs 4500 tokens, beyond the window
+    rng = np.random.default_rng(2)
+    picks = {pick_token(logits, 1.0, 0.9, rng) for _ in range(3000)}
+    assert max(picks) > 2000 and len(picks) > 1500
+
+
+def test_token_logprobs_is_a_log_softmax():
+    logits = np.array([1.0, 3.0, 2.0], np.float32)
+    lp, top = token_logprobs(logits, 2, 2)
+    full = logits - np.log(np.exp(logits).sum())
+    assert lp == pytest.approx(full[2]) and top == pytest.approx([full[1], full[2]])

@@ -2,7 +2,8 @@
 
 ``PATH`` is a saved model directory (or a hub id, with a network), a directory holding a PEFT
 adapter (``adapter_config.json``: its base model is loaded and the adapter put on top), or a
-``.gguf`` file (loaded dequantized by transformers; needs the ``gguf`` package).
+``.gguf`` file (dequantized by transformers, needs the ``gguf`` package; converted once into the
+cache and loaded from there after, see :mod:`reasonloop.engines.convert`).
 
 Sampling is a batched, KV-cached decode loop written here rather than ``model.generate``, so that
 every sample has its own ``torch.Generator``: sample ``i`` of a request with seed ``s`` is drawn
@@ -44,10 +45,7 @@ def load_model(path: str, *, dtype: str = "float32", device: str = "cpu") -> tup
     p = Path(path)
     try:
         if p.suffix == ".gguf":
-            tok = AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name)
-            model = AutoModelForCausalLM.from_pretrained(
-                str(p.parent), gguf_file=p.name, dtype=torch_dtype
-            )
+            tok, model = _load_gguf(p, torch_dtype)
         elif (p / "adapter_config.json").exists():
             try:
                 from peft import AutoPeftModelForCausalLM
@@ -63,6 +61,22 @@ def load_model(path: str, *, dtype: str = "float32", device: str = "cpu") -> tup
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return model.to(device).eval(), tok
+
+
+def _load_gguf(p: Path, torch_dtype: Any) -> tuple[Any, Any]:
+    """(tokenizer, model) of a GGUF: dequantized once into the cache, then loaded from there; where
+    the cache cannot be written, dequantized in memory as before."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from reasonloop.engines.convert import gguf_to_hf
+
+    try:
+        src, kw = str(gguf_to_hf(p)), {}
+    except OSError as exc:
+        log.warning("%s: cannot cache the conversion (%s); dequantizing in memory", p, exc)
+        src, kw = str(p.parent), {"gguf_file": p.name}
+    tok = AutoTokenizer.from_pretrained(src, **kw)
+    return tok, AutoModelForCausalLM.from_pretrained(src, dtype=torch_dtype, **kw)
 
 
 class HFEngine:
