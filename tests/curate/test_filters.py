@@ -1,3 +1,6 @@
+import random
+import re
+
 import pytest
 
 from reasonloop.curate.filters import (
@@ -110,3 +113,45 @@ def test_pipeline_reports_first_reason_in_order():
 def test_config_validation_names_the_field():
     with pytest.raises(ValueError, match="max_ngram_repeat_fraction"):
         FilterConfig(max_ngram_repeat_fraction=0)
+
+
+def _gibberish_by_regex(text: str) -> float:
+    """The ASCII rule as two regexes (how it was first written): the token loop must agree."""
+    n = len(text.split())
+    no_vowel = re.findall(r"(?<!\S)[b-df-hj-np-tv-xzB-DF-HJ-NP-TV-XZ]{6,40}(?!\S)", text)
+    long_token = re.findall(r"(?<!\S)[^\\\s]\S{40,}", text)
+    return (len(no_vowel) + len(long_token)) / n if n else 0.0
+
+
+def test_gibberish_ascii_rule_matches_its_regex_definition():
+    rng = random.Random(1)
+    pieces = [
+        "bcdfgh",
+        "xqzkvbrt",
+        "rhythm",
+        "BCDFGHJ",
+        "a",
+        "y",
+        "\\",
+        "7",
+        "_",
+        " ",
+        "\t",
+        "\x1c",
+    ]
+    for _ in range(4000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        assert gibberish_fraction(text) == _gibberish_by_regex(text), repr(text)
+    for k in (5, 6, 40, 41, 42):
+        for tok in ("b" * k, "\\" + "b" * k, "x1" * k):
+            assert gibberish_fraction(f"ok {tok} ok") == _gibberish_by_regex(f"ok {tok} ok"), tok
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 9])
+def test_repeated_ngram_fraction_counts_distinct_tuples(n):
+    rng = random.Random(n)
+    for _ in range(300):
+        w = [rng.choice("abc") for _ in range(rng.randint(0, 14))]
+        grams = [tuple(w[i : i + n]) for i in range(len(w) - n + 1)]
+        want = 1.0 - len(set(grams)) / len(grams) if grams else 0.0
+        assert repeated_ngram_fraction(" ".join(w), n) == want

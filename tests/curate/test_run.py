@@ -1,7 +1,11 @@
 import json
+import random
+import zlib
+from collections import Counter
 
 import pytest
 
+from reasonloop.curate import run
 from reasonloop.curate.run import CurateConfig, MixConfig, SelectConfig, curate, load_recipe
 from reasonloop.errors import ConfigError
 from reasonloop.format import render
@@ -109,3 +113,138 @@ def test_recipe_loading_rejects_unknown_keys(tmp_path):
     bad.write_text("mix: {domain: {math: 1}}\n")
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['mix.domain'\]"):
         load_recipe(bad)
+
+
+# A fixed synthetic stream with every kind of row the pipeline drops, for the exact-report test.
+VOCAB = [
+    "let",
+    "me",
+    "try",
+    "the",
+    "sum",
+    "first",
+    "then",
+    "check",
+    "each",
+    "term",
+    "carefully",
+    "since",
+    "the",
+    "product",
+    "grows",
+    "quickly",
+    "so",
+    "we",
+    "subtract",
+    "and",
+    "divide",
+    "again",
+    "wait",
+    "that",
+    "overshoots",
+    "the",
+    "target",
+    "alternatively",
+    "use",
+    "other",
+    "pair",
+]
+
+
+def synthetic(n: int = 700, seed: int = 7):
+    rng = random.Random(seed)
+    earlier: list[str] = []
+    for i in range(n):
+        q = i // 3
+        problem = Problem(
+            f"q{q}",
+            "math" if q % 5 else "science",
+            f"Question {q}: combine the numbers {q} and {q % 7} to reach the target.",
+            "1",
+            level=str(1 + q % 4),
+        )
+        words = [
+            rng.choice(VOCAB) + (str(rng.randint(0, 99)) if rng.random() < 0.3 else "")
+            for _ in range(rng.randint(25, 90))
+        ]
+        thought, solution, verdict, finish = " ".join(words), "\\boxed{1}", OK, "stop"
+        kind = rng.random()
+        if kind < 0.04:
+            thought = "so the answer is one " * 20
+        elif kind < 0.07:
+            thought = " ".join(rng.choice(["bcdfgh", "xqzkvb", "trkpln"]) for _ in range(40))
+        elif kind < 0.09:
+            thought += " 我们需要计算这个数字的和并且检查每一个步骤" * 2
+        elif kind < 0.12:
+            finish = "length"
+        elif kind < 0.22:
+            verdict = BAD
+        elif kind < 0.24:
+            verdict = None
+        elif kind < 0.26:
+            thought = "too short to count"
+        elif kind < 0.36 and earlier:
+            thought = rng.choice(earlier)  # an exact duplicate
+        elif kind < 0.46 and earlier:
+            thought = rng.choice(earlier) + " done"  # a near duplicate
+        if len(earlier) < 40:
+            earlier.append(thought)
+        text = render(thought, solution)
+        if kind > 0.995:
+            text = text.replace("<|end_of_thought|>", "")  # an unfinished thought
+        yield (
+            problem,
+            Trajectory(
+                problem.id,
+                text,
+                verdict=verdict,
+                finish_reason=finish,
+                perplexity=round(rng.uniform(1, 9), 2),
+                id=f"s{i}",
+            ),
+        )
+
+
+# The report on ``synthetic()``, as the pipeline gave it before the speed-ups (issue #5): a change
+# to any filter, to the duplicate detection or to the selection shows up here.
+SYNTHETIC_REPORT = {
+    "seen": 700,
+    "kept": 212,
+    "dropped": {
+        "not_selected": 181,
+        "exact_duplicate": 85,
+        "wrong_answer": 67,
+        "gibberish": 30,
+        "repetition": 26,
+        "near_duplicate": 23,
+        "mixed_language": 23,
+        "short_thought": 19,
+        "truncated": 14,
+        "ungraded": 13,
+        "contaminated": 4,
+        "thought_unfinished": 3,
+    },
+    "by_domain": {"math": 168, "science": 44},
+    "by_level": {"1": 50, "2": 55, "3": 53, "4": 54},
+}
+# Checksums of the kept trajectory ids (in order) and of rejects.jsonl, from the same run.
+SYNTHETIC_KEPT_CRC, SYNTHETIC_REJECTS_CRC = 2297212277, 3343296227
+
+
+def test_exact_report_on_a_fixed_synthetic_stream(tmp_path, monkeypatch):
+    cfg = CurateConfig(near_dup_threshold=0.8, decontaminate_n=4)
+    bench = ["Question 12: combine the", "see question 40 combine the numbers"]
+    report = curate(synthetic(), tmp_path / "one", cfg, benchmark_texts=bench)
+    assert report.as_dict() == SYNTHETIC_REPORT
+    rejects = Counter(r["reason"] for r in read(tmp_path / "one" / "rejects.jsonl"))
+    assert rejects == {k: v for k, v in SYNTHETIC_REPORT["dropped"].items() if k != "not_selected"}
+    kept = " ".join(r["trajectory_id"] for r in read(tmp_path / "one" / "train.jsonl"))
+    assert zlib.crc32(kept.encode()) == SYNTHETIC_KEPT_CRC
+    rejects_text = (tmp_path / "one" / "rejects.jsonl").read_text().rstrip("\n")
+    assert zlib.crc32(rejects_text.encode()) == SYNTHETIC_REJECTS_CRC
+    # many small batches, a window of them in flight in two worker processes: the same files
+    monkeypatch.setattr(run, "_BATCH", 16)
+    report2 = curate(synthetic(), tmp_path / "two", cfg, benchmark_texts=bench, workers=2)
+    assert report2.as_dict() == SYNTHETIC_REPORT
+    for name in ("train.jsonl", "rejects.jsonl", "report.json"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()

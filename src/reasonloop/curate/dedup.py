@@ -1,25 +1,29 @@
-"""Exact and near-duplicate removal (MinHash LSH via ``datasketch``) and benchmark decontamination.
+"""Exact and near-duplicate removal (MinHash LSH) and benchmark decontamination.
 
-Both work as streams: feed rows one at a time, keep only compact fingerprints (a 64-bit hash per row
-for exact duplicates, LSH band keys for near duplicates, an n-gram hash set for decontamination).
-Near-duplicate detection is probabilistic: pairs just above the Jaccard threshold can be missed and
-pairs just below can be caught; the LSH parameters come from ``datasketch`` for the threshold.
+All three work as streams: feed rows one at a time, keep only compact fingerprints (a 64-bit hash
+per row for exact duplicates, 64-bit hashes of the LSH band keys for near duplicates, an n-gram
+hash set for decontamination). Near-duplicate detection is probabilistic: pairs just above the
+Jaccard threshold can be missed and pairs just below can be caught; the LSH parameters come from
+``datasketch`` for the threshold.
+
+The expensive halves (tokenising, hashing, MinHash signatures) are pure functions of one text, so
+a pipeline can run them in worker processes and hand only the fingerprints to the process that
+holds the indexes (:meth:`ExactDedup.seen_before`, :meth:`NearDedup.seen_before`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-_TOKEN = re.compile(r"\w+")
+from reasonloop.curate.tokens import words
 
 
 def normalize(text: str) -> str:
     """Lower-case words joined by single spaces: what exact-duplicate detection compares."""
-    return " ".join(_TOKEN.findall(text.lower()))
+    return " ".join(words(text))
 
 
 def fingerprint(text: str) -> bytes:
@@ -62,74 +66,140 @@ _MIX = np.array(
     ],
     dtype=np.uint64,
 )
+_SHIFT = np.uint64(29)
 
 
 def shingle_hashes(text: str, n: int) -> np.ndarray:
     """Distinct 64-bit hashes of the word n-grams of ``text`` (a text shorter than ``n`` words is
     one n-gram). Vectorised: words are hashed once, n-grams mix them with fixed multipliers."""
-    words = _TOKEN.findall(text.lower())
-    if not words:
+    return ngram_hashes(words(text), n)
+
+
+def ngram_hashes(ws: Sequence[str], n: int) -> np.ndarray:
+    """:func:`shingle_hashes` of already split :func:`~reasonloop.curate.tokens.words`."""
+    if not ws:
         return np.empty(0, dtype=np.uint64)
-    w = np.fromiter(map(_WORD_HASHES.__getitem__, words), dtype=np.uint64, count=len(words))
-    k = min(n, len(words))
-    m = len(words) - k + 1
+    w = np.fromiter(map(_WORD_HASHES.__getitem__, ws), dtype=np.uint64, count=len(ws))
+    k = min(n, len(ws))
+    m = len(ws) - k + 1
     with np.errstate(over="ignore"):
         h = w[:m] * _MIX[0]
+        tmp = np.empty_like(h)  # in-place steps: these arrays are small, allocation dominates
         for j in range(1, k):
-            h = (h ^ (h >> np.uint64(29))) + w[j : j + m] * _MIX[j]
-    return np.unique(h)
+            np.right_shift(h, _SHIFT, out=tmp)
+            h ^= tmp
+            np.multiply(w[j : j + m], _MIX[j], out=tmp)
+            h += tmp
+    # np.unique's result, several times faster on arrays this small (it hashes before sorting)
+    h.sort()
+    keep = np.empty(h.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(h[1:], h[:-1], out=keep[1:])
+    return h[keep]
 
 
 DEFAULT_NGRAM = 5
 
+_U32 = np.uint32
+_MAX32 = np.uint32(0xFFFFFFFF)
+
+
+def _fmix32(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finalizer, the pre-mix of datasketch's ``affine32`` scheme (uint32
+    arithmetic wraps, which is the intended mod 2^32)."""
+    h = h ^ (h >> _U32(16))
+    h = h * _U32(0x85EBCA6B)
+    h = h ^ (h >> _U32(13))
+    h = h * _U32(0xC2B2AE35)
+    return h ^ (h >> _U32(16))
+
 
 class NearDedup:
-    """MinHash LSH over word n-grams: ``is_duplicate(text)`` is True when an earlier text has an
-    estimated Jaccard similarity above ``threshold`` (then the new text is not indexed)."""
+    """MinHash LSH over word n-grams: ``is_duplicate(text)`` is True when an earlier indexed text
+    shares an LSH band with it, i.e. has an estimated Jaccard similarity above about ``threshold``
+    (then the new text is not indexed).
+
+    The signature is datasketch's ``affine32`` MinHash of the n-gram hashes' low 32 bits, computed
+    in one numpy expression (equal to ``MinHash.update_batch``; a test checks it), and the bands
+    and rows are ``MinHashLSH``'s optimum for the threshold. The index is a set of 64-bit hashes
+    of (band number, band values) instead of ``MinHashLSH``'s storage, in a fraction of its
+    memory; it answers as ``MinHashLSH`` query-then-insert does (a test checks it) unless two
+    different bands' hashes collide (odds about n_keys² / 2⁶⁴). :meth:`band_keys` is pure and can
+    run in a worker process; only :meth:`seen_before` touches the index. Needs datasketch >= 2.0
+    (the ``affine32`` scheme).
+    """
 
     def __init__(
-        self, *, threshold: float = 0.8, num_perm: int = 64, ngram: int = 5, seed: int = 1
+        self,
+        *,
+        threshold: float = 0.8,
+        num_perm: int = 64,
+        ngram: int = DEFAULT_NGRAM,
+        seed: int = 1,
     ):
         from datasketch import MinHash, MinHashLSH
 
-        self._MinHash = MinHash
         self.num_perm = num_perm
         self.ngram = ngram
         self.seed = seed
-        self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-        self._count = 0
-        # One MinHash object reused for its permutations; a fresh one per text costs 10x more.
-        self._proto = MinHash(num_perm=num_perm, seed=seed)
+        lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)  # for its (bands, rows) only
+        self.bands, self.rows = lsh.b, lsh.r
+        self._MinHash = MinHash
+        self._permutations = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
+        # as columns: the (permutation, n-gram) matrix is reduced along contiguous rows
+        self._a = self._permutations[0].astype(np.uint32)[:, None]
+        self._b = self._permutations[1].astype(np.uint32)[:, None]
+        self._empty = np.full(num_perm, _MAX32, dtype=np.uint32)
+        self._seen: set[int] = set()
+
+    def signature(self, hv: np.ndarray) -> np.ndarray:
+        """The MinHash values (uint32, one per permutation) of :func:`shingle_hashes` ``hv``."""
+        if not hv.size:
+            return self._empty
+        x = _fmix32(hv.astype(np.uint32))  # the low 32 bits, as datasketch's 32-bit hashes
+        m = self._a * x
+        m += self._b
+        return m.min(axis=1)
+
+    def band_keys(self, hv: np.ndarray) -> tuple[int, ...]:
+        """64-bit hashes of the LSH band keys of :func:`shingle_hashes` ``hv`` (pure: safe to run
+        in a worker and send to :meth:`seen_before`)."""
+        raw = self.signature(hv).tobytes()
+        width = 4 * self.rows
+        return tuple(
+            int.from_bytes(
+                hashlib.blake2b(
+                    raw[i * width : (i + 1) * width], digest_size=8, salt=i.to_bytes(8, "little")
+                ).digest(),
+                "little",
+            )
+            for i in range(self.bands)
+        )
 
     def minhash(self, text: str):
-        """The MinHash of ``text``'s word n-grams (datasketch's permutations over our 32-bit
-        n-gram hashes)."""
-        return self.minhash_of(shingle_hashes(text, self.ngram))
-
-    def minhash_of(self, hv: np.ndarray):
-        """The MinHash of precomputed :func:`shingle_hashes` (they can come from a worker)."""
-        m = self._MinHash(
+        """The datasketch ``MinHash`` of ``text``'s word n-grams (for inspection and
+        ``jaccard``; the index itself only needs :meth:`band_keys`)."""
+        return self._MinHash(
             num_perm=self.num_perm,
             seed=self.seed,
-            hashfunc=int,
-            permutations=self._proto.permutations,
-            scheme=self._proto.scheme,
+            hashvalues=self.signature(shingle_hashes(text, self.ngram)),
+            permutations=self._permutations,
+            scheme="affine32",
         )
-        if hv.size:
-            m.update_batch((hv & np.uint64(0xFFFFFFFF)).tolist())
-        return m
+
+    def seen_before(self, keys: tuple[int, ...]) -> bool:
+        """True when an indexed text shares a band key with ``keys``; otherwise index them."""
+        if not self._seen.isdisjoint(keys):
+            return True
+        self._seen.update(keys)
+        return False
 
     def is_duplicate(self, text: str) -> bool:
-        return self.is_duplicate_hashes(shingle_hashes(text, self.ngram))
+        return self.seen_before(self.band_keys(shingle_hashes(text, self.ngram)))
 
     def is_duplicate_hashes(self, hv: np.ndarray) -> bool:
         """Like :meth:`is_duplicate`, for precomputed :func:`shingle_hashes`."""
-        m = self.minhash_of(hv)
-        if self.lsh.query(m):
-            return True
-        self.lsh.insert(self._count, m, check_duplication=False)
-        self._count += 1
-        return False
+        return self.seen_before(self.band_keys(hv))
 
 
 class Decontaminator:
@@ -140,13 +210,13 @@ class Decontaminator:
         self.n = n
         self._grams: set[int] = set()
         for t in benchmark_texts:
-            self._grams.update(int(h) for h in shingle_hashes(t, n))
+            self._grams.update(shingle_hashes(t, n).tolist())
 
     def __len__(self) -> int:
         return len(self._grams)
 
     def is_contaminated(self, text: str) -> bool:
-        words = _TOKEN.findall(text.lower())
-        if len(words) < self.n:
+        ws = words(text)
+        if len(ws) < self.n:
             return False
-        return any(int(h) in self._grams for h in shingle_hashes(text, self.n))
+        return not self._grams.isdisjoint(ngram_hashes(ws, self.n).tolist())

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from reasonloop.format import parse
+from reasonloop.curate.tokens import parts, words
 from reasonloop.records import Trajectory
 
 Keep = bool | tuple[bool, str]
@@ -43,16 +43,9 @@ class FilterConfig:
             raise ValueError(f"ngram must be >= 1, got {self.ngram}")
 
 
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
-
-
 def check_format(t: Trajectory) -> Keep:
     """The response has a finished thought and a non-empty solution."""
-    p = parse(t.text)
+    p = parts(t.text)
     if not p.thought_closed:
         return False, "thought_unfinished"
     if not p.thought:
@@ -66,7 +59,7 @@ def check_truncated(t: Trajectory) -> Keep:
     """The sampler stopped on its own, not at the token limit."""
     if t.finish_reason == "length":
         return False, "truncated"
-    p = parse(t.text)
+    p = parts(t.text)
     if p.formatted and p.solution is not None and not p.solution_closed:
         return False, "truncated"
     return True
@@ -80,7 +73,7 @@ def check_correct(t: Trajectory) -> Keep:
 
 def make_short_thought(min_words: int) -> Filter:
     def check_short_thought(t: Trajectory) -> Keep:
-        thought = parse(t.text).thought or ""
+        thought = parts(t.text).thought or ""
         return True if len(words(thought)) >= min_words else (False, "short_thought")
 
     return check_short_thought
@@ -89,17 +82,18 @@ def make_short_thought(min_words: int) -> Filter:
 def repeated_ngram_fraction(text: str, n: int) -> float:
     """The fraction of n-grams that are repeats of an earlier n-gram (0 = all distinct)."""
     w = words(text)
-    grams = [tuple(w[i : i + n]) for i in range(len(w) - n + 1)]
-    if not grams:
+    total = len(w) - n + 1
+    if total <= 0:
         return 0.0
-    return 1.0 - len(set(grams)) / len(grams)
+    # zip of n shifted views (of unequal length) builds the n-gram tuples in C
+    return 1.0 - len(set(zip(*(w[i:] for i in range(n)), strict=False))) / total
 
 
 def make_repetition(n: int, max_fraction: float, max_line_repeat: int) -> Filter:
     def check_repetition(t: Trajectory) -> Keep:
         if repeated_ngram_fraction(t.text, n) > max_fraction:
             return False, "repetition"
-        lines = Counter(ln.strip() for ln in t.text.splitlines() if len(ln.strip()) > 8)
+        lines = Counter(s for s in map(str.strip, t.text.splitlines()) if len(s) > 8)
         if lines and max(lines.values()) > max_line_repeat:
             return False, "repetition"
         return True
@@ -110,22 +104,28 @@ def make_repetition(n: int, max_fraction: float, max_line_repeat: int) -> Filter
 _ALLOWED_SYMBOLS = set("+-*/=^_()[]{}<>|\\.,;:!?'\"$%&#@~`")
 
 
-_NO_VOWEL = re.compile(r"(?<!\S)[b-df-hj-np-tv-xzB-DF-HJ-NP-TV-XZ]{6,40}(?!\S)")
-_LONG_TOKEN = re.compile(r"(?<!\S)[^\\\s]\S{40,}")
+_CONSONANTS = "bcdfghjklmnpqrstvwxzBCDFGHJKLMNPQRSTVWXZ"  # y counts as a vowel ("rhythm")
+_VOWEL = re.compile(r"[aeiouy]")
 
 
 def gibberish_fraction(text: str) -> float:
     """The fraction of whitespace-separated tokens that look like noise: long runs with no vowel,
     mostly symbols, or very long unbroken strings (LaTeX and numbers are not noise)."""
-    n_tokens = len(text.split())
-    if not n_tokens:
+    tokens = text.split()
+    if not tokens:
         return 0.0
     if text.isascii():
-        # every ASCII punctuation mark is an allowed symbol, so only two shapes can be noise here;
-        # the regexes find them without a Python loop over tokens
-        return (len(_NO_VOWEL.findall(text)) + len(_LONG_TOKEN.findall(text))) / n_tokens
+        # every ASCII punctuation mark is an allowed symbol, so only two shapes can be noise here:
+        # 6-40 ASCII consonants, or over 40 characters not starting with a backslash (LaTeX)
+        bad = 0
+        for tok in tokens:
+            if len(tok) > 40:
+                bad += tok[0] != "\\"
+            elif len(tok) >= 6 and not tok.strip(_CONSONANTS):
+                bad += 1
+        return bad / len(tokens)
     bad = 0
-    for tok in text.split():
+    for tok in tokens:
         letters = [c for c in tok if c.isalpha()]
         symbols = [c for c in tok if not c.isalnum() and c not in _ALLOWED_SYMBOLS]
         if (
@@ -135,10 +135,10 @@ def gibberish_fraction(text: str) -> float:
             or len(letters) >= 6
             and tok.isalpha()
             and tok.isascii()
-            and not re.search(r"[aeiouy]", tok.lower())
+            and not _VOWEL.search(tok.lower())
         ):
             bad += 1
-    return bad / n_tokens
+    return bad / len(tokens)
 
 
 def make_gibberish(max_fraction: float) -> Filter:

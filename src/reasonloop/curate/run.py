@@ -1,8 +1,8 @@
 """The curation pipeline: filters → exact / near-duplicate removal → decontamination → selection
 (by length and perplexity) → mixing by domain and difficulty → an SFT dataset.
 
-It streams: each trajectory passes the filters once; what survives is spilled to a temporary JSONL
-while only a small index row (problem, domain, level, length, perplexity, offset) stays in memory;
+It streams: each trajectory passes the filters once; what survives is spilled to a temporary file
+while only a small index row (problem, domain, level, length, perplexity, position) stays in memory;
 a second pass writes the selected rows. Rejected rows go to ``rejects.jsonl`` with their reason.
 """
 
@@ -10,29 +10,32 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import random
 import tempfile
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from itertools import islice
+from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
 from reasonloop.curate.dedup import (
-    DEFAULT_NGRAM,
     Decontaminator,
     ExactDedup,
     NearDedup,
     fingerprint,
     shingle_hashes,
 )
-from reasonloop.curate.filters import FilterConfig, default_filters, first_failure
+from reasonloop.curate.filters import Filter, FilterConfig, default_filters, first_failure
+from reasonloop.curate.tokens import parts
 from reasonloop.errors import ConfigError
-from reasonloop.format import SYSTEM_PROMPT, parse
-from reasonloop.records import Problem, Trajectory, from_dict, to_dict
+from reasonloop.format import SYSTEM_PROMPT
+from reasonloop.records import Problem, Trajectory
 
 log = logging.getLogger(__name__)
 
@@ -160,22 +163,25 @@ def curate(
     """Curate ``rows`` into ``out_dir``: ``train.jsonl`` (TRL conversational), ``rejects.jsonl``,
     ``report.json``. ``perplexity`` scores a kept trajectory (e.g. an engine's ``score``) when the
     selection needs it; a trajectory's stored ``perplexity`` is used when present. With
-    ``workers`` > 1 the filters and n-gram hashing run in that many processes (order is kept);
-    duplicate detection and writing stay in this one."""
+    ``workers`` > 1 the per-row work (filters, fingerprints, MinHash band keys, decontamination
+    look-ups) runs in that many processes, in batches, and order is kept; the duplicate indexes,
+    the perplexity calls and writing stay in this one."""
     out_dir.mkdir(parents=True, exist_ok=True)
     exact, near = ExactDedup(), NearDedup(threshold=cfg.near_dup_threshold)
     bench = list(benchmark_texts)
     decon = Decontaminator(bench, n=cfg.decontaminate_n) if bench else None
+    work = _Work(tuple(default_filters(cfg.filters)), near, decon)
     report = CurateReport()
     needs_ppl = cfg.select.by.startswith("perplexity")
-    index: list[
-        tuple[str, str, str, int, float, int]
-    ] = []  # pid, domain, level, words, ppl, offset
+    # pid, domain, level, words, ppl, position in the spill
+    index: list[tuple[str, str, str, int, float, int]] = []
     problems: dict[str, Problem] = {}
+    labels: dict[Any, Any] = {}  # one shared object per domain / level value, not one per row
     with (
-        tempfile.TemporaryFile("w+", encoding="utf-8", dir=out_dir) as spill,
+        # (id, text) pickles, read back in order: no JSON, no text-mode seek/tell (both slow)
+        tempfile.TemporaryFile("w+b", dir=out_dir) as spill,
         (out_dir / "rejects.jsonl.tmp").open("w", encoding="utf-8") as rejects,
-        _prepared(rows, cfg, workers) as prepared,
+        _prepared(rows, work, workers) as prepared,
     ):
         for problem, t, prep in prepared:
             report.seen += 1
@@ -184,9 +190,9 @@ def curate(
             reason = prep.reason
             if reason is None and exact.seen_before(prep.fingerprint):
                 reason = "exact_duplicate"
-            if reason is None and decon is not None and decon.is_contaminated(problem.problem):
+            if reason is None and prep.contaminated:
                 reason = "contaminated"
-            if reason is None and near.is_duplicate_hashes(prep.shingles):
+            if reason is None and near.seen_before(prep.near_keys):
                 reason = "near_duplicate"
             if reason is not None:
                 report.dropped[reason] += 1
@@ -194,21 +200,20 @@ def curate(
                     json.dumps({"id": t.id, "problem_id": t.problem_id, "reason": reason}) + "\n"
                 )
                 continue
-            thought = prep.thought
             ppl = t.perplexity
             if ppl is None and needs_ppl and perplexity is not None:
                 ppl = perplexity(problem, t)
-            problems.setdefault(problem.id, problem)
-            offset = spill.tell()
-            spill.write(json.dumps(to_dict(t), ensure_ascii=False) + "\n")
+            # the index shares the first problem's id string (rows of one problem repeat it)
+            pid = problems.setdefault(problem.id, problem).id
+            pickle.dump((t.id, t.text), spill, protocol=pickle.HIGHEST_PROTOCOL)
             index.append(
                 (
-                    problem.id,
-                    problem.domain,
-                    problem.level or "-",
-                    len(thought.split()),
+                    pid,
+                    labels.setdefault(problem.domain, problem.domain),
+                    labels.setdefault(problem.level or "-", problem.level or "-"),
+                    prep.thought_words,
                     ppl or 0.0,
-                    offset,
+                    len(index),
                 )
             )
         chosen = _select(index, cfg.select)
@@ -216,10 +221,19 @@ def curate(
         dropped_by_selection = len(index) - len(chosen)
         if dropped_by_selection:
             report.dropped["not_selected"] += dropped_by_selection
+        del index
+        # one sequential pass over the spill writes the chosen rows in arrival order
+        by_position = {r[5]: r for r in chosen}
+        spill.seek(0)
         with (out_dir / "train.jsonl.tmp").open("w", encoding="utf-8") as train:
-            for pid, domain, level, _, _, offset in sorted(chosen, key=lambda r: r[5]):
-                spill.seek(offset)
-                t = from_dict(Trajectory, json.loads(spill.readline()))
+            for position in range(max(by_position, default=-1) + 1):
+                # a fresh unpickler per record: one reused Unpickler memoises every text it loads
+                tid, text = pickle.load(spill)
+                row = by_position.get(position)
+                if row is None:
+                    continue
+                pid, domain, level = row[:3]
+                t = Trajectory(pid, text, id=tid)
                 train.write(
                     json.dumps(
                         sft_row(problems[pid], t, system_prompt=cfg.system_prompt),
@@ -239,49 +253,91 @@ def curate(
 
 
 @dataclass(frozen=True, slots=True)
-class _Prepared:
-    """What the per-row work (in a worker process when there are several) hands back."""
+class _Work:
+    """What the per-row work needs; handed to each worker process once, when it starts."""
+
+    filters: tuple[tuple[str, Filter], ...]
+    near: NearDedup  # only its pure band_keys is used there; the index stays in the parent
+    decon: Decontaminator | None
+
+
+class _Prepared(NamedTuple):
+    """What the per-row work hands back (a NamedTuple: it pickles several times faster than a
+    slotted dataclass, and a worker sends one per row)."""
 
     reason: str | None
-    thought: str
-    fingerprint: bytes
-    shingles: Any  # np.ndarray of n-gram hashes of the thought (or the text)
+    thought_words: int = 0
+    fingerprint: bytes = b""
+    near_keys: tuple[int, ...] = ()
+    contaminated: bool = False
 
 
-_WORKER_FILTERS: list = []
-
-
-def _init_worker(filter_cfg: FilterConfig) -> None:
-    _WORKER_FILTERS[:] = default_filters(filter_cfg)
-
-
-def _prepare(item: tuple[Problem, Trajectory]) -> tuple[Problem, Trajectory, _Prepared]:
-    problem, t = item
-    reason = first_failure(t, _WORKER_FILTERS)
+def _prepare(work: _Work, problem_text: str, t: Trajectory) -> _Prepared:
+    reason = first_failure(t, work.filters)
     if reason is not None:
-        return problem, t, _Prepared(reason, "", b"", None)
-    thought = parse(t.text).thought or ""
-    return (
-        problem,
-        t,
-        _Prepared(
-            None, thought, fingerprint(t.text), shingle_hashes(thought or t.text, DEFAULT_NGRAM)
-        ),
+        return _Prepared(reason)
+    thought = parts(t.text).thought or ""
+    return _Prepared(
+        None,
+        len(thought.split()),
+        fingerprint(t.text),
+        work.near.band_keys(shingle_hashes(thought or t.text, work.near.ngram)),
+        work.decon is not None and work.decon.is_contaminated(problem_text),
     )
 
 
+_WORKER: list[_Work] = []  # the worker process's _Work, set by _init_worker
+
+
+def _init_worker(work: _Work) -> None:
+    _WORKER[:] = [work]
+
+
+# A worker gets the problem text and the trajectory's field values, not the records: slotted
+# dataclasses pickle field by field in Python, about three times slower.
+_TRAJECTORY_FIELDS = attrgetter(*(f.name for f in fields(Trajectory)))
+
+
+def _prepare_batch(batch: list[tuple[str, tuple]]) -> list[_Prepared]:
+    work = _WORKER[0]
+    return [_prepare(work, text, Trajectory(*values)) for text, values in batch]
+
+
+# Rows per task: large enough that a task's pickling and messaging cost is small per row.
+_BATCH = 256
+
+
 @contextmanager
-def _prepared(rows: Iterable[tuple[Problem, Trajectory]], cfg: CurateConfig, workers: int):
+def _prepared(
+    rows: Iterable[tuple[Problem, Trajectory]], work: _Work, workers: int
+) -> Iterator[Iterator[tuple[Problem, Trajectory, _Prepared]]]:
     if workers <= 1:
-        _init_worker(cfg.filters)
-        yield map(_prepare, rows)
+        yield ((problem, t, _prepare(work, problem.problem, t)) for problem, t in rows)
         return
     import multiprocessing as mp
 
-    with mp.get_context("fork").Pool(
-        workers, initializer=_init_worker, initargs=(cfg.filters,)
-    ) as pool:
-        yield pool.imap(_prepare, rows, chunksize=64)
+    # fork: the workers inherit ``work`` (filters, permutations, benchmark n-grams) unpickled
+    with mp.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(work,)) as pool:
+        yield _in_batches(pool, iter(rows), window=2 * workers + 2)
+
+
+def _in_batches(pool, rows: Iterator, *, window: int) -> Iterator:
+    """Rows with their ``_Prepared``, in input order. At most ``window`` batches are in flight,
+    so memory stays bounded however fast the input or slow the consumer (``Pool.imap`` would
+    queue every finished result)."""
+    pending: deque = deque()
+    while True:
+        batch = list(islice(rows, _BATCH))
+        if batch:
+            packed = [(problem.problem, _TRAJECTORY_FIELDS(t)) for problem, t in batch]
+            pending.append((batch, pool.apply_async(_prepare_batch, (packed,))))
+        if not pending:
+            return
+        if batch and len(pending) < window:
+            continue
+        done, result = pending.popleft()
+        for (problem, t), prep in zip(done, result.get(), strict=True):
+            yield problem, t, prep
 
 
 def _select(index: list[tuple], cfg: SelectConfig) -> list[tuple]:
