@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	$(VENV)/bin/reasonloop demo --quick --out runs/demo-quick
+	$(VENV)/bin/reasonloop demo --out runs/demo
 
 test: install lint
 	$(PY) -m pytest -q
