@@ -53,6 +53,12 @@ def test_demo_runs_every_phase_writes_the_report_and_resumes(tmp_path, monkeypat
     assert len(sets["test-hard"]) == 3
     assert not held & {p.problem for p in sets["train"] + sets["explore"]}
 
+    # the store holds the training problems with the teacher's traces, as the CLI expects
+    from reasonloop.store import open_store
+
+    with open_store(root / "store.db") as st:
+        assert st.n_problems() == len(sets["train"]) + len(sets["explore"])
+
     # a rerun on the same directory redoes nothing: training would fail if it were called
     def no_training(*a, **k):
         raise AssertionError("a finished phase ran again")

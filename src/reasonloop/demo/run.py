@@ -233,6 +233,7 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print) -> dict[str
 
     def do_distill():
         trajs = distill(cfg, sets["train"])
+        store.add_problems(sets["train"])  # so that `reasonloop curate --store` sees them too
         store.add_trajectories(trajs, stage="distill")
         return {"traces": len(trajs), "correct": sum(t.verdict.correct for t in trajs)}
 
