@@ -175,20 +175,9 @@ def _open_store(path: str) -> Any:
 
 
 def _lora_config(s: LoraSettings | None, task_type: str) -> Any:
-    if s is None:
-        return None
-    try:
-        from peft import LoraConfig
-    except ImportError as exc:
-        raise MissingDependency("peft", "train") from exc
-    return LoraConfig(
-        r=s.r,
-        lora_alpha=s.alpha,
-        lora_dropout=s.dropout,
-        target_modules=list(s.target_modules),
-        task_type=task_type,
-        modules_to_save=["score"],  # the new one-output head trains in full
-    )
+    from reasonloop.train.sft import lora_config
+
+    return lora_config(s, task_type, modules_to_save=["score"])  # the new head trains in full
 
 
 def load_classifier_for_training(path: str, task: str) -> tuple[Any, Any]:

@@ -156,7 +156,13 @@ def trl_common_args(s: Any) -> dict[str, Any]:
     }
 
 
-def lora_config(settings: LoraSettings | None) -> Any:
+def lora_config(
+    settings: LoraSettings | None,
+    task_type: str = "CAUSAL_LM",
+    modules_to_save: list[str] | None = None,
+) -> Any:
+    """A peft LoraConfig from the settings (None without LoRA); reward models pass their task
+    type and the new head to train in full."""
     if settings is None:
         return None
     try:
@@ -168,7 +174,8 @@ def lora_config(settings: LoraSettings | None) -> Any:
         lora_alpha=settings.alpha,
         lora_dropout=settings.dropout,
         target_modules=list(settings.target_modules),
-        task_type="CAUSAL_LM",
+        task_type=task_type,
+        modules_to_save=modules_to_save,
     )
 
 
