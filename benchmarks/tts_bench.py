@@ -27,8 +27,10 @@ and ``OUT/tts_bench.png`` (accuracy against tokens spent, one panel per task, lo
 Tokens spent count every generated token (all samples, expansions, rollouts), prompts excluded;
 reward-model scoring is not counted as tokens (its time is in the seconds column; a resumed run
 shows only the time this invocation took).
-What it does not do: share samples between runs (best-of-n with two scorers samples twice; the
-same seeds give the same samples on a deterministic engine).
+Runs share samples: the engine is wrapped in :class:`SharedSamples`, which answers a request it
+has answered before (same prompt, n, temperature, seed, ...) from memory, so maj@k and best-of-k
+with every scorer read the same k samples and pay for them once in time; each run still counts the
+tokens it would have spent. ``--no-share`` samples afresh for every run.
 """
 
 from __future__ import annotations
@@ -55,6 +57,44 @@ class Run:
     settings: EvalSettings
     scorer: Any = None  # a built scorer object, or None (by name)
     oracle: bool = False
+
+
+class SharedSamples:
+    """An engine wrapper that remembers what it sampled: a request seen before (ignoring which
+    log-probs it asks for) is answered with the same results. Every request is sent on asking for
+    per-token log-probs and the top-5 alternatives, so that a later scorer that needs them finds
+    them. Only sound for seeded requests on a deterministic engine (the same request gives the
+    same samples anyway); ``score`` and everything else pass through."""
+
+    def __init__(self, engine: Any, top: int = 5):
+        self.engine, self.top = engine, top
+        self.memo: dict[Any, Any] = {}
+        self.hits = 0
+
+    def generate(self, requests: list) -> list:
+        from dataclasses import replace
+
+        keys = [replace(r, logprobs=False, top_logprobs=0) for r in requests]
+        todo = [
+            replace(r, logprobs=True, top_logprobs=max(self.top, r.top_logprobs))
+            for r, k in zip(requests, keys, strict=True)
+            if k not in self.memo or r.seed is None
+        ]
+        fresh = iter(self.engine.generate(todo) if todo else [])
+        out = []
+        for r, k in zip(requests, keys, strict=True):
+            if k in self.memo and r.seed is not None:
+                self.hits += 1
+                out.append(self.memo[k])
+            else:
+                res = next(fresh)
+                if r.seed is not None:
+                    self.memo[k] = res
+                out.append(res)
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
 
 
 def build_runs(args: argparse.Namespace) -> list[Run]:
@@ -167,6 +207,9 @@ def main() -> None:
     ap.add_argument("--prm", help="A PRM directory (train prm); also guides beam and MCTS.")
     ap.add_argument("--genrm", help="A GenRM directory (train genrm).")
     ap.add_argument("--aggregate", default="min", choices=("min", "last", "mean"))
+    ap.add_argument(
+        "--no-share", dest="share", action="store_false", help="Sample afresh for every run."
+    )
     ap.add_argument("--no-oracle", dest="oracle", action="store_false", help="Skip the oracle.")
     ap.add_argument("--beam-expand", type=int, default=2)
     ap.add_argument("--mcts-iterations", type=int, default=0, help="0: 2k.")
@@ -189,6 +232,8 @@ def main() -> None:
     from reasonloop.engines import load_engine
 
     engine = load_engine(args.engine)
+    if args.share:
+        engine = SharedSamples(engine)
     runs = build_runs(args)
     results = []
     for task, problems in tasks(args).items():

@@ -69,3 +69,15 @@ def test_demo_runs_every_phase_writes_the_report_and_resumes(tmp_path, monkeypat
     assert again["imitate"] == final["imitate"] and again["improved"] == final["improved"]
     summary = json.loads((root / "summary.json").read_text())
     assert summary["backbone"] == final["backbone"]
+
+
+def test_sampling_error_of_a_difference_of_two_accuracies():
+    # 1.96 * sqrt(0.1 * 0.9 / 100 + 0.2 * 0.8 / 100) = 1.96 * 0.05, in points
+    assert demo.sampling_error(10.0, 20.0, 100) == pytest.approx(9.8)
+    assert demo.sampling_error(0.0, 0.0, 300) == 0.0
+    assert "Larger than both" in demo._verdicts(
+        {"h": 0.0}, (10.0, 0.0), (30.0, 0.0), {}, ["h"], 300
+    )
+    assert "Not larger than both" in demo._verdicts(
+        {"h": 0.0}, (10.0, 0.0), (13.0, 0.0), {}, ["h"], 300
+    )

@@ -37,3 +37,29 @@ def test_character_mode_and_the_student_model():
     model = make_student(tok, hidden_size=32, layers=2, heads=4, seed=3)
     assert model.config.vocab_size == len(tok)
     assert model.config.eos_token_id == tok.convert_tokens_to_ids("<|im_end|>")
+
+
+def test_number_tokens_start_from_their_value_features_and_output_embeddings_are_separate():
+    import math
+
+    import torch
+
+    from reasonloop.demo.student import number_embedding
+
+    tok = make_task_tokenizer(TEXTS, max_number=20)
+    model = make_student(tok, hidden_size=32, layers=1, heads=2, number_features=0.5, seed=0)
+    emb = model.get_input_embeddings().weight
+    seven = emb[tok.convert_tokens_to_ids("7")]
+    assert number_embedding(7, 32)[:4] == [
+        math.cos(2 * math.pi * 7 / 2),
+        math.sin(2 * math.pi * 7 / 2),
+        math.cos(2 * math.pi * 7 / 3),
+        math.sin(2 * math.pi * 7 / 3),
+    ]
+    assert len(number_embedding(7, 32)) == 24 and len(number_embedding(7, 9)) == 8
+    assert torch.allclose(seven[:24], 0.5 * torch.tensor(number_embedding(7, 32)))
+    # a word token keeps its random start; the output embedding is its own matrix
+    word = emb[tok.convert_tokens_to_ids(" from")]
+    assert word[:24].abs().max() < 0.2
+    assert model.get_output_embeddings().weight.data_ptr() != emb.data_ptr()
+    assert not model.config.tie_word_embeddings

@@ -49,20 +49,20 @@ TEACHER = "teacher:countdown-search"
 @dataclass(frozen=True, slots=True)
 class DemoConfig:
     out: str = "runs/demo"
-    seeds: tuple[int, ...] = (0, 1, 2)
-    train_problems: int = 3000
+    seeds: tuple[int, ...] = (0,)
+    train_problems: int = 3600
     explore_problems: int = 300
-    test_problems: int = 100
+    test_problems: int = 300
     poor_teacher_share: float = 0.3
     max_thought_lines: int = 8
     # student
     number_tokens: int = 999  # integers up to this are single tokens
-    hidden_size: int = 96
-    layers: int = 3
+    hidden_size: int = 128
+    layers: int = 4
     heads: int = 4
     max_length: int = 256  # tokens of prompt + response (the teacher's longest is ~220)
     # training
-    sft_steps: int = 600
+    sft_steps: int = 800
     batch_size: int = 16
     learning_rate: float = 3e-3
     dpo_steps: int = 30
@@ -114,23 +114,23 @@ class Step:
 
 
 def task_sets(cfg: DemoConfig) -> dict[str, list[Problem]]:
-    """Training pool (medium and easy puzzles), the hard pool to explore, held-out test sets."""
-    (n_easy, m_easy), (n_med, m_med), (n_hard, m_hard) = (
-        SETS[k] for k in ("easy", "medium", "hard")
-    )
+    """The training pool (``train_problems`` puzzles, a third of each size: the student must see
+    5-number puzzles to copy and combine five numbers at all), the hard pool to explore, and the
+    held-out test sets. The teacher's bounded search solves fewer of the larger puzzles, so the
+    distilled set leans towards easy ones; exploration is where hard puzzles get solved."""
+    third = cfg.train_problems // 3
     sets = {
-        "train": make_problems(
-            cfg.train_problems, n_numbers=n_med, max_number=m_med, seed=0, split="train"
-        )
-        + make_problems(
-            min(cfg.train_problems // 4, 800),
-            n_numbers=n_easy,
-            max_number=m_easy,
-            seed=0,
-            split="train",
-        ),
+        "train": [
+            p
+            for n, m in SETS.values()
+            for p in make_problems(third, n_numbers=n, max_number=m, seed=0, split="train")
+        ],
         "explore": make_problems(
-            cfg.explore_problems, n_numbers=n_hard, max_number=m_hard, seed=0, split="explore"
+            cfg.explore_problems,
+            n_numbers=SETS["hard"][0],
+            max_number=SETS["hard"][1],
+            seed=0,
+            split="explore",
         ),
     }
     for name, (n, m) in SETS.items():
@@ -140,6 +140,8 @@ def task_sets(cfg: DemoConfig) -> dict[str, list[Problem]]:
     held_out = {p.problem for name in SETS for p in sets[f"test-{name}"]}
     for pool in ("train", "explore"):  # the test sets stay whole; training never sees them
         sets[pool] = [p for p in sets[pool] if p.problem not in held_out]
+    seen = {p.problem for p in sets["train"]}  # exploring a distilled puzzle would prove nothing
+    sets["explore"] = [p for p in sets["explore"] if p.problem not in seen]
     return sets
 
 
@@ -226,7 +228,6 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print) -> dict[str
     root.mkdir(parents=True, exist_ok=True)
     (root / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
     step = Step(root)
-    t_start = time.perf_counter()
     sets = task_sets(cfg)
     problems = {p.id: p for ps in sets.values() for p in ps}
     store = open_store(root / "store.db")
@@ -450,7 +451,11 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print) -> dict[str
         run_seed(seed)
 
     store.close()
-    report = write_demo_report(root, cfg, results, c, summary_rows, time.perf_counter() - t_start)
+    # the phases' own times, from their markers: a resumed run reports what the whole run took
+    seconds = sum(
+        json.loads(m.read_text()).get("seconds", 0.0) for m in (root / "steps").glob("*.json")
+    )
+    report = write_demo_report(root, cfg, results, c, summary_rows, seconds)
     return report
 
 
@@ -499,7 +504,8 @@ def write_demo_report(
             if prefix == "imitate"
             else f"{curated['kept']} + {statistics.mean(r['explored_correct'] for r in rows):.0f}"
         )
-        table.append([label, data, *(fmt(m, sd) for m, sd in cells), f"{gain:+.1f}"])
+        shown = [fmt(m, sd if len(seeds) > 1 else None) for m, sd in cells]
+        table.append([label, data, *shown, f"{gain:+.1f}"])
     for label, name in (
         ("thought-only DPO + SFT (from imitate)", "dpo"),
         ("control: answer-only SFT", "control"),
@@ -580,7 +586,7 @@ def write_demo_report(
         "",
         "## What the numbers say",
         "",
-        _verdicts(backbone, imitate_hard, rs_hard, results, sets),
+        _verdicts(backbone, imitate_hard, rs_hard, results, sets, cfg.test_problems),
     ]
     (root / "report.md").write_text("\n".join(lines) + "\n")
     final = {
@@ -593,7 +599,15 @@ def write_demo_report(
     return final
 
 
-def _verdicts(backbone, imitate, rs, results, sets) -> str:
+def sampling_error(a: float, b: float, n: int) -> float:
+    """Half-width of a 95% interval (normal approximation) for the difference of two accuracies in
+    percent, each measured on ``n`` problems (independent samples: a conservative bound for the
+    paired comparison the demo makes)."""
+    var = sum(p / 100 * (1 - p / 100) / n for p in (a, b))
+    return 196 * var**0.5
+
+
+def _verdicts(backbone, imitate, rs, results, sets, n: int) -> str:
     out = []
     hard = sets[-1]
     out.append(
@@ -604,14 +618,17 @@ def _verdicts(backbone, imitate, rs, results, sets) -> str:
             else "(imitation did not help at this scale)."
         )
     )
-    spread = max(imitate[1], rs[1])
     diff = rs[0] - imitate[0]
+    noise = sampling_error(imitate[0], rs[0], n)
+    spread = max(imitate[1], rs[1])
+    bound = max(noise, spread)
     out.append(
-        f"- Explore + RS-SFT vs imitation on hard: {diff:+.1f} points; seed spread (sd) {spread:.1f}. "
+        f"- Explore + RS-SFT vs imitation on hard: {diff:+.1f} points; seed spread (sd) {spread:.1f}, "
+        f"sampling error of the difference on {n} puzzles ±{noise:.1f} (95%). "
         + (
-            "Larger than the spread: self-improvement helps."
-            if diff > spread and diff > 0
-            else "Not larger than the spread: no measurable gain from self-improvement here."
+            "Larger than both: self-improvement helps."
+            if diff > bound
+            else "Not larger than both: no measurable gain from self-improvement here."
         )
     )
     if "control" in results:

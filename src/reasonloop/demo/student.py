@@ -8,6 +8,7 @@ ChatML-style chat template, so the student trains and samples through the same S
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -69,6 +70,22 @@ def make_task_tokenizer(texts: Iterable[str], *, max_number: int = 999, words: b
     return tok
 
 
+PERIODS = (2, 3, 4, 5, 7, 10, 12, 25, 50, 100, 200, 400)
+
+
+def number_embedding(value: int, width: int) -> list[float]:
+    """``cos`` and ``sin`` of ``2 pi value / T`` for each period ``T`` in :data:`PERIODS` (as many as
+    fit in ``width``): numbers that agree modulo small periods share features, the representation
+    small transformers learn for themselves when they learn to add (the grokking studies)."""
+    out: list[float] = []
+    for period in PERIODS:
+        if len(out) + 2 > width:
+            break
+        angle = 2 * math.pi * value / period
+        out += [math.cos(angle), math.sin(angle)]
+    return out
+
+
 def make_student(
     tokenizer: Any,
     *,
@@ -76,9 +93,21 @@ def make_student(
     layers: int = 4,
     heads: int = 4,
     max_position_embeddings: int = 1024,
+    tie_embeddings: bool = False,
+    number_features: float = 0.05,
     seed: int = 0,
 ) -> Any:
-    """A Llama-architecture causal LM from a config, initialised with ``seed``."""
+    """A Llama-architecture causal LM from a config, initialised with ``seed``.
+
+    Input and output embeddings are separate by default: tied, number tokens drift towards
+    representing their value (7 near 8), and the student then copies the puzzle's numbers only
+    approximately (on the demo, half the easy puzzles were miscopied with tied embeddings, 2% without).
+
+    ``number_features`` > 0 starts the input embedding of every number token with its value's
+    Fourier features (see :func:`number_embedding`) at that amplitude; the rest of the vector, and
+    everything else, is random. On the demo it lifted easy and medium accuracy from ~9% to ~16% for
+    the same training steps (300 held-out puzzles each).
+    """
     try:
         import torch
         from transformers import LlamaConfig, LlamaForCausalLM
@@ -96,9 +125,16 @@ def make_student(
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,
-        tie_word_embeddings=True,
+        tie_word_embeddings=tie_embeddings,
     )
     model = LlamaForCausalLM(cfg)
+    if number_features > 0:
+        emb = model.get_input_embeddings().weight
+        with torch.no_grad():
+            for token, i in tokenizer.get_vocab().items():
+                if token.isdigit() and token.isascii():
+                    feats = torch.tensor(number_embedding(int(token), hidden_size))
+                    emb[i, : len(feats)] = feats * number_features
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model
