@@ -167,7 +167,8 @@ def test_dpo_and_tiny_recipe_lines(tmp_path):
 
 def test_demo_recipe_is_one_command(tmp_path):
     text = dry_run(load_recipe(RECIPES / "cpu-demo.yaml"), tmp_path / "demo")
-    assert f"reasonloop demo --out {tmp_path}/demo" in text.splitlines()
+    # the recipe asks for three seeds where the demo runs one by default
+    assert f"reasonloop demo --out {tmp_path}/demo --seeds 3" in text.splitlines()
     from dataclasses import fields
 
     from reasonloop.demo.run import DemoConfig
