@@ -117,8 +117,8 @@ class Step:
 def task_sets(cfg: DemoConfig) -> dict[str, list[Problem]]:
     """The training pool (``train_problems`` puzzles, a third of each size: the student must see
     5-number puzzles to copy and combine five numbers at all), the hard pool to explore, and the
-    held-out test sets. The teacher's bounded search solves fewer of the larger puzzles, so the
-    distilled set leans towards easy ones; exploration is where hard puzzles get solved."""
+    held-out test sets. The teacher's bounded search solves about half of each size (on the default
+    run 649 / 621 / 658 kept of 3, 4 and 5 numbers)."""
     third = cfg.train_problems // 3
     sets = {
         "train": [
