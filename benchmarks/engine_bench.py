@@ -3,16 +3,19 @@
     python benchmarks/engine_bench.py [--n 16] [--max-tokens 128] [--threads T] [--model PATH]
 
 One prompt of about 300 tokens (raw text to continue, so that few samples end early on EOS), ``n``
-samples of at most ``max_tokens`` tokens at temperature 0.8, top-p 1, the same GGUF (default: the
-packaged SmolLM2-135M-Instruct) and thread count for all three:
+samples of at most ``max_tokens`` tokens at temperature 0.8, top-p 1, the same GGUF and thread count
+for all three. The GGUF defaults to the one the ``default`` engine runs: the packaged
+SmolLM2-135M-Instruct re-encoded as Q8_0 (``--model`` with the packaged Q4_1 file measures that one;
+llama.cpp has no batched CPU kernel for Q4_1, so every parallel figure is lower there):
 
 1. ``sequential``: llama-cpp-python's ``Llama.create_completion`` called ``n`` times one after
    another (its prefix match evaluates the prompt once; each sample then decodes alone).
 2. ``raw parallel``: llama.cpp's batch API written out in this script (not reasonloop): the prompt
    once in sequence 0 of a unified KV cache, shared with the other ``n - 1`` sequences, then one
-   batch per step holding the next token of every running sequence, sampled in numpy. (reasonloop
-   gives each sequence a KV stream of its own instead, so that a sample does not depend on its
-   companions; see ``reasonloop.engines.llamacpp``.)
+   batch per step holding the next token of every running sequence, sampled in numpy one
+   sequence at a time. (reasonloop gives each sequence a KV stream of its own instead, so that a
+   sample does not depend on its companions, and samples all sequences of a step in one matrix
+   operation; see ``reasonloop.engines.llamacpp``.)
 3. ``reasonloop``: ``LlamaCppEngine.generate`` with one ``Request(n=n)``.
 
 Every method stops a sample on an end-of-generation token or at ``max_tokens``; the table reports
@@ -147,14 +150,14 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    ap.add_argument("--model", default=None, help="a .gguf (default: the packaged SmolLM2)")
+    ap.add_argument("--model", default=None, help="a .gguf (default: what the default engine runs)")
     args = ap.parse_args()
 
     import llama_cpp
 
-    from reasonloop.engines.llamacpp import LlamaCppEngine, default_model_path
+    from reasonloop.engines.llamacpp import LlamaCppEngine, default_engine_model
 
-    path = args.model or default_model_path()
+    path = args.model or default_engine_model()[0]
     llm = llama_cpp.Llama(
         model_path=path,
         n_ctx=4096,

@@ -14,10 +14,10 @@ packaged SmolLM2-135M-Instruct, ``--engine default``):
 - ``best-of-n``: k samples ranked by each available scorer: token ``confidence``, ``logprob``
   under the policy, the reward models given with ``--orm`` / ``--prm`` / ``--genrm``, and the
   ``oracle`` verifier (an upper bound, marked as such: it reads the gold answer);
-- ``beam``: k beams over reasoning steps, ``--beam-expand`` continuations each, guided by the PRM
-  when given, else token confidence;
-- ``mcts``: ``--mcts-iterations`` iterations (default 2k) with the Marco-o1 confidence reward (or
-  the PRM).
+- ``beam``: k beams over reasoning steps, ``--beam-expand`` continuations each, guided by token
+  confidence, and once more by the PRM when one is given;
+- ``mcts``: ``--mcts-iterations`` iterations (default 2k) with the Marco-o1 confidence reward, and
+  once more with the PRM as its reward when one is given.
 
 The demo's own student works too: ``--engine hf:runs/demo/models/rs-sft-s0 --no-system-prompt``
 (any engine spec). Tasks: ``--countdown N`` generated Countdown puzzles (``countdown-LEVEL``, the demo's task) and
@@ -126,8 +126,9 @@ def build_runs(args: argparse.Namespace) -> list[Run]:
             s = EvalSettings("best-of-n", k=k, scorer="oracle", **common)
             runs.append(Run(f"best-of-{k} oracle", s, oracle=True))
     step = (("step_tokens", args.step_tokens),)
-    guide = next((n for n in scorers if n.startswith("prm:")), "confidence")
-    if "beam" in wanted:
+    # beam and MCTS guided by token confidence, and by the PRM too when one is given
+    guides = ["confidence", *(n for n in scorers if n.startswith("prm:"))]
+    for guide in guides if "beam" in wanted else ():
         s = EvalSettings(
             "beam",
             k=k,
@@ -137,8 +138,8 @@ def build_runs(args: argparse.Namespace) -> list[Run]:
             **common,
         )
         runs.append(Run(f"beam {k}x{args.beam_expand} {guide.split(':')[0]}", s, scorers[guide]))
-    if "mcts" in wanted:
-        iters = args.mcts_iterations or 2 * k
+    iters = args.mcts_iterations or 2 * k
+    for guide in guides if "mcts" in wanted else ():
         s = EvalSettings(
             "mcts", k=iters, scorer=guide, aggregate=args.aggregate, options=step, **common
         )
@@ -193,7 +194,7 @@ def plot(results: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--engine", default="default", help="Engine spec of the policy.")
     ap.add_argument("--countdown", type=int, default=20, help="Countdown puzzles (0: skip).")
@@ -204,7 +205,9 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=512, help="Tokens per response.")
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--orm", help="An ORM directory (train orm).")
-    ap.add_argument("--prm", help="A PRM directory (train prm); also guides beam and MCTS.")
+    ap.add_argument(
+        "--prm", help="A PRM directory (train prm); also guides beam and MCTS (extra runs)."
+    )
     ap.add_argument("--genrm", help="A GenRM directory (train genrm).")
     ap.add_argument("--aggregate", default="min", choices=("min", "last", "mean"))
     ap.add_argument(
@@ -227,7 +230,11 @@ def main() -> None:
     )
     ap.add_argument("--seed", type=int, default=0, help="Countdown puzzle seed.")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "tts_bench")
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> None:
+    args = parser().parse_args()
 
     from reasonloop.engines import load_engine
 

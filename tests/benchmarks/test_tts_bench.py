@@ -35,3 +35,35 @@ def test_shared_samples_answer_a_repeated_request_from_memory():
     free = Request(messages=msgs, n=1, temperature=0.7)
     assert eng.generate([free])[0] is not eng.generate([free])[0]
     assert eng.score is not None and eng.spec == "scripted"
+
+
+def test_a_prm_adds_best_of_n_and_guides_beam_and_mcts_beside_token_confidence(monkeypatch):
+    import reasonloop.search
+
+    monkeypatch.setattr(reasonloop.search, "make_scorer", lambda name, aggregate: f"built {name}")
+    args = tts_bench.parser().parse_args(["--k", "4", "--prm", "p", "--orm", "o"])
+    runs = tts_bench.build_runs(args)
+    assert [r.name for r in runs] == [
+        "greedy",
+        "maj@4",
+        "best-of-4 confidence",
+        "best-of-4 logprob",
+        "best-of-4 orm",
+        "best-of-4 prm",
+        "best-of-4 oracle",
+        "beam 4x2 confidence",
+        "beam 4x2 prm",
+        "mcts 8 it confidence",
+        "mcts 8 it prm",
+    ]
+    guided = {
+        r.name: (r.settings.scorer, r.scorer) for r in runs if r.name.startswith(("beam", "mcts"))
+    }
+    assert guided["beam 4x2 prm"] == ("prm:p", "built prm:p")
+    assert guided["mcts 8 it confidence"] == ("confidence", None)
+    # without a PRM, token confidence alone guides them
+    plain = tts_bench.build_runs(tts_bench.parser().parse_args([]))
+    assert [r.name for r in plain if r.name.startswith(("beam", "mcts"))] == [
+        "beam 4x2 confidence",
+        "mcts 8 it confidence",
+    ]

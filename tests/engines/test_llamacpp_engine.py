@@ -10,7 +10,12 @@ pytest.importorskip("llama_cpp")
 
 from reasonloop.engines import load_engine  # noqa: E402
 from reasonloop.engines.base import Request, user_messages  # noqa: E402
-from reasonloop.engines.llamacpp import _Seq, pick_token, token_logprobs  # noqa: E402
+from reasonloop.engines.llamacpp import (  # noqa: E402
+    _Seq,
+    pick_token,
+    pick_tokens,
+    token_logprobs,
+)
 
 pytestmark = pytest.mark.slow
 MSGS = user_messages("What is 2+3? Answer briefly.")
@@ -155,7 +160,7 @@ def forced(engine, req, ids):
     for t in ids:
         logits = np.zeros(engine._n_vocab, dtype=np.float32)
         logits[t] = 10.0
-        engine._advance(s, logits)
+        engine._step([s], logits[None, :])
         if s.finish:
             break
     return s.sample()
@@ -173,6 +178,21 @@ def test_token_bytes_are_decoded_incrementally_and_eos_ends_a_sample(engine):
     # a stop string that spans the partial tokens
     s = forced(engine, Request(prompt="x", max_tokens=10, stop=("👩a",)), [*ab, *woman, *ab])
     assert (s.text, s.tokens, s.finish_reason) == ("ab", 1, "stop")
+
+
+def test_the_logits_matrix_holds_each_items_row_in_batch_order(engine):
+    engine._context(256)
+    engine._mem.clear()
+    ids = engine._tokens("The capital of France is")
+    # the same prompt in streams 0 and 1, then the next step of both, both rows asked for
+    for seq in (0, 1):
+        engine._decode([(t, j, seq, False) for j, t in enumerate(ids)])
+    engine._decode([(ids[-1], len(ids), 1, True), (ids[-2], len(ids), 0, True)])
+    matrix = engine._all_logits(2).copy()
+    assert np.array_equal(matrix[0], engine._logits(0)) and np.array_equal(
+        matrix[1], engine._logits(1)
+    )
+    assert not np.array_equal(matrix[0], matrix[1])
 
 
 def test_empty_prompt_and_no_requests(engine):
@@ -208,8 +228,69 @@ def test_top_p_widens_past_its_window_when_the_head_is_flat():
     assert max(picks) > 2000 and len(picks) > 1500
 
 
+def test_rows_are_picked_together_as_one_at_a_time_by_the_float64_inverse_cdf():
+    rng = np.random.default_rng(3)
+    logits = (rng.standard_normal((40, 3000)) * 4).astype(np.float32)  # 6 blocks, the last short
+    temps = [0.0 if k % 5 == 0 else 0.3 + k / 20 for k in range(40)]
+    top_ps = [0.9 if k % 7 == 3 else 1.0 for k in range(40)]
+    together = pick_tokens(logits, temps, top_ps, [np.random.default_rng(k) for k in range(40)])
+    alone = [
+        pick_token(logits[k], temps[k], top_ps[k], np.random.default_rng(k)) for k in range(40)
+    ]
+    assert together == alone
+    # the reference: one uniform against the float64 cumulative softmax of the whole row
+    for k in range(40):
+        if temps[k] > 0 and top_ps[k] == 1.0:
+            z = logits[k].astype(np.float64) / temps[k]
+            cum = np.cumsum(np.exp(z - z.max()))
+            u = np.random.default_rng(k).random()
+            assert together[k] == int(np.searchsorted(cum, u * cum[-1], side="right"))
+        elif temps[k] == 0:
+            assert together[k] == int(np.argmax(logits[k]))
+
+
+def test_draws_across_blocks_follow_the_softmax():
+    logits = np.full(2000, -1e4, np.float32)
+    where, probs = [5, 600, 1100, 1999], np.array([0.1, 0.2, 0.3, 0.4])
+    logits[where] = np.log(probs)
+    rng = np.random.default_rng(4)
+    picks = pick_tokens(np.tile(logits, (8000, 1)), [1.0] * 8000, [1.0] * 8000, [rng] * 8000)
+    assert set(picks) == set(where)
+    freq = np.array([picks.count(w) for w in where]) / 8000
+    assert freq == pytest.approx(probs, abs=0.02)
+
+
 def test_token_logprobs_is_a_log_softmax():
     logits = np.array([1.0, 3.0, 2.0], np.float32)
     lp, top = token_logprobs(logits, 2, 2)
     full = logits - np.log(np.exp(logits).sum())
     assert lp == pytest.approx(full[2]) and top == pytest.approx([full[1], full[2]])
+
+
+# -- the default engine's model: the packaged GGUF re-encoded as Q8_0 --------------------------------
+
+
+def test_requantized_copy_is_cached_once_and_scores_like_the_source(tmp_path, monkeypatch):
+    from reasonloop.engines.convert import requantize_gguf
+    from reasonloop.engines.llamacpp import LlamaCppEngine, default_model_path
+    from reasonloop.errors import EngineError
+
+    monkeypatch.setenv("REASONLOOP_CACHE", str(tmp_path))
+    source = default_model_path()
+    out = requantize_gguf(source, "Q8_0")
+    assert out.parent == tmp_path / "gguf" and out.name.startswith("SmolLM2-135M-Instruct")
+    assert [p.name for p in out.parent.iterdir()] == [out.name]  # no partial file left
+    before = out.stat().st_mtime_ns
+    assert requantize_gguf(source, "Q8_0") == out and out.stat().st_mtime_ns == before
+    with pytest.raises(EngineError, match="Q4_0"):
+        requantize_gguf(source, "Q4_0")
+    with pytest.raises(EngineError, match="no such GGUF"):
+        requantize_gguf(tmp_path / "missing.gguf")
+    # same next-token distribution to within 0.01 nats per token (Q8_0 holds 4-bit weights)
+    prompt, text = MSGS, "The answer is 5, because two plus three makes five."
+    nll = []
+    for path in (source, str(out)):
+        e = LlamaCppEngine(path, n_parallel=1)
+        nll.append(-np.mean(e.score(prompt, text).logprobs))
+        e.close()
+    assert nll[0] > 0.5 and abs(nll[0] - nll[1]) < 0.01

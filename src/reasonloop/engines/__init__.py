@@ -1,6 +1,7 @@
 """Model backends behind one :class:`~reasonloop.engines.base.Engine` protocol.
 
-Specs: ``default`` (the packaged SmolLM2-135M-Instruct GGUF through llama.cpp),
+Specs: ``default`` (the packaged SmolLM2-135M-Instruct GGUF through llama.cpp, re-encoded as
+Q8_0 once for faster batched decoding),
 ``llamacpp:PATH.gguf``, ``hf:PATH`` (transformers; a directory, a hub id, or a ``.gguf``),
 ``openai:URL#MODEL`` (several comma-separated share the load).
 """
@@ -18,9 +19,10 @@ def load_engine(spec: str, **options) -> Engine:
     kind, _, rest = spec.partition(":")
     match kind:
         case "default":
-            from reasonloop.engines.llamacpp import LlamaCppEngine, default_model_path
+            from reasonloop.engines.llamacpp import LlamaCppEngine, default_engine_model
 
-            return LlamaCppEngine(default_model_path(), spec="default", **options)
+            path, name = default_engine_model()
+            return LlamaCppEngine(path, spec="default", model=name, **options)
         case "llamacpp" if rest:
             from reasonloop.engines.llamacpp import LlamaCppEngine
 

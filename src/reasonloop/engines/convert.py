@@ -1,4 +1,5 @@
-"""GGUF → transformers: dequantize a ``.gguf`` once and save it as a model directory.
+"""GGUF → transformers: dequantize a ``.gguf`` once and save it as a model directory (and GGUF →
+GGUF: :func:`requantize_gguf` re-encodes one for faster batched decoding in llama.cpp).
 
 transformers loads a GGUF dequantized (``from_pretrained(dir, gguf_file=NAME)``, with the ``gguf``
 package) but will not ``save_pretrained`` the result (it counts as "quantized with gguf"). So the
@@ -54,11 +55,77 @@ def _source(gguf: Path) -> dict[str, Any]:
     return {"gguf": str(gguf.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def _digest(gguf: Path) -> str:
+    return hashlib.sha256(json.dumps(_source(gguf), sort_keys=True).encode()).hexdigest()[:12]
+
+
 def default_out_dir(gguf_path: str | Path) -> Path:
     """The cache folder of one GGUF file: ``<cache>/hf-from-gguf/<stem>-<digest of its source>``."""
     gguf = Path(gguf_path)
-    digest = hashlib.sha256(json.dumps(_source(gguf), sort_keys=True).encode()).hexdigest()[:12]
-    return cache_root() / "hf-from-gguf" / f"{gguf.stem}-{digest}"
+    return cache_root() / "hf-from-gguf" / f"{gguf.stem}-{_digest(gguf)}"
+
+
+REQUANTIZE_TYPES = ("Q8_0", "F16", "F32")  # lossless or nearly so from any quantized source
+
+
+def requantize_gguf(gguf_path: str | Path, kind: str = "Q8_0") -> Path:
+    """``gguf_path`` re-encoded with weights of type ``kind`` by llama.cpp's quantizer, once, in
+    ``<cache>/gguf/<stem>-as-<kind>-<digest of its source>.gguf``; later calls return that file.
+
+    Why: llama.cpp's CPU build has batched matrix kernels (llamafile's tinyBLAS, repacking) for
+    Q8_0 and F16 weights but not for Q4_1, so a Q4_1 model decodes 16 parallel sequences only ~1.9x
+    faster than one, a Q8_0 copy of it ~2.2x (and one sequence ~5% faster). Q8_0 holds a 4-bit
+    model's weights almost exactly: on the packaged SmolLM2 the mean NLL of a 282-token text moved
+    from 3.4294 to 3.4300 nats (F16: 3.4273). The file is written under a temporary name and
+    renamed into place, so a killed conversion leaves nothing half-written behind."""
+    from reasonloop.engines.llamacpp import _llama_cpp
+
+    gguf = Path(gguf_path)
+    if not gguf.is_file():
+        raise EngineError(f"no such GGUF file: {gguf}")
+    if kind not in REQUANTIZE_TYPES:
+        raise EngineError(
+            f"cannot re-encode as {kind!r}; choose one of {', '.join(REQUANTIZE_TYPES)}"
+        )
+    out = cache_root() / "gguf" / f"{gguf.stem}-as-{kind}-{_digest(gguf)}.gguf"
+    if out.is_file():
+        return out
+    lc = _llama_cpp()
+    ftype = {
+        "Q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0",
+        "F16": "LLAMA_FTYPE_MOSTLY_F16",
+        "F32": "LLAMA_FTYPE_ALL_F32",
+    }
+    params = lc.llama_model_quantize_default_params()
+    params.ftype = getattr(lc, ftype[kind])
+    params.allow_requantize = True
+    params.nthread = max(1, len(os.sched_getaffinity(0)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".partial", dir=out.parent)
+    os.close(fd)
+    log.info("re-encoding %s as %s in %s", gguf, kind, out)
+    try:
+        with _quiet():
+            rc = lc.llama_model_quantize(str(gguf).encode(), tmp.encode(), params)
+        if rc != 0:
+            raise EngineError(f"llama.cpp could not re-encode {gguf} as {kind} (code {rc})")
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
+def _quiet():
+    """llama.cpp's quantizer logs every tensor to stderr: silence it where the bindings allow."""
+    try:
+        from llama_cpp._utils import suppress_stdout_stderr
+
+        return suppress_stdout_stderr(disable=False)
+    except ImportError:  # pragma: no cover - another llama-cpp-python layout
+        import contextlib
+
+        return contextlib.nullcontext()
 
 
 def is_converted(gguf_path: str | Path, out_dir: str | Path) -> bool:
@@ -149,4 +216,12 @@ def gguf_to_hf(
     return out
 
 
-__all__ = ["MARKER", "cache_root", "default_out_dir", "gguf_to_hf", "is_converted"]
+__all__ = [
+    "MARKER",
+    "REQUANTIZE_TYPES",
+    "cache_root",
+    "default_out_dir",
+    "gguf_to_hf",
+    "is_converted",
+    "requantize_gguf",
+]

@@ -20,9 +20,9 @@ prompt of 1,100 tokens they were 1e-3 apart):
   and a quantized model amplifies that (on the packaged Q4 model, sampled tokens changed with the
   batch and decoded log-probs were up to 0.2 nats off ``score``).
 
-Sampling is done here in numpy on the raw logits of each sequence: greedy when ``temperature`` is 0,
-else softmax at the temperature, cut to ``top_p``, one draw from the sample's own
-``numpy.random.Generator`` seeded with ``seed + i``. So the same seed gives the same texts, and sample
+Sampling is done here in numpy on the raw logits, all sequences of a step in one matrix operation
+(:func:`pick_tokens`): greedy when ``temperature`` is 0, else softmax at the temperature, cut to
+``top_p``, one draw from the sample's own ``numpy.random.Generator`` seeded with ``seed + i``. So the same seed gives the same texts, and sample
 ``i`` does not depend on how many other samples run beside it or which requests share its group.
 Stop strings cut the text at the earliest stop (``finish_reason`` ``stop``), as does an
 end-of-generation token (not part of the text, not counted); ``max_tokens`` ends a sample with
@@ -34,6 +34,10 @@ end-of-generation token; after a stop string, the tokens up to the one holding i
 ``score`` still runs a separate scoring context (``logits_all``) over prompt + continuation in one
 batch, never llama-cpp-python's own logprobs (slow, and off by one on ``echo`` for a model without
 a BOS token). Threads = available cores.
+
+``default`` is the packaged GGUF re-encoded as Q8_0 (:func:`default_engine_model`): with its Q4_1
+weights llama.cpp decodes 16 sequences only ~1.4x faster than 16 one after another on a 2-core
+x86 CPU, with Q8_0 ~2.7x (``benchmarks/engine_bench.py``).
 
 Not done: continuous batching (a finished sequence's slot stays empty until its group ends) and
 prefix caching across calls (each group evaluates its prompts afresh).
@@ -76,6 +80,17 @@ def default_model_path() -> str:
     )
 
 
+def default_engine_model() -> tuple[str, str]:
+    """What the ``default`` engine runs, and its name in records: the packaged GGUF re-encoded as
+    Q8_0 (once, in the cache; see :func:`reasonloop.engines.convert.requantize_gguf`), which decodes
+    parallel sequences ~1.2x faster than the shipped Q4_1 with the same next-token distribution to
+    three decimals of NLL."""
+    from reasonloop.engines.convert import requantize_gguf
+
+    source = Path(default_model_path())
+    return str(requantize_gguf(source, "Q8_0")), f"{source.stem}-as-Q8_0"
+
+
 def _llama_cpp():
     try:
         import llama_cpp
@@ -88,23 +103,62 @@ DEFAULT_KV_BYTES = 2 << 30  # what the parallel context's KV cache may take by d
 
 # -- sampling (pure functions of one row of raw logits) -------------------------------------------
 
-_TOP_P_WINDOW = 1024  # top-p first sorts only this many of the most likely tokens (exact: widens)
+_BLOCK = 512  # the inverse CDF first finds the block of this many tokens holding the draw
+
+
+def pick_tokens(
+    logits: np.ndarray,
+    temperature: Sequence[float],
+    top_p: Sequence[float],
+    rngs: Sequence[np.random.Generator],
+) -> list[int]:
+    """One token per row of raw ``logits`` (``m x vocab``), row ``k`` with its own settings and
+    generator: the argmax at temperature 0 (``rngs[k]`` untouched), else one uniform draw of
+    ``rngs[k]`` from the softmax at the temperature cut to the smallest set of most likely tokens
+    whose mass reaches ``top_p``.
+
+    The rows without a top-p cut (the common case) are done together: a float32 softmax of the
+    whole matrix, block sums accumulated in float64, then a float64 cumulative sum inside the one
+    block that holds each draw (4x less work than a float64 cumulative sum per row)."""
+    logits = np.asarray(logits, dtype=np.float32)
+    t = np.asarray(temperature, dtype=np.float64)
+    p = np.asarray(top_p, dtype=np.float64)
+    out = np.argmax(logits, axis=1)
+    full = np.flatnonzero((t > 0) & (p >= 1.0))
+    if len(full):
+        z = logits[full] * (1.0 / t[full]).astype(np.float32)[:, None]
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        starts = np.arange(0, z.shape[1], _BLOCK)
+        cum = np.cumsum(np.add.reduceat(z, starts, axis=1).astype(np.float64), axis=1)
+        for j, k in enumerate(full):
+            u = rngs[k].random() * cum[j, -1]
+            b = min(int(np.searchsorted(cum[j], u, side="right")), len(starts) - 1)
+            within = np.cumsum(z[j, starts[b] : starts[b] + _BLOCK], dtype=np.float64)
+            if b:
+                within += cum[j, b - 1]
+            out[k] = starts[b] + min(int(np.searchsorted(within, u, side="right")), len(within) - 1)
+    for k in np.flatnonzero((t > 0) & (p < 1.0)):
+        out[k] = _pick_top_p(logits[k], t[k], p[k], rngs[k])
+    return [int(x) for x in out]
 
 
 def pick_token(
     logits: np.ndarray, temperature: float, top_p: float, rng: np.random.Generator
 ) -> int:
-    """One token from raw ``logits``: the argmax at temperature 0 (``rng`` untouched), else one
-    uniform draw of ``rng`` from the softmax at ``temperature`` cut to the smallest set of most
-    likely tokens whose mass reaches ``top_p``."""
-    if temperature <= 0:
-        return int(np.argmax(logits))
+    """:func:`pick_tokens` for one row of raw ``logits``."""
+    return pick_tokens(np.asarray(logits)[None, :], [temperature], [top_p], [rng])[0]
+
+
+_TOP_P_WINDOW = 1024  # top-p first sorts only this many of the most likely tokens (exact: widens)
+
+
+def _pick_top_p(
+    logits: np.ndarray, temperature: float, top_p: float, rng: np.random.Generator
+) -> int:
     z = logits.astype(np.float64) / temperature
     p = np.exp(z - z.max())
     u = rng.random()
-    if top_p >= 1.0:
-        cum = np.cumsum(p)
-        return min(int(np.searchsorted(cum, u * cum[-1], side="right")), len(p) - 1)
     target = top_p * p.sum()
     k = min(_TOP_P_WINDOW, len(p))
     while True:
@@ -216,6 +270,7 @@ class LlamaCppEngine:
         path: str,
         *,
         spec: str | None = None,
+        model: str | None = None,
         n_ctx: int = 4096,
         n_threads: int | None = None,
         n_parallel: int = 16,
@@ -230,7 +285,7 @@ class LlamaCppEngine:
             raise EngineError(f"llamacpp: n_parallel must be >= 1, got {n_parallel}")
         self.path = path
         self.spec = spec or f"llamacpp:{path}"
-        self.model = Path(path).stem
+        self.model = model or Path(path).stem
         self.n_ctx = n_ctx
         self.n_threads = n_threads or max(1, len(os.sched_getaffinity(0)))
         self.n_parallel = min(n_parallel, llama_cpp.llama_max_parallel_sequences())
@@ -252,6 +307,7 @@ class LlamaCppEngine:
         self._n_vocab = self.llm.n_vocab()
         self.kv_cells = kv_cells or max(n_ctx, DEFAULT_KV_BYTES // self._cell_bytes())
         self._pieces: dict[int, bytes] = {}
+        self._eog: dict[int, bool] = {}
         self._ctx: Any = None
         self._stream_cells = 0
         self._streams = 0
@@ -374,6 +430,12 @@ class LlamaCppEngine:
         ptr = _llama_cpp().llama_get_logits_ith(self._ctx, k)
         return np.ctypeslib.as_array(ptr, shape=(self._n_vocab,))
 
+    def _all_logits(self, m: int) -> np.ndarray:
+        """The raw logits of the last decode, all of whose ``m`` items asked for them, one row per
+        item in batch order (a view, valid until the next decode)."""
+        ptr = _llama_cpp().llama_get_logits(self._ctx)
+        return np.ctypeslib.as_array(ptr, shape=(m, self._n_vocab))
+
     # -- sampling ----------------------------------------------------------------------------------
 
     def generate(self, requests: Sequence[Request]) -> list[Result]:
@@ -443,13 +505,11 @@ class LlamaCppEngine:
         for s in seqs:
             if owner[s.r] != s.seq:
                 self._mem.copy(owner[s.r], s.seq)
-        for s in seqs:
-            self._advance(s, first[s.r])
+        self._step(seqs, np.stack([first[s.r] for s in seqs]))
         running = [s for s in seqs if s.finish is None]
         while running:
             self._decode([(s.ids[-1], s.start + len(s.ids) - 1, s.seq, True) for s in running])
-            for k, s in enumerate(running):
-                self._advance(s, self._logits(k))
+            self._step(running, self._all_logits(len(running)))
             done = [s for s in running if s.finish is not None]
             for s in done:
                 self._mem.drop(s.seq)
@@ -457,12 +517,27 @@ class LlamaCppEngine:
                 running = [s for s in running if s.finish is None]
         return seqs
 
-    def _advance(self, s: _Seq, logits: np.ndarray) -> None:
-        """Pick ``s``'s next token from ``logits`` and see whether the sample ends there."""
-        lc = _llama_cpp()
+    def _step(self, seqs: Sequence[_Seq], logits: np.ndarray) -> None:
+        """Pick the next token of each of ``seqs`` (row ``k`` of ``logits`` is ``seqs[k]``'s)."""
+        toks = pick_tokens(
+            logits,
+            [s.req.temperature for s in seqs],
+            [s.req.top_p for s in seqs],
+            [s.rng for s in seqs],
+        )
+        for s, tok, row in zip(seqs, toks, logits, strict=True):
+            self._advance(s, tok, row)
+
+    def _is_eog(self, token: int) -> bool:
+        eog = self._eog.get(token)
+        if eog is None:
+            eog = self._eog[token] = bool(_llama_cpp().llama_vocab_is_eog(self._vocab, token))
+        return eog
+
+    def _advance(self, s: _Seq, tok: int, logits: np.ndarray) -> None:
+        """Append token ``tok`` (picked from ``logits``) to ``s`` and see whether the sample ends."""
         req = s.req
-        tok = pick_token(logits, req.temperature, req.top_p, s.rng)
-        if lc.llama_vocab_is_eog(self._vocab, tok):
+        if self._is_eog(tok):
             s.finish = "stop"
             s.text += s.decoder.decode(b"", final=True)
             return
