@@ -14,6 +14,7 @@ TOY = dict(
     train_problems=24,
     explore_problems=4,
     test_problems=3,
+    hard_test_problems=5,
     hidden_size=16,
     layers=1,
     heads=2,
@@ -50,7 +51,18 @@ def test_demo_runs_every_phase_writes_the_report_and_resumes(tmp_path, monkeypat
     # every held-out set is whole: none of its puzzles is in the training or explore pools
     sets = demo.task_sets(cfg)
     held = {p.problem for k, v in sets.items() if k.startswith("test-") for p in v}
-    assert len(sets["test-hard"]) == 3
+    assert [len(sets[f"test-{k}"]) for k in ("easy", "medium", "hard")] == [3, 3, 5]
+    assert "and 5 (hard = 5)" in report and "hard: its first 3 puzzles" in report
+    spend = json.loads(
+        (root / "evals" / "imitate-s0-k2" / "test-hard" / "metrics.json").read_text()
+    )
+    greedy = json.loads(
+        (root / "evals" / "imitate-s0-k1" / "test-hard" / "metrics.json").read_text()
+    )
+    assert (spend["n_problems"], greedy["n_problems"]) == (
+        3,
+        5,
+    )  # maj@k on the first test_problems hard puzzles
     assert not held & {p.problem for p in sets["train"] + sets["explore"]}
 
     # the store holds the training problems with the teacher's traces, as the CLI expects

@@ -51,8 +51,9 @@ class DemoConfig:
     out: str = "runs/demo"
     seeds: tuple[int, ...] = (0,)
     train_problems: int = 3600
-    explore_problems: int = 300
+    explore_problems: int = 800
     test_problems: int = 300
+    hard_test_problems: int = 1000  # the bucket self-improvement is measured on: a tighter error
     poor_teacher_share: float = 0.3
     max_thought_lines: int = 8
     # student
@@ -71,7 +72,8 @@ class DemoConfig:
     dpo_learning_rate: float = 3e-4
     # exploration
     max_rollouts: int = 8
-    rs_per_problem: int = 1  # distinct correct rollouts kept per explored puzzle (longest first)
+    rs_per_problem: int = 4  # distinct correct rollouts kept per explored puzzle (longest first)
+    rs_repeat: int = 3  # times each kept rollout appears in D_1 (they are few next to D_0)
     explore_batch: int = 4
     explore_temperature: float = 1.0
     max_new_tokens: int = 224
@@ -85,6 +87,7 @@ class DemoConfig:
             train_problems=600,
             explore_problems=40,
             test_problems=40,
+            hard_test_problems=40,
             sft_steps=150,
             dpo_steps=10,
             max_rollouts=4,
@@ -135,9 +138,10 @@ def task_sets(cfg: DemoConfig) -> dict[str, list[Problem]]:
         ),
     }
     for name, (n, m) in SETS.items():
-        sets[f"test-{name}"] = make_problems(
-            cfg.test_problems, n_numbers=n, max_number=m, seed=0, split="test"
+        count = (
+            max(cfg.test_problems, cfg.hard_test_problems) if name == "hard" else cfg.test_problems
         )
+        sets[f"test-{name}"] = make_problems(count, n_numbers=n, max_number=m, seed=0, split="test")
     held_out = {p.problem for name in SETS for p in sets[f"test-{name}"]}
     for pool in ("train", "explore"):  # the test sets stay whole; training never sees them
         sets[pool] = [p for p in sets[pool] if p.problem not in held_out]
@@ -220,6 +224,7 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print) -> dict[str
     from reasonloop.evaluate.run import EvalSettings, evaluate
     from reasonloop.explore import explore
     from reasonloop.generate import SamplingSettings
+    from reasonloop.search.rewardmodels import NO, YES, verification_prompt
     from reasonloop.store import open_store
     from reasonloop.train.dpo import DPOSettings, train_dpo
     from reasonloop.train.pairs import select_pairs
@@ -292,12 +297,14 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print) -> dict[str
         for line in path.read_text().splitlines()
         for m in json.loads(line)["messages"]
     ] + [p.problem for p in problems.values()]
+    # the words a generative verifier reads and answers with (`train genrm` on the student)
+    alphabet_texts += [verification_prompt("", ""), f"{YES} {NO}"]
 
     results: dict[str, dict[str, dict[str, float]]] = {}
     evals = {f"test-{b}": sets[f"test-{b}"] for b in SETS}
 
     def eval_model(
-        name: str, path: Path, *, k: int = 1, only: tuple[str, ...] = ()
+        name: str, path: Path, *, k: int = 1, only: tuple[str, ...] = (), limit: int | None = None
     ) -> dict[str, dict[str, float]]:
         def run():
             eng = HFEngine(str(path), spec=f"hf:{path}", batch_size=64)
@@ -305,6 +312,7 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print) -> dict[str
             for set_name, ps in evals.items():
                 if only and set_name not in only:
                     continue
+                ps = ps[:limit]
                 s = EvalSettings(
                     strategy="greedy" if k == 1 else "sample",
                     k=k,
@@ -401,7 +409,7 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print) -> dict[str
                 for t in sorted(found.values(), key=lambda t: -len(t.text))[: cfg.rs_per_problem]
             ]
             rows = [json.loads(x) for x in imitate_data.read_text().splitlines()]
-            rows += sft_rows(problems, picked)
+            rows += sft_rows(problems, picked) * cfg.rs_repeat
             write_jsonl(root / "data" / f"rs-sft-s{seed}.jsonl", rows)
             return len(picked)
 
@@ -450,10 +458,14 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print) -> dict[str
                 results["dpo"] = eval_model("dpo", dpo_out)
             control = sft("control", root / "data" / "control.jsonl", base)
             results["control"] = eval_model("control", control)
-            # maj@k on the hard set only, where self-improvement is measured (k times the cost)
-            hard = ("test-hard",)
-            results["imitate-maj"] = eval_model(f"imitate-s{seed}", imitate, k=cfg.maj_k, only=hard)
-            results["rs-sft-maj"] = eval_model(f"rs-sft-s{seed}", rs, k=cfg.maj_k, only=hard)
+            # maj@k on the first test_problems hard puzzles only (k times the cost of greedy)
+            hard, first = ("test-hard",), cfg.test_problems
+            results["imitate-maj"] = eval_model(
+                f"imitate-s{seed}", imitate, k=cfg.maj_k, only=hard, limit=first
+            )
+            results["rs-sft-maj"] = eval_model(
+                f"rs-sft-s{seed}", rs, k=cfg.maj_k, only=hard, limit=first
+            )
         summary_rows.append({"seed": seed, "explored_correct": n_rs})
 
     for seed in cfg.seeds:
@@ -512,6 +524,7 @@ def write_demo_report(
             str(curated["kept"])
             if prefix == "imitate"
             else f"{curated['kept']} + {statistics.mean(r['explored_correct'] for r in rows):.0f}"
+            + (f" x{cfg.rs_repeat}" if cfg.rs_repeat > 1 else "")
         )
         shown = [fmt(m, sd if len(seeds) > 1 else None) for m, sd in cells]
         table.append([label, data, *shown, f"{gain:+.1f}"])
@@ -583,17 +596,20 @@ def write_demo_report(
     fig.tight_layout()
     fig.savefig(root / "phases.png", dpi=110)
     plt.close(fig)
+    n_hard = max(cfg.test_problems, cfg.hard_test_problems)
     imitate_hard = mean_sd("imitate", sets[-1])
     rs_hard = mean_sd("rs-sft", sets[-1])
     lines = [
         "# reasonloop CPU demo — Countdown",
         "",
         f"Seeds {list(seeds)}; {cfg.sft_steps} SFT steps per model; held-out sets of {cfg.test_problems} "
-        f"puzzles (easy = 3 numbers, medium = 4, hard = 5). Greedy decoding. Total time {seconds / 60:.1f} min.",
+        f"puzzles (easy = 3 numbers, medium = 4) and {n_hard} (hard = 5). Greedy decoding. "
+        f"RS-SFT trains on D_0 + each kept explored rollout {cfg.rs_repeat} times. "
+        f"Total time {seconds / 60:.1f} min.",
         "",
         markdown_table(header, table),
         "",
-        f"maj@{cfg.maj_k} (sampled, T=0.8):",
+        f"maj@{cfg.maj_k} (sampled, T=0.8; hard: its first {min(cfg.test_problems, n_hard)} puzzles):",
         "",
         markdown_table(["model", *(s.removeprefix("test-") for s in sets)], maj_rows)
         if maj_rows
@@ -603,7 +619,7 @@ def write_demo_report(
         "",
         "## What the numbers say",
         "",
-        _verdicts(backbone, imitate_hard, rs_hard, results, sets, cfg.test_problems),
+        _verdicts(backbone, imitate_hard, rs_hard, results, sets, n_hard),
     ]
     (root / "report.md").write_text("\n".join(lines) + "\n")
     final = {
