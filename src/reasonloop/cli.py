@@ -904,9 +904,11 @@ def train_dpo_cmd(
 
 
 def _train_rm(kind: str, **fields) -> None:
+    """``train orm|prm|genrm``: each command hands over its options as they are named."""
     from reasonloop.train.rm import RMSettings, train_rm
 
     lora, lora_r = fields.pop("lora"), fields.pop("lora_r")
+    fields["store"], fields["output_dir"] = str(fields["store"]), str(fields.pop("out_dir"))
     try:
         s = RMSettings(kind=kind, lora=_lora(lora, lora_r), **fields)
     except ValueError as exc:
@@ -950,22 +952,7 @@ def train_orm_cmd(
     seed: int = RM_SEED,
 ) -> None:
     """Outcome reward model: TRL RewardTrainer on (correct, incorrect) pairs of the same problem."""
-    _train_rm(
-        "orm",
-        store=str(store),
-        model=model,
-        output_dir=str(out_dir),
-        stage=stage,
-        pairs_per_problem=pairs_per_problem,
-        lora=lora,
-        lora_r=lora_r,
-        epochs=epochs,
-        max_steps=max_steps,
-        learning_rate=learning_rate,
-        batch_size=batch_size,
-        max_length=max_length,
-        seed=seed,
-    )
+    _train_rm("orm", **locals())
 
 
 @train_app.command("prm")
@@ -988,23 +975,7 @@ def train_prm_cmd(
     seed: int = RM_SEED,
 ) -> None:
     """Process reward model on the store's step labels (run annotate-steps first)."""
-    _train_rm(
-        "prm",
-        store=str(store),
-        model=model,
-        output_dir=str(out_dir),
-        stage=stage,
-        labels=labels,
-        labeler=labeler,
-        lora=lora,
-        lora_r=lora_r,
-        epochs=epochs,
-        max_steps=max_steps,
-        learning_rate=learning_rate,
-        batch_size=batch_size,
-        max_length=max_length,
-        seed=seed,
-    )
+    _train_rm("prm", **locals())
 
 
 @train_app.command("genrm")
@@ -1027,23 +998,7 @@ def train_genrm_cmd(
     seed: int = RM_SEED,
 ) -> None:
     """Generative verifier: asked "Is the answer correct?", answers Yes or No."""
-    _train_rm(
-        "genrm",
-        store=str(store),
-        model=model,
-        output_dir=str(out_dir),
-        stage=stage,
-        method=method,
-        beta=beta,
-        lora=lora,
-        lora_r=lora_r,
-        epochs=epochs,
-        max_steps=max_steps,
-        learning_rate=learning_rate,
-        batch_size=batch_size,
-        max_length=max_length,
-        seed=seed,
-    )
+    _train_rm("genrm", **locals())
 
 
 @app.command()

@@ -1,5 +1,6 @@
 """ORM / PRM / GenRM training on tiny models from a store, and the saved dirs as scorers."""
 
+import json
 import math
 import subprocess
 import sys
@@ -267,3 +268,22 @@ def test_train_prm_from_the_command_line(store_path, base, tmp_path):
         timeout=600,
     )
     assert bad.returncode == 2 and "labels must be 'hard' or 'soft'" in bad.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["orm", "genrm"])
+def test_train_orm_and_genrm_from_the_command_line(kind, store_path, base, tmp_path):
+    base_path, _ = base
+    out = tmp_path / f"cli-{kind}"
+    args = ["train", kind, "--store", str(store_path), "--model", str(base_path), "--out", str(out)]
+    r = subprocess.run(
+        [sys.executable, "-c", "from reasonloop.cli import main; main()", *args]
+        + ["--max-steps", "1", "--batch-size", "2", "--seed", "3"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    assert f"{kind}: 1 steps" in r.stdout
+    saved = json.loads((out / "reasonloop_train.json").read_text())
+    assert saved["settings"]["seed"] == 3 and saved["settings"]["store"] == str(store_path)
