@@ -455,6 +455,11 @@ def annotate_steps_cmd(
     m: int = typer.Option(8, "-m", help="Completions sampled from each step prefix."),
     limit: int | None = typer.Option(None, "--limit", help="Only the first N trajectories."),
     stage: str | None = typer.Option(None, "--stage", help="Only trajectories of this stage."),
+    solved_only: bool = typer.Option(
+        False,
+        "--solved-only",
+        help="Only trajectories of problems with a correct trajectory (elsewhere every label is 0).",
+    ),
     temperature: float = typer.Option(0.7, "--temperature"),
     top_p: float = typer.Option(1.0, "--top-p"),
     max_tokens: int = typer.Option(1024, "--max-tokens", help="Tokens per completion."),
@@ -481,6 +486,7 @@ def annotate_steps_cmd(
         seed=seed,
         system_prompt=system_prompt,
         stage=stage,
+        solved_only=solved_only,
         limit=limit,
     )
     if not store.exists():
@@ -931,6 +937,9 @@ RM_LR = typer.Option(1e-5, "--lr")
 RM_BATCH = typer.Option(4, "--batch-size")
 RM_MAX_LENGTH = typer.Option(2048, "--max-length", help="Longer inputs lose their start.")
 RM_SEED = typer.Option(0, "--seed")
+RM_PAIRS = typer.Option(
+    4, "--pairs-per-problem", help="At most N (correct, incorrect) pairs per problem."
+)
 
 
 @train_app.command("orm")
@@ -939,9 +948,7 @@ def train_orm_cmd(
     model: str = RM_MODEL,
     out_dir: Path = RM_OUT,
     stage: str | None = RM_STAGE,
-    pairs_per_problem: int = typer.Option(
-        4, "--pairs-per-problem", help="At most N (correct, incorrect) pairs per problem."
-    ),
+    pairs_per_problem: int = RM_PAIRS,
     lora: bool = RM_LORA,
     lora_r: int = RM_LORA_R,
     epochs: float = RM_EPOCHS,
@@ -988,6 +995,12 @@ def train_genrm_cmd(
         "sft", "--method", help="sft (answer Yes/No) | dpo (prefer the right answer, V-STaR)."
     ),
     beta: float = typer.Option(0.1, "--beta", help="DPO beta (--method dpo)."),
+    balance: bool = typer.Option(
+        False,
+        "--balance",
+        help="Only trajectories of (correct, incorrect) pairs of one problem: as many Yes as No.",
+    ),
+    pairs_per_problem: int = RM_PAIRS,
     lora: bool = RM_LORA,
     lora_r: int = RM_LORA_R,
     epochs: float = RM_EPOCHS,

@@ -139,6 +139,27 @@ def test_stage_limit_and_resume_label_each_step_once(store):
     assert labeler_key(engine2, AnnotateSettings(m=2)) != key
 
 
+def test_solved_only_labels_only_problems_with_a_correct_trajectory_in_the_stage(store):
+    other = Problem("m2", "math", "What is 5*5?", "25")
+    store.add_problems([other])
+    store.add_trajectories(
+        [Trajectory("m2", WRONG, verdict=Verdict(False, None, "wrong"), id="t-m2")],
+        stage="explore",
+    )
+    engine = ScriptedEngine(policy)
+    s = AnnotateSettings(m=4, stage="explore", solved_only=True)
+    summary = annotate_steps(engine, store, s)
+    assert summary.trajectories == 2  # t-wrong and t-right of m1; m2 was never solved
+    labelled = {labels[0].trajectory_id for _, labels in store.step_labels()}
+    assert labelled == {"t-wrong", "t-right"}
+    # solved is judged inside the stage: stage "other" holds only m1's wrong, cut-off trajectory
+    none = annotate_steps(engine, store, AnnotateSettings(m=4, stage="other", solved_only=True))
+    assert (none.trajectories, none.labelled) == (0, 0)
+    # without the filter m2's trajectory is labelled as well (every completion misses 25)
+    rest = annotate_steps(engine, store, AnnotateSettings(m=4, stage="explore"))
+    assert (rest.trajectories, rest.skipped, rest.labelled, rest.positive) == (3, 7, 4, 0)
+
+
 def test_bad_settings_are_config_errors():
     with pytest.raises(ConfigError, match="m must be >= 1"):
         AnnotateSettings(m=0)

@@ -127,6 +127,24 @@ def test_verification_rows_answer_yes_for_correct_and_no_for_incorrect():
     ]
 
 
+def test_balanced_verification_rows_come_from_outcome_pairs():
+    ts = trajectories() + [traj("p9", response(7, 9), False, 0)]  # a problem never solved
+    problems = {p.id: p for p in PROBLEMS} | {"p9": Problem("p9", "math", "add 7 and 2", "9")}
+    assert len(verification_rows(ts, problems, "sft")) == 8
+    rows = verification_rows(ts, problems, "sft", balance_pairs=4)
+    # p0's one correct trajectory is paired with both wrong ones, so it says Yes twice
+    assert [r["messages"][1]["content"] for r in rows] == ["Yes", "No"] * 4
+    assert [r["messages"][0]["content"].split("\n")[0] for r in rows] == [
+        "add 0 and 2", "add 0 and 2", "add 0 and 2", "add 0 and 2",
+        "add 1 and 2", "add 1 and 2", "add 2 and 2", "add 2 and 2",
+    ]  # fmt: skip
+    one = verification_rows(ts, problems, "dpo", balance_pairs=1)
+    assert [(r["chosen"][0]["content"], r["rejected"][0]["content"]) for r in one] == [
+        ("Yes", "No"),
+        ("No", "Yes"),
+    ] * 3
+
+
 def test_prm_inputs_put_each_label_on_the_last_separator_token(tiny):
     _, tok = tiny
     ids, ends = prm_ids(tok, "q?", ["ab", "c"], 100)
@@ -276,6 +294,7 @@ def test_train_orm_and_genrm_from_the_command_line(kind, store_path, base, tmp_p
     base_path, _ = base
     out = tmp_path / f"cli-{kind}"
     args = ["train", kind, "--store", str(store_path), "--model", str(base_path), "--out", str(out)]
+    args += ["--pairs-per-problem", "1"] + (["--balance"] if kind == "genrm" else [])
     r = subprocess.run(
         [sys.executable, "-c", "from reasonloop.cli import main; main()", *args]
         + ["--max-steps", "1", "--batch-size", "2", "--seed", "3"],
@@ -287,3 +306,6 @@ def test_train_orm_and_genrm_from_the_command_line(kind, store_path, base, tmp_p
     assert f"{kind}: 1 steps" in r.stdout
     saved = json.loads((out / "reasonloop_train.json").read_text())
     assert saved["settings"]["seed"] == 3 and saved["settings"]["store"] == str(store_path)
+    assert saved["settings"]["pairs_per_problem"] == 1
+    if kind == "genrm":  # --balance: one Yes and one No row per problem's first pair
+        assert saved["settings"]["balance"] is True and saved["rows"] == 6

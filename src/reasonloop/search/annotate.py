@@ -42,10 +42,12 @@ _SPACE = re.compile(r"\s*")
 
 @dataclass(frozen=True, slots=True)
 class AnnotateSettings:
-    """How step labels are made. ``m``: completions per step prefix; ``stage`` / ``limit``: which
-    stored trajectories (``limit``: the first N, oldest first); ``system_prompt``: whether the
-    prompt the completions continue has the format's system prompt (as the trajectories were
-    sampled)."""
+    """How step labels are made. ``m``: completions per step prefix; ``stage`` / ``solved_only`` /
+    ``limit``: which stored trajectories (``solved_only``: only those of problems with at least one
+    correct trajectory in the stage — where the policy never succeeds every label is 0, so on a
+    hard benchmark this spends the sampling where labels can differ; ``limit``: the first N of
+    those, oldest first); ``system_prompt``: whether the prompt the completions continue has the
+    format's system prompt (as the trajectories were sampled)."""
 
     m: int = 8
     temperature: float = 0.7
@@ -54,6 +56,7 @@ class AnnotateSettings:
     seed: int = 0
     system_prompt: bool = True
     stage: str | None = None
+    solved_only: bool = False
     limit: int | None = None
 
     def __post_init__(self) -> None:
@@ -69,7 +72,7 @@ class AnnotateSettings:
 
 @dataclass
 class AnnotateSummary:
-    trajectories: int = 0  # trajectories considered (after stage / limit)
+    trajectories: int = 0  # trajectories considered (after stage / solved_only / limit)
     labelled: int = 0  # steps labelled by this run
     skipped: int = 0  # steps already labelled (resumed)
     positive: int = 0  # of the steps labelled by this run, hard label True
@@ -189,6 +192,9 @@ def annotate_steps(
     for tid, i in store.labelled_steps(key):
         done.setdefault(tid, set()).add(i)
     trajs = [t for t in store.trajectories(stage=s.stage) if t.id]
+    if s.solved_only:
+        solved = {t.problem_id for t in trajs if t.verdict is not None and t.verdict.correct}
+        trajs = [t for t in trajs if t.problem_id in solved]
     if s.limit is not None:
         trajs = trajs[: s.limit]
     summary = AnnotateSummary(trajectories=len(trajs))

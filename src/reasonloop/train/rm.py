@@ -64,10 +64,13 @@ class RMSettings:
     warmup: float = 0.0  # steps, or a fraction of all steps when < 1
     seed: int = 0
     logging_steps: int = 10
-    pairs_per_problem: int = 4  # orm: at most this many (correct, incorrect) pairs per problem
+    pairs_per_problem: int = (
+        4  # orm (and genrm with balance): at most N (correct, incorrect) pairs per problem
+    )
     labels: str = "hard"  # prm: hard | soft
     labeler: str | None = None  # prm: only this labeller's step labels (default: all)
     method: str = "sft"  # genrm: sft | dpo
+    balance: bool = False  # genrm: only the ORM's pairs' trajectories, one Yes per No
     beta: float = 0.1  # genrm with dpo
     extra: dict[str, Any] = field(default_factory=dict)  # passed to the trainer's config
 
@@ -122,12 +125,22 @@ def outcome_pairs(
 
 
 def verification_rows(
-    trajectories: Iterable[Trajectory], problems: Mapping[str, Problem], method: str = "sft"
+    trajectories: Iterable[Trajectory],
+    problems: Mapping[str, Problem],
+    method: str = "sft",
+    balance_pairs: int | None = None,
 ) -> list[dict[str, Any]]:
     """GenRM training rows: TRL conversational SFT rows (``messages``) answering Yes / No, or
-    preference rows (``prompt``, ``chosen``, ``rejected``) preferring the right answer."""
+    preference rows (``prompt``, ``chosen``, ``rejected``) preferring the right answer.
+
+    One row per graded trajectory; with ``balance_pairs=N``, two rows per pair of
+    ``outcome_pairs(trajectories, N)`` instead (its correct, then its incorrect trajectory), so the
+    rows say Yes as often as No and come only from problems with both (on a benchmark the policy
+    rarely solves, every trajectory would teach "No" about 99 times in 100)."""
     from reasonloop.search.rewardmodels import NO, YES, question_for, verification_prompt
 
+    if balance_pairs is not None:
+        trajectories = [t for pair in outcome_pairs(trajectories, balance_pairs) for t in pair]
     rows = []
     for t in trajectories:
         if t.verdict is None or t.problem_id not in problems:
@@ -385,9 +398,14 @@ def train_genrm(s: RMSettings) -> dict[str, Any]:
     """Train a generative verifier with SFT or DPO on Yes / No answers (see the module doc)."""
     with _open_store(s.store) as store:
         trajs, problems = _graded(store, s.stage)
-    rows = verification_rows(trajs, problems, s.method)
+    rows = verification_rows(trajs, problems, s.method, s.pairs_per_problem if s.balance else None)
     if not rows:
-        raise DataError("no graded trajectories to verify", where=s.store)
+        raise DataError(
+            "no (correct, incorrect) pair to balance"
+            if s.balance
+            else "no graded trajectories to verify",
+            where=s.store,
+        )
     out = Path(s.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     data = out / "genrm_data.jsonl"
