@@ -162,6 +162,30 @@ def test_fast_path_does_not_import_sympy() -> None:
     assert out.stdout.split() == ["False", "False"]
 
 
+def test_a_long_word_that_does_not_end_the_answer_normalizes_at_once() -> None:
+    # Model output as GSM8K samples end: words that do not reach the end. The unit stripper once
+    # used a regular expression that tried every way to split such words (2**39 ways here), and
+    # `reasonloop generate` spent half its time there. It runs in a child process with a time
+    # limit so that a relapse fails instead of hanging the suite.
+    answer = "they had 7 " + "x" * 40 + "!"
+    code = (
+        "from reasonloop.verify.math import normalize_answer\n"
+        f"print(normalize_answer({answer!r}))\n"
+        f"print(normalize_answer({'had 12 square ' + 'meters' * 5 + ' meters'!r}))\n"
+        "print(normalize_answer('the answer is 12 square meters'))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=30
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "they had 7 " + "x" * 40 + "!",
+        "had 12 square " + "meters" * 5 + " meters",  # not all unit words: kept
+        "the answer is 12",  # all unit words after the number: dropped
+    ]
+
+
 # --- the grader: workers, time limits, cache, order ----------------------------------------------
 
 

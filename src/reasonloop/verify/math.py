@@ -178,6 +178,39 @@ def _unwrap_cmd(s: str, cmds: str, keep: Callable[[str], str] = lambda x: x) -> 
     return "".join(out)
 
 
+_POWER_END = re.compile(r"\^\s*\{?\s*[23]\s*\}?$")
+_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+def _trailing_words(s: str) -> int | None:
+    """Where the trailing words of ``s`` start: the leftmost ``i`` after a digit, ``}`` or space
+    such that ``s[i:]`` is words (ASCII letters, each maybe followed by a ``.`` and spaces), then
+    maybe a ``^2`` / ``^{3}``, then spaces; None if there is none. Walks back from the end once:
+    linear time (a regular expression for this backtracks exponentially on a long word that
+    does not reach the end, as in model output)."""
+    t = s.rstrip()
+    power = _POWER_END.search(t)
+    i = power.start() if power else len(t)
+    starts = []
+    while True:
+        j = i
+        while j > 0 and s[j - 1].isspace():
+            j -= 1
+        if j > 0 and s[j - 1] == ".":
+            j -= 1
+        k = j
+        while k > 0 and s[k - 1] in _LETTERS:
+            k -= 1
+        if k == j:
+            break
+        starts.append(k)
+        i = k
+    for k in reversed(starts):
+        if k > 0 and (s[k - 1].isdecimal() or s[k - 1] == "}" or s[k - 1].isspace()):
+            return k
+    return None
+
+
 def _strip_units(s: str) -> str:
     """Drop trailing units: ``5.4 \\text{ cents}``, ``864 \\mbox{ inches}^2``, ``1000 dollars``."""
     for _ in range(4):
@@ -187,16 +220,16 @@ def _strip_units(s: str) -> str:
         )
         if m and re.search(r"[A-Za-z]", m.group(1)) and re.search(r"[\d}]", s[: m.start()]):
             s = s[: m.start()].rstrip()
-        m = re.search(r"(?<=[\d}\s])\s*((?:[A-Za-z]+\.?\s*)+)(?:\^\s*\{?\s*[23]\s*\}?)?\s*$", s)
-        if m:
-            words = re.findall(r"[A-Za-z]+", m.group(1))
+        tail = _trailing_words(s)
+        if tail is not None:
+            words = re.findall(r"[A-Za-z]+", s[tail:])
             if (
                 words
                 and all(w.lower() in _UNIT_WORDS for w in words)
                 and (len(words) > 1 or len(words[0]) > 1)
-                and re.search(r"\d", s[: m.start()])
+                and re.search(r"\d", s[:tail])
             ):
-                s = s[: m.start()].rstrip()
+                s = s[:tail].rstrip()
         if s == before:
             break
     return s
