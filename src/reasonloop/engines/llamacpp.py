@@ -23,7 +23,8 @@ prompt of 1,100 tokens they were 1e-3 apart):
 Sampling is done here in numpy on the raw logits, all sequences of a step in one matrix operation
 (:func:`pick_tokens`): greedy when ``temperature`` is 0, else softmax at the temperature, cut to
 ``top_p``, one draw from the sample's own ``numpy.random.Generator`` seeded with ``seed + i``. So
-the same seed gives the same texts, and sample ``i`` does not depend on how many other samples run beside it or which requests share its group.
+the same seed gives the same texts, and sample ``i`` does not depend on how many other samples run
+beside it or which requests share its group.
 Stop strings cut the text at the earliest stop (``finish_reason`` ``stop``), as does an
 end-of-generation token (not part of the text, not counted); ``max_tokens`` ends a sample with
 ``length``. Token bytes are decoded incrementally, so a character split across tokens is not mangled.

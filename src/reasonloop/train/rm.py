@@ -64,9 +64,7 @@ class RMSettings:
     warmup: float = 0.0  # steps, or a fraction of all steps when < 1
     seed: int = 0
     logging_steps: int = 10
-    pairs_per_problem: int = (
-        4  # orm (and genrm with balance): at most N (correct, incorrect) pairs per problem
-    )
+    pairs_per_problem: int = 4  # orm, genrm --balance: at most N (correct, wrong) pairs a problem
     labels: str = "hard"  # prm: hard | soft
     labeler: str | None = None  # prm: only this labeller's step labels (default: all)
     method: str = "sft"  # genrm: sft | dpo

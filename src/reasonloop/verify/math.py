@@ -190,10 +190,10 @@ def _trailing_words(s: str) -> int | None:
     does not reach the end, as in model output)."""
     t = s.rstrip()
     power = _POWER_END.search(t)
-    i = power.start() if power else len(t)
-    starts = []
-    while True:
-        j = i
+    k = power.start() if power else len(t)
+    found = None
+    while True:  # one word (and its dot and spaces) further left per turn
+        j = k
         while j > 0 and s[j - 1].isspace():
             j -= 1
         if j > 0 and s[j - 1] == ".":
@@ -202,13 +202,9 @@ def _trailing_words(s: str) -> int | None:
         while k > 0 and s[k - 1] in _LETTERS:
             k -= 1
         if k == j:
-            break
-        starts.append(k)
-        i = k
-    for k in reversed(starts):
+            return found
         if k > 0 and (s[k - 1].isdecimal() or s[k - 1] == "}" or s[k - 1].isspace()):
-            return k
-    return None
+            found = k
 
 
 def _strip_units(s: str) -> str:
