@@ -186,6 +186,56 @@ def test_a_long_word_that_does_not_end_the_answer_normalizes_at_once() -> None:
     ]
 
 
+def test_a_long_list_of_numbers_grades_in_under_a_second() -> None:
+    # An unordered gold of 1,500 numbers once took 25 s in the main process (every pair compared,
+    # no time limit). Items with an exact value are now matched by hashing. In a child process, so
+    # that a relapse fails on its time limit instead of hanging the suite.
+    code = (
+        "import time\n"
+        "from reasonloop.verify.math import MathGrader, MathGraderConfig\n"
+        "def spell(k):\n"
+        "    return (str(k), f'\\\\frac{{{2 * k}}}{{2}}', f'{k}.0')[k % 3]\n"
+        "with MathGrader(MathGraderConfig(workers=1)) as g:\n"
+        "    for n in (1500, 3000):\n"
+        "        gold = ', '.join(str(k) for k in range(n))\n"
+        "        same = ', '.join(spell(k) for k in reversed(range(n)))\n"
+        "        off = same.replace('17', '18')\n"
+        "        start = time.perf_counter()\n"
+        "        got = [g.compare(gold, same), g.compare(gold, off)]\n"
+        "        print(n, *got, round(time.perf_counter() - start, 3))\n"
+        "    print('workers used:', g.stats['worker'])\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    lines = [line.split() for line in out.stdout.splitlines()]
+    assert [line[:3] for line in lines[:2]] == [
+        ["1500", "correct", "wrong"],
+        ["3000", "correct", "wrong"],
+    ]
+    assert lines[2] == ["workers", "used:", "0"]  # all of it decided in-process
+    # Two comparisons each; measured 0.1-0.4 s on a loaded 2-core machine.
+    assert float(lines[0][3]) < 2 * 1.0
+    assert float(lines[1][3]) < 2 * 2.0
+
+
+@pytest.mark.slow
+def test_a_long_list_without_exact_values_runs_under_the_time_limit(grader: MathGrader) -> None:
+    # Radicals have no exact key, so 1,500 of them would cost 2 million comparisons: that goes to
+    # a worker, under the same time limit as any other comparison.
+    gold = ", ".join(rf"\sqrt{{{k}}}" for k in range(2, 1502))
+    pred = ", ".join(rf"\sqrt{{{k}}} \cdot 1" for k in reversed(range(2, 1502)))
+    grader.warm()
+    start = time.perf_counter()
+    reason = grader.compare(gold, pred, timeout=1.0)
+    # The limit, plus reading 3,000 radicals in-process first (about 1 s on a loaded machine).
+    assert time.perf_counter() - start < 1.0 + 4.0
+    assert reason in ("correct", "timeout")
+    assert grader.compare(r"\sin 2x", r"2\sin x\cos x") == "correct"  # the grader lives on
+
+
 # --- the grader: workers, time limits, cache, order ----------------------------------------------
 
 
