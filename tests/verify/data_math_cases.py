@@ -428,6 +428,10 @@ EQUIV: list[tuple[str, str, bool]] = [
     ("k = 45, n = 2", "k = 2, n = 45", F),
     ("a_3 = 2, a_{37} = 19", "a_{37} = 19, a_3 = 2", T),
     ("x = -5, p = \\frac{14}{3}", "-5, \\frac{14}{3}", T),
+    ("x_1 = 2, x_2 = -7", "x = -7, x = 2", T),  # numbered roots and the plain name
+    ("x_1 = 2, x_2 = -7", "x = 7, x = 2", F),
+    ("a=1, b=6", "(1, 6)", T),  # assignments to distinct variables are the tuple, in order
+    ("a=1, b=6", "(6, 1)", F),
     ("p=5,q=2;p=7,q=2", "(5,2),(7,2)", T),
     ("p=5,q=2;p=7,q=2", "(5,2),(2,7)", F),
     # --- tuples with semicolons, sets with repeats -------------------------------------------------
@@ -582,6 +586,10 @@ RESPONSES: list[tuple[str, str, str]] = [
     ("9", "Answer $ 9 $", "correct"),
     ("9", "Answer $ 8 $", "wrong"),
     ("(p,q)=(3,2)", "so we get $(3,2)$", "correct"),
+    ("-4, 6", "The roots are $x = -4$ or $x = 6$.", "correct"),
+    ("-4, 6", "The roots are $x = -4$ or $x = 5$.", "wrong"),
+    ("6", "We find $a = 2$ and $b = 6$.", "wrong"),  # two values: which one is the answer?
+    ("6", "We find $a = 2$, so $b = 6$.", "correct"),
     ("-793 < a < 10", r"Therefore $a \in (-793, 10)$.", "correct"),
     ("(0,1)", r"So the range is $$0<f(x)<1$$", "correct"),
     (r"\text{odd}", r"so $f$ is $odd$", "correct"),

@@ -70,6 +70,8 @@ EXTRACT = [
     ("Solving the system, the pair is $(3,2)$", "(3,2)"),
     ("The limit equals\n$$1$$\nas claimed.", "1"),
     ("Answer $ 9 $", "9"),
+    ("It holds exactly for $x=-1$ or $x=3$.", "x=-1, x=3"),
+    ("We have $a = 2$, so $b = 3$.", "b = 3"),
     (r"We have \[ x^2 = 4 \] so \( x = 2 \).", "x = 2"),
     ("Adding the two groups, the total is **24**.", "24"),
     ("**Step 2:** add them: $3 + 4 = 7$", "3 + 4 = 7"),

@@ -297,13 +297,15 @@ _BOLD_VALUE = re.compile(
 def last_expression(solution: str) -> str | None:
     """The last mathematical expression of a solution without an answer marker: the last
     ``$...$`` / ``$$...$$`` / ``\\[...\\]`` / ``\\(...\\)`` span, or a later bold value
-    (``The total is **24**.``). None when there is none. Linear in the length of the text.
+    (``The total is **24**.``). Spans joined as boxes are (``for $x=-1$ or $x=3$``) form one
+    list answer. None when there is none. Linear in the length of the text.
 
     What it does not do: pick numbers out of plain prose ("she has 15 apples" has no answer).
     """
     if not isinstance(solution, str):
         return None
-    found: str | None = None
+    group: list[str] = []
+    group_end = 0
     i = 0
     n = len(solution)
     while i < n:
@@ -329,9 +331,13 @@ def last_expression(solution: str) -> str | None:
         else:
             ok = bool(body) and not _PROSE.search(_TEXT_GROUP.sub(" ", body))
         if ok:
-            found = body
+            if not (group and _joins(solution[group_end : m.start()])):
+                group = []
+            if body not in group:
+                group.append(body)
+            group_end = j + len(close)
         i = j + len(close)
-    return found
+    return ", ".join(group) if group else None
 
 
 def extract_from_solution(solution: str) -> str | None:

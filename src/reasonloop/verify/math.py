@@ -1478,6 +1478,10 @@ def _cmp(g: _Node, p: _Node, cmp: AtomCmp) -> bool | None:
     if gk == "bracket" and pk == "list" or gk == "list" and pk == "bracket":
         br = g if gk == "bracket" else p
         lst = p if gk == "bracket" else g
+        values = _assigned_values(lst)
+        if values is not None and br.left == "(" and br.right == ")":
+            # "x=4, y=-1" is the pair (4, -1): assignments to distinct variables, in order.
+            return _match(br.items, values, cmp, ordered=True)
         # "(6,31,-1)" written "6, 31, -1": same tuple. A 2-item "(a,b)" may be an open interval,
         # which a bare pair of numbers is not: never equal.
         if br.left == "(" and br.right == ")" and len(br.items) >= 3:
@@ -1537,11 +1541,30 @@ def _all_equal(g: _Node, items: Sequence[_Node], cmp: AtomCmp) -> bool | None:
     return result
 
 
+def _assigned_values(n: _Node) -> tuple[_Node, ...] | None:
+    """The values of a list of assignments to distinct single variables (``x=4, y=-1``), in
+    the order written; None for any other list."""
+    names = [i.var for i in n.items if i.kind == "eq" and _is_variable(i.var)]
+    if len(names) != len(n.items) or len(set(names)) != len(names):
+        return None
+    return tuple(_parse_node(i.rhs, 1, False) for i in n.items)
+
+
+def _same_label(a: str, b: str) -> bool:
+    """One label: the same name, or a name and its numbered copies (``x`` and ``x_1``: roots
+    listed as ``x_1 = -3, x_2 = 1/2`` and as ``x = -3, x = 1/2``)."""
+    if a == b:
+        return True
+    base = re.compile(r"([A-Za-z])(?:_\{?\d+\}?)?")
+    ma, mb = base.fullmatch(a), base.fullmatch(b)
+    return bool(ma and mb and ma.group(1) == mb.group(1))
+
+
 def _cmp_eq(g: _Node, p: _Node, cmp: AtomCmp) -> bool | None:
     """Equations: same assignment, or the same equation up to a nonzero factor."""
     gv, pv = g.kind == "eq" and g.var, p.kind == "eq" and p.var
     if g.kind == "eq" and p.kind == "eq":
-        if gv and pv and gv == pv:
+        if gv and pv and _same_label(gv, pv):
             return _cmp(_parse_node(g.rhs, 1, False), _parse_node(p.rhs, 1, False), cmp)
         return cmp(f"\\EQ{{{_eq_src(g)}}}", f"\\EQ{{{_eq_src(p)}}}")
     if g.kind == "eq":
