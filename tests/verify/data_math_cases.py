@@ -1,9 +1,10 @@
-r"""Verdict tables for math grading, shared by tests/verify/test_math.py and
-benchmarks/grade_bench.py.
+r"""Verdict tables for math grading (tests/verify/test_math.py). The benchmark
+(benchmarks/grade_bench.py) measures on held-out rows, none of them here.
 
 ``EQUIV``: (gold, prediction, expected) for two already-extracted answers. Golds are MATH-500 /
 GSM8K / AIME answer shapes (verbatim where possible); predictions are how models write the same
-or a different value. Rows marked "issue #N" are cases reported on huggingface/Math-Verify.
+or a different value. Rows marked "issue #N" are cases reported on huggingface/Math-Verify; the
+rows after "one answer" are reasonloop's issue 16 (hedges, labels, sets, bare expressions).
 
 ``RESPONSES``: (gold, full model response, expected reason) in the shapes models produce: our
 thought/solution format, R1 ``<think>``, Minerva "Final Answer: ... I hope it is correct.",

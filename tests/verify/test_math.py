@@ -1,6 +1,7 @@
 r"""Math grading: verdict tables, MATH-500 self-consistency, the time-limited worker pool.
 
-The tables live in ``data_math_cases.py`` (shared with benchmarks/grade_bench.py).
+The tables live in ``data_math_cases.py``; benchmarks/grade_bench.py measures on rows none of
+which are here (tests/benchmarks/test_grade_bench.py checks that).
 """
 
 from __future__ import annotations
