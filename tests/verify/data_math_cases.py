@@ -567,6 +567,9 @@ RESPONSES: list[tuple[str, str, str]] = [
     ("6", fmt("...", r"It is $\boxed{6}$ or $\boxed{7}$."), "wrong"),
     ("7", fmt("...", r"It is $\boxed{6}$ or $\boxed{7}$."), "wrong"),
     (r"\frac{639}{40}", r"So $\boxed{15\frac{39}{40}}$, or $\boxed{\frac{639}{40}}$.", "correct"),
+    ("6", fmt("...", r"So the count is $\boxed{6}$ (or 7)."), "wrong"),  # offered outside the box
+    ("7", fmt("...", r"So the count is $\boxed{6}$ (or 7)."), "wrong"),
+    (r"\frac{639}{40}", r"so $\boxed{\frac{639}{40}}$, or $15.975$.", "correct"),
     ("5", fmt("...", r"The side is $\boxed{5\text{ cm}}$."), "correct"),
     ("18", fmt("...", r"She pays $\boxed{18 \text{ dollars}}$."), "correct"),
     # several boxes meant together, where the gold has several parts

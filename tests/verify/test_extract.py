@@ -64,6 +64,9 @@ EXTRACT = [
     (r"(a) $\boxed{4}$; (b) $\boxed{9}$", "4, 9"),
     (r"\(y_1 = \boxed{2x}\) and \(y_2 = \boxed{x^2}\)", "2x, x^2"),
     (r"It is $\boxed{6}$ or $\boxed{7}$.", "6, 7"),
+    (r"So $\boxed{6}$ (or 7).", "6, 7"),  # an alternative outside the box is offered too
+    (r"\boxed{6}, or possibly $7$.", "6, 7"),
+    (r"\boxed{6} or more", "6"),
     (r"\boxed{1} no no no no no \boxed{2}", "2"),  # prose between: the last box stands alone
     (r"First \boxed{3}. Then the answer is \boxed{4}.", "4"),
     # no marker: the last mathematical expression, or a bold value after it

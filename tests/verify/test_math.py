@@ -222,6 +222,41 @@ def test_a_long_list_of_numbers_grades_in_under_a_second() -> None:
     assert float(lines[1][3]) < 2 * 2.0
 
 
+def test_long_hostile_answers_are_decided_at_once() -> None:
+    # Model output as an adversary: runs that a regular expression anchored at the end, or one
+    # with "\\s*" beside an optional part, would walk in quadratic time (once: 230 s for the
+    # first). Each must be decided in-process or handed on within moments.
+    hostile = [  # built in the child: too long for a command line
+        "'6 ' + 'or ' * 30_000",
+        "'6' + '.' * 90_000 + 'x'",
+        "'6\\\\text{cm}' + ' ' * 90_000 + 'x'",
+        "'6' + '\\\\quad' * 15_000 + 'x'",
+        "'6' + ' ,' * 40_000",
+        "'(' + 'a,' * 20_000 + '=5'",
+        "'A:' * 20_000 + '=5'",
+        "'15 ' + 'apples ' * 20_000",
+    ]
+    code = (
+        "import sys, time\n"
+        "from reasonloop.verify.math import _fast_compare\n"
+        "from reasonloop.verify.extract import extract_from_solution\n"
+        f"for answer in [{', '.join(hostile)}]:\n"
+        "    start = time.perf_counter()\n"
+        "    _fast_compare('5', answer)\n"
+        "    extract_from_solution('so \\\\boxed{' + answer + '}')\n"
+        "    extract_from_solution('so $' + answer + '$')\n"
+        "    print(round(time.perf_counter() - start, 2))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    seconds = [float(x) for x in out.stdout.split()]
+    assert len(seconds) == len(hostile)
+    assert max(seconds) < 5.0, seconds  # about 1 s at most on a loaded 2-core machine
+
+
 @pytest.mark.slow
 def test_a_long_list_without_exact_values_runs_under_the_time_limit(grader: MathGrader) -> None:
     # Radicals have no exact key, so 1,500 of them would cost 2 million comparisons: that goes to

@@ -61,6 +61,13 @@ _GAP_JOINER = re.compile(
     r"[,;]|\b(?:and|or)\b|\(\s*(?:[a-h]|i{1,3}|iv|vi{0,3}|\d)\s*\)|\b[a-h]\)|\\q?quad",
     re.IGNORECASE,
 )
+# A value offered right after the last box: "\boxed{6} (or 7)", "\boxed{6}, or possibly $7$".
+_ALTERNATIVE = re.compile(  # each part starts with its own characters: no backtracking
+    r"(?:[\s$,;(]|\\q?quad(?![A-Za-z])|\\[,;]|\\text\s*\{)*"
+    r"or\b(?:\s+(?:possibly|maybe|perhaps|equivalently)\b)?[\s}]*"
+    r"(?:\$([^$\n]{1,80})\$|\\\((.{1,80}?)\\\)|([-+]?\d[\d.,/]*\d|[-+]?\d))",
+    re.IGNORECASE,
+)
 _GSM8K = re.compile(r"####\s*([^\n]*)")
 _FINAL = re.compile(
     r"final\s+answer\**\s*(?:(?:is\b|:)\s*\**\s*:?|\**\s*(?=\n|$))",
@@ -182,6 +189,10 @@ def extract_boxed(text: str) -> str | None:
         if content is None or not content.strip():
             return None
         parts.append(content.strip())
+    after = group[-1][1]
+    other = _ALTERNATIVE.match(text[after : after + 300])
+    if other:  # "\boxed{6} (or 7)": an alternative outside the box is offered all the same
+        parts.append(next(g for g in other.groups() if g is not None).strip())
     if len(set(parts)) == 1:
         return parts[0]
     return ", ".join(parts)
@@ -230,6 +241,24 @@ def _unwrap_whole(s: str) -> str:
     return s
 
 
+# Sentence ends after an answer; longest first, so that "\\." goes whole. Not "!": in
+# "\\boxed{5!}" it is a factorial.
+_TRAILING = ("\\.", "\\,", "\\;", "\\!", "\\ ", ".", ",", ";", ":", "?", "。")
+
+
+def _strip_trailing(s: str) -> str:
+    """``s`` without trailing punctuation and spacing commands, in linear time (a regular
+    expression anchored at the end tries every start of a long run of dots)."""
+    end = len(s)
+    while True:
+        for junk in _TRAILING:
+            if s.endswith(junk, 0, end):
+                end -= len(junk)
+                break
+        else:
+            return s[:end]
+
+
 def clean_answer(s: str | None) -> str | None:
     """Light cleanup of an extracted answer: math delimiters, bold markers, trailing
     punctuation and a ``\\text{}`` wrapper spanning the whole answer. None when nothing is left."""
@@ -239,8 +268,7 @@ def clean_answer(s: str | None) -> str | None:
     for _ in range(4):
         before = s
         s = _strip_delims(s)
-        # Not "!": in "\\boxed{5!}" it is a factorial.
-        s = re.sub(r"(?:[.,;:?。]|\\\.|\\,|\\;|\\!|\\ )+$", "", s).strip()
+        s = _strip_trailing(s).strip()
         s = _unwrap_whole(s)
         if s == before:
             break

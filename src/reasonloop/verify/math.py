@@ -302,6 +302,16 @@ def _strip_units(s: str) -> str:
     return s
 
 
+def _rstrip_punctuation(s: str) -> str:
+    """``s`` without trailing spaces and sentence punctuation (not "!": ``5!`` is a factorial).
+    Linear: a regular expression anchored at the end tries every start of a long run."""
+    while True:
+        t = s.rstrip().rstrip(".;:?,")
+        if t == s:
+            return s
+        s = t
+
+
 _THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 
 
@@ -325,6 +335,9 @@ def normalize_answer(s: str) -> str:
     s = re.sub(r"(?<=\d)\\!\s*(?=\d{3}(?!\d))", "", s)
     for pat, rep in _SUBS:
         s = pat.sub(rep, s)
+    # One space for any run: the patterns below read "\s*" next to optional parts, which on a
+    # long run of spaces would take quadratic time.
+    s = re.sub(r"\s+", " ", s)
     s = re.sub(r"\\(?:rm|bf|it)\s+", "", s)
     # Plain-text math from chat answers: sqrt(2), pi, 2**10.
     s = re.sub(
@@ -333,7 +346,7 @@ def normalize_answer(s: str) -> str:
     s = re.sub(r"\*\*\s*(\d+|[A-Za-z])", r"^{\1}", s)
     # Strip trailing punctuation (repeat: "7\text{ hours}." -> "7\text{ hours}" -> "7").
     for _ in range(3):
-        s = re.sub(r"[\s.;:?,]+$", "", s)  # not "!": 5! is a factorial
+        s = _rstrip_punctuation(s)
         s = _strip_units(s)
     s = re.sub(r"^[A-Za-z]\s*\\in\s*", "", s)
     s = re.sub(r"\+\s*\\infty", r"\\infty", s)
@@ -654,6 +667,8 @@ _LABEL = re.compile(
 def _label(s: str) -> str:
     """The label of a labelled answer, spaces removed (``(p, q)`` -> ``(p,q)``), or ``""``."""
     s = s.strip()
+    if len(s) > 80:  # labels are short; and the pattern need not walk a long answer
+        return ""
     if _is_variable(s) or _LABEL.fullmatch(s):
         return re.sub(r"\s+", "", s)
     return ""
