@@ -1766,6 +1766,7 @@ def _warm_worker() -> None:
     for src in (r"\frac{1}{2}", r"3\sqrt{13}", r"7\pi", "x^2+2x+1", r"(a+5)(b+2)", r"\sin x"):
         _sympy_parse(src)
     _full_compare(r"\sqrt{8}", r"2\sqrt{2}")
+    _full_compare(r"\cos 2x", r"\cos^2 x - \sin^2 x")  # the first trig simplification: ~1 s
 
 
 def _gold_form(gold: str) -> str:
