@@ -12,8 +12,10 @@ GSM8K ``####``, unfinished thoughts and truncated boxes.
 
 Policies these tables fix (see reasonloop.verify.math): decimals are exact (0.333 != 1/3);
 units, ``\$``, ``\%`` and degree marks are ignored (``25\%`` = 25, not 0.25); a bare comma list
-is an unordered list of solutions; ``(a,b)`` and ``[a,b]`` differ; a bare pair ``a, b`` never
-equals ``(a,b)``; a base subscript may be dropped (``52`` = ``52_8``) but not changed.
+is an unordered list of solutions, compared as a set (``2, 3, 3`` = ``3, 2``); ``(a,b)`` and
+``[a,b]`` differ; a bare pair ``a, b`` never equals ``(a,b)``; a base subscript may be dropped
+(``52`` = ``52_8``) but not changed; an answer that hedges (``6\text{ (or 7)}``, ``\approx 6``,
+``x = 7 = 6``) is wrong.
 """
 
 from __future__ import annotations
@@ -385,6 +387,8 @@ EQUIV: list[tuple[str, str, bool]] = [
     ("6", r"6\text{ thousand}", F),
     ("6", "6 apples maybe", F),
     ("6", "6, 6", T),  # the same answer twice is one answer
+    ("6, 6", "6", T),
+    ("1, -2", "1, 1", F),
     ("6", r"6, \frac{12}{2}", T),
     (r"\frac{639}{40}", r"15\frac{39}{40}, \frac{639}{40}", T),
     (r"\frac{639}{40}", r"15\frac{39}{40}, \frac{640}{40}", F),

@@ -1535,20 +1535,21 @@ def _cmp(g: _Node, p: _Node, cmp: AtomCmp) -> bool | None:
         return gk == pk and g.src == p.src
     if gk == "expr" and pk == "expr":
         return cmp(g.src, p.src)
-    # single item vs a one-element list/set, e.g. "5" vs "\{5\}"
-    if gk in ("list", "set") and len(g.items) == 1:
-        return _cmp(g.items[0], p, cmp)
+    # One value against a list or set: the same set only if every item is that value. "5" =
+    # "\{5\}" = "5, 5"; "\boxed{\frac{639}{40}} or \boxed{15.975}" offers one value twice, while
+    # "6, 7" offers a second answer.
+    if gk in ("list", "set") and g.items:
+        return _all_equal([(item, p) for item in g.items], cmp)
     if pk in ("list", "set") and p.items:
-        # One gold value, several predicted: right only if every one of them is that value
-        # ("\\boxed{\\frac{639}{40}} or \\boxed{15.975}"); "6, 7" offers a second answer.
-        return _all_equal(g, p.items, cmp)
+        return _all_equal([(g, item) for item in p.items], cmp)
     return False
 
 
-def _all_equal(g: _Node, items: Sequence[_Node], cmp: AtomCmp) -> bool | None:
+def _all_equal(pairs: Sequence[tuple[_Node, _Node]], cmp: AtomCmp) -> bool | None:
+    """True when every (gold, prediction) pair is equal; False when one is proven unequal."""
     result: bool | None = True
-    for item in items:
-        r = _cmp(g, item, cmp)
+    for g, p in pairs:
+        r = _cmp(g, p, cmp)
         if r is False:
             return False
         if r is None:
