@@ -570,6 +570,8 @@ RESPONSES: list[tuple[str, str, str]] = [
     ("6", fmt("...", r"The count is $\boxed{\approx 6}$."), "wrong"),
     ("6", fmt("...", r"It is $\boxed{6}$ or $\boxed{7}$."), "wrong"),
     ("7", fmt("...", r"It is $\boxed{6}$ or $\boxed{7}$."), "wrong"),
+    ("7", fmt("...", "It is $\\boxed{6}$\n\n$\\boxed{7}$"), "wrong"),
+    ("7", fmt("...", "It is $\\boxed{7}$\n\n$\\boxed{7}$"), "correct"),
     (r"\frac{639}{40}", r"So $\boxed{15\frac{39}{40}}$, or $\boxed{\frac{639}{40}}$.", "correct"),
     ("6", fmt("...", r"So the count is $\boxed{6}$ (or 7)."), "wrong"),  # offered outside the box
     ("7", fmt("...", r"So the count is $\boxed{6}$ (or 7)."), "wrong"),

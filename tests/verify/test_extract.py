@@ -64,6 +64,8 @@ EXTRACT = [
     (r"(a) $\boxed{4}$; (b) $\boxed{9}$", "4, 9"),
     (r"\(y_1 = \boxed{2x}\) and \(y_2 = \boxed{x^2}\)", "2x, x^2"),
     (r"It is $\boxed{6}$ or $\boxed{7}$.", "6, 7"),
+    (r"It is $\boxed{6}$ $\boxed{7}$.", "6, 7"),  # side by side: offered together
+    ("$$ 3 + 4 = 7 $$\n$$ 7 \\times 2 = 14 $$", r"7 \times 2 = 14"),  # steps, not a list
     (r"So $\boxed{6}$ (or 7).", "6, 7"),  # an alternative outside the box is offered too
     (r"\boxed{6}, or possibly $7$.", "6, 7"),
     (r"\boxed{6} or more", "6"),

@@ -45,9 +45,9 @@ __all__ = [
 _BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 # What may sit between two boxes that together form one answer: "\boxed{1}, \boxed{-2}",
 # "$\boxed{3}$ and $\boxed{5}$", "\boxed{(3, 3)} \text{ for part (a) and } \boxed{(1, 1)}" and
-# alternatives ("\boxed{6} or \boxed{7}": the grader then needs every one of them right). Plain
-# whitespace is not enough: "\boxed{5}\n\n\boxed{5}" is the same answer written twice; nor is
-# prose ("\boxed{1} no no no \boxed{2}"), where the last box stands alone.
+# alternatives ("\boxed{6} or \boxed{7}", "\boxed{6} \boxed{7}": the grader then needs every one
+# of them right; "\boxed{5}\n\n\boxed{5}" is one answer written twice). Not prose
+# ("\boxed{1} no no no \boxed{2}"), where the last box stands alone.
 _GAP_NOISE = re.compile(
     r"\\(?:text|mbox|textrm|mathrm|textbf)\s*\{([^{}]*)\}|\\(?:quad|qquad)(?![A-Za-z])|\\[(),;:\[\] ]|[$*]"
 )
@@ -152,13 +152,18 @@ def boxed_contents(text: str) -> list[tuple[int, int, str | None]]:
     return out
 
 
-def _joins(gap: str) -> bool:
-    """Whether the text between two boxes makes them one answer (see ``_GAP_WORDS``)."""
+def _joins(gap: str, *, space: bool = False) -> bool:
+    """Whether the text between two boxes (or math spans) makes them one answer (see
+    ``_GAP_WORDS``). ``space``: whitespace alone joins too (boxes side by side are offered
+    together; display lines side by side are steps of a derivation)."""
     if len(gap) > 120:
         return False
+    cleaned = _GAP_NOISE.sub(lambda m: f" {m.group(1) or ''} ", gap)
+    if space and not cleaned.strip():
+        return True
     if not _GAP_JOINER.search(gap):
         return False
-    return bool(_GAP_WORDS.fullmatch(_GAP_NOISE.sub(lambda m: f" {m.group(1) or ''} ", gap)))
+    return bool(_GAP_WORDS.fullmatch(cleaned))
 
 
 def extract_boxed(text: str) -> str | None:
@@ -176,7 +181,7 @@ def extract_boxed(text: str) -> str | None:
         if prev[1] > group[0][0]:  # nested in the box after it
             break
         gap = text[prev[1] : group[0][0]]
-        if prev[2] is None or not _joins(gap):
+        if prev[2] is None or not _joins(gap, space=True):
             break
         group.insert(0, prev)
     parts = []
