@@ -153,7 +153,7 @@ def other_forms(gold: str) -> list[str]:
     if m:
         k, r = int(m.group(1) or 1), int(m.group(2))
         out.append(f"\\sqrt{{{k * k * r}}}")
-        if r < 10:  # \\sqrt 7 is \\sqrt{7}; \\sqrt 13 would be \\sqrt{1}3
+        if r < 10:  # \sqrt 7 is \sqrt{7}; \sqrt 13 would be \sqrt{1}3
             out.append(f"{k if k > 1 else ''}\\sqrt {r}")
     m = re.fullmatch(r"(\d+)_\{?(\d+)\}?", g)
     if m:
@@ -183,8 +183,8 @@ def other_forms(gold: str) -> list[str]:
 
 
 def wrong_form(gold: str) -> str | None:
-    """The gold with a different value: the first digit moved by one, a tuple's first two items
-    swapped, an interval end flipped, another word or letter."""
+    """The gold with a different value: its first digit moved by one; without digits, the next
+    choice letter or another word. None when neither applies (the row is left out)."""
     g = gold.strip()
     m = re.search(r"\d", g)
     if m:

@@ -4,11 +4,12 @@
 :func:`reasonloop.format.parse`); a response whose thought never ended has no answer. In the
 solution it looks, strongest shape first, for:
 
-1. the last ``\\boxed{...}`` / ``\\fbox{...}`` / ``\\boxed 5`` (braces balanced; boxes that sit
-   next to each other separated only by a comma, "and", "or", ``\\quad`` or part labels, as in
+1. the last ``\\boxed{...}`` / ``\\fbox{...}`` / ``\\boxed 5`` (braces balanced; boxes side by side
+   or separated only by a comma, "and", "or", ``\\quad`` or part labels, as in
    ``\\boxed{1}, \\boxed{-2}`` or ``\\boxed{(3, 3)} \\text{ for part (a) and } \\boxed{(1, 1)}``,
-   are joined into one list answer; a last box that never closes means no answer, not the
-   draft before it);
+   are joined into one list answer, and so is a value offered right after the last box
+   (``\\boxed{6} (or 7)``); a last box that never closes means no answer, not the draft before
+   it);
 2. GSM8K's ``#### X`` line;
 3. ``Final Answer: X`` / ``The final answer is X. I hope it is correct.`` (Minerva style), or a
    ``**Final Answer**`` header followed by the answer on the next line;
