@@ -1,9 +1,10 @@
-r"""Verdict tables for math grading, shared by tests/verify/test_math.py and
-benchmarks/grade_bench.py.
+r"""Verdict tables for math grading (tests/verify/test_math.py). The benchmark
+(benchmarks/grade_bench.py) measures on held-out rows, none of them here.
 
 ``EQUIV``: (gold, prediction, expected) for two already-extracted answers. Golds are MATH-500 /
 GSM8K / AIME answer shapes (verbatim where possible); predictions are how models write the same
-or a different value. Rows marked "issue #N" are cases reported on huggingface/Math-Verify.
+or a different value. Rows marked "issue #N" are cases reported on huggingface/Math-Verify; the
+rows after "one answer" are reasonloop's issue 16 (hedges, labels, sets, bare expressions).
 
 ``RESPONSES``: (gold, full model response, expected reason) in the shapes models produce: our
 thought/solution format, R1 ``<think>``, Minerva "Final Answer: ... I hope it is correct.",
@@ -11,8 +12,10 @@ GSM8K ``####``, unfinished thoughts and truncated boxes.
 
 Policies these tables fix (see reasonloop.verify.math): decimals are exact (0.333 != 1/3);
 units, ``\$``, ``\%`` and degree marks are ignored (``25\%`` = 25, not 0.25); a bare comma list
-is an unordered list of solutions; ``(a,b)`` and ``[a,b]`` differ; a bare pair ``a, b`` never
-equals ``(a,b)``; a base subscript may be dropped (``52`` = ``52_8``) but not changed.
+is an unordered list of solutions, compared as a set (``2, 3, 3`` = ``3, 2``); ``(a,b)`` and
+``[a,b]`` differ; a bare pair ``a, b`` never equals ``(a,b)``; a base subscript may be dropped
+(``52`` = ``52_8``) but not changed; an answer that hedges (``6\text{ (or 7)}``, ``\approx 6``,
+``x = 7 = 6``) is wrong.
 """
 
 from __future__ import annotations
@@ -357,6 +360,111 @@ EQUIV: list[tuple[str, str, bool]] = [
         r"\begin{pmatrix} 0.2 \\ -3.6 \end{pmatrix}",
         T,
     ),
+    # --- one answer: hedges, retractions and alternatives are wrong (issue 16) ------------------
+    ("6", r"6\text{ (or 7)}", F),
+    ("6", r"6\text{ is wrong, the answer is 7}", F),
+    ("6", r"6 \quad \text{(or 7, 8, 9)}", F),
+    ("6", r"6 \qquad \text{maybe } 7", F),
+    ("6", r"6\text{ or more}", F),
+    ("6", r"6 \text{ (approximately)}", F),
+    ("6", r"\text{either } 6 \text{ or } 7", F),
+    ("6", r"6 \text{ or } 7", F),
+    ("6", "6 or 7", F),
+    ("6", "6, 7", F),
+    ("7", r"6\text{ (or 7)}", F),
+    ("6", "6 (or 7)", F),
+    ("6", "about 6", F),
+    ("6", "6 at most", F),
+    ("6", "x = 7 = 6", F),
+    ("6", "x = 6 = 7", F),
+    ("6", "y = 3 + 4 = 6", F),
+    ("6", r"\approx 6", F),
+    ("6", r"\sim 6", F),
+    ("6", r"x \approx 6", F),
+    ("6", r"6 \approx 7", F),
+    ("6", "6 million", F),
+    ("6", "6 dozen", F),
+    ("6", r"6\text{ thousand}", F),
+    ("6", "6 apples maybe", F),
+    ("6", "6, 6", T),  # the same answer twice is one answer
+    ("6, 6", "6", T),
+    ("1, -2", "1, 1", F),
+    ("6", r"6, \frac{12}{2}", T),
+    (r"\frac{639}{40}", r"15\frac{39}{40}, \frac{639}{40}", T),
+    (r"\frac{639}{40}", r"15\frac{39}{40}, \frac{640}{40}", F),
+    (r"\frac{2}{3}", r"\frac{2}{3} \approx 0.67", T),  # an exact value, then its rounding
+    (r"\frac{2}{3}", r"\frac{2}{3} \approx 0.666", T),
+    (r"\frac{2}{3}", r"\frac{2}{3} \approx 0.76", F),
+    (r"\frac{2}{3}", r"\frac{3}{4} \approx 0.67", F),
+    (r"2\sqrt{2}", r"2\sqrt{2} \approx 2.83", T),
+    (r"\approx 8.24", "8.24", T),  # the gold itself is approximate
+    (r"\$\frac23 \approx \$0.67", r"\frac{2}{3}", T),
+    # units and labels that do not change the value stay accepted
+    ("5", r"5\text{ cm}", T),
+    ("3", "x = 3", T),
+    ("6", "x = 2 \\cdot 3 = 6", T),
+    ("5", r"x = \frac{10}{2} = 5", T),
+    ("18", r"18 \text{ dollars}", T),
+    ("15", "15 apples", T),
+    ("24", "24 red apples", T),
+    ("14", r"14 \text{ right triangles}", T),
+    ("65", r"65 \text{ children tickets }", T),
+    ("15", "16 apples", F),
+    # --- labelled answers compare by value --------------------------------------------------------
+    ("(p,q)=(3,2)", "(3, 2)", T),
+    ("(p,q)=(3,2)", "(2, 3)", F),
+    ("(p,q)=(3,2)", "(p, q) = (3, 2)", T),
+    ("(3,2)", "(x, y) = (3, 2)", T),
+    ("(p,q,r)=(3,2,7)", "(3,2,7)", T),
+    ("AB=4,CD=5", "4, 5", T),
+    ("AB=4,CD=5", "4, 6", F),
+    ("AB=9, CD=4", "AB = 9, CD = 4", T),
+    ("|AB| = 10", "10", T),
+    (r"\overline{AB} = 10", "11", F),
+    (r"\angle ABC = 30^\circ", "30", T),
+    (r"m\angle A = 40^\circ", r"40^\circ", T),
+    ("V_1:V_2=11:21", "11:21", T),
+    ("V_1:V_2=11:21", "21:11", F),
+    ("S_{ABC}:S=7:32", "7:32", T),
+    (r"\frac{NO}{BO}=\frac{1}{\sqrt{6}}", r"\frac{\sqrt{6}}{6}", T),
+    (r"\frac{NO}{BO}=\frac{1}{\sqrt{6}}", r"\frac{1}{6}", F),
+    ("f(2) = 9", "9", T),
+    ("k = 45, n = 2", "n = 2, k = 45", T),
+    ("k = 45, n = 2", "k = 2, n = 45", F),
+    ("a_3 = 2, a_{37} = 19", "a_{37} = 19, a_3 = 2", T),
+    ("x = -5, p = \\frac{14}{3}", "-5, \\frac{14}{3}", T),
+    ("x_1 = 2, x_2 = -7", "x = -7, x = 2", T),  # numbered roots and the plain name
+    ("x_1 = 2, x_2 = -7", "x = 7, x = 2", F),
+    ("a=1, b=6", "(1, 6)", T),  # assignments to distinct variables are the tuple, in order
+    ("a=1, b=6", "(6, 1)", F),
+    ("p=5,q=2;p=7,q=2", "(5,2),(7,2)", T),
+    ("p=5,q=2;p=7,q=2", "(5,2),(2,7)", F),
+    # --- tuples with semicolons, sets with repeats -------------------------------------------------
+    ("(0;-2;6)", "(0, -2, 6)", T),
+    ("(0;-2;6)", "(0, 2, 6)", F),
+    ("(0;0;0),(4;-2;6)", "(4,-2,6),(0,0,0)", T),
+    ("-12;-11;-10", r"\{-10, -11, -12\}", T),
+    ("-12;-11;-10", r"\{-10, -11\}", F),
+    ("2, 3, 5", "5, 3, 3, 2", T),
+    ("2, 3, 5", "5, 3, 3", F),
+    ("(1,2),(3,4)", "(3,4),(1,2),(3,4)", T),
+    ("(11,7)or(7,11)", "(7,11), (11,7)", T),
+    # --- inequalities and the intervals they describe ---------------------------------------------
+    ("-793 < a < 10", "(-793, 10)", T),
+    ("-793 < a < 10", "[-793, 10)", F),
+    ("0<f(x)<1", "(0,1)", T),
+    ("0<f(x)<1", r"(0,\infty)", F),
+    (r"k \ge 2", r"[2, \infty)", T),
+    (r"k \ge 2", r"(2, \infty)", F),
+    (r"(-\infty, 3)", "t < 3", T),
+    # --- words with or without \text{} ------------------------------------------------------------
+    (r"\text{odd}", "odd", T),
+    (r"\text{odd}", r"\text{even}", F),
+    (r"\text{Even}", "Even", T),
+    (r"\text{neither}", "Neither", T),
+    (r"\text{neither}", "odd", F),
+    (r"\text{e}", "e", T),
+    (r"\text{d}", r"\text{E}", F),
     # --- numbers too large to compute: never "equal" by overflow ---------------------------------
     ("1", "10^{10^{10^{10}}}", F),
     ("10^{10^{10^{10}}}", "1", F),
@@ -454,6 +562,56 @@ RESPONSES: list[tuple[str, str, str]] = [
     ("-10", "The change is -10 degrees.\n#### -10", "correct"),
     # answers that cannot be read as math
     (r"\frac{1}{2}", r"\boxed{\frac{1}{}}", "unparseable"),
+    # one answer (issue 16): a boxed answer that hedges is wrong
+    ("6", fmt("...", r"So the answer is $\boxed{6\text{ (or 7)}}$."), "wrong"),
+    ("6", fmt("...", r"$\boxed{6\text{ is wrong, the answer is 7}}$"), "wrong"),
+    ("6", fmt("...", r"\[\boxed{6 \quad \text{(or 7, 8, 9)}}\]"), "wrong"),
+    ("6", fmt("...", r"Hence $\boxed{x = 7 = 6}$."), "wrong"),
+    ("6", fmt("...", r"The count is $\boxed{\approx 6}$."), "wrong"),
+    ("6", fmt("...", r"It is $\boxed{6}$ or $\boxed{7}$."), "wrong"),
+    ("7", fmt("...", r"It is $\boxed{6}$ or $\boxed{7}$."), "wrong"),
+    ("7", fmt("...", "It is $\\boxed{6}$\n\n$\\boxed{7}$"), "wrong"),
+    ("7", fmt("...", "It is $\\boxed{7}$\n\n$\\boxed{7}$"), "correct"),
+    (r"\frac{639}{40}", r"So $\boxed{15\frac{39}{40}}$, or $\boxed{\frac{639}{40}}$.", "correct"),
+    ("6", fmt("...", r"So the count is $\boxed{6}$ (or 7)."), "wrong"),  # offered outside the box
+    ("7", fmt("...", r"So the count is $\boxed{6}$ (or 7)."), "wrong"),
+    (r"\frac{639}{40}", r"so $\boxed{\frac{639}{40}}$, or $15.975$.", "correct"),
+    ("5", fmt("...", r"The side is $\boxed{5\text{ cm}}$."), "correct"),
+    ("18", fmt("...", r"She pays $\boxed{18 \text{ dollars}}$."), "correct"),
+    # several boxes meant together, where the gold has several parts
+    ("(3, 3), (1, 1)", r"$$\boxed{(3, 3)} \text{ for part (a) and } \boxed{(1, 1)}$$", "correct"),
+    ("(3, 3), (1, 1)", r"$$\boxed{(3, 3)} \text{ for part (a) and } \boxed{(2, 1)}$$", "wrong"),
+    ("(2, 2), (6, 2)", r"$$\boxed{(2, 2)} \quad \text{and} \quad \boxed{(6, 2)}$$", "correct"),
+    ("k = 45, n = 2", r"$\boxed{k = 45}$ \quad and \quad $\boxed{n = 2}$", "correct"),
+    ("1, 2", r"Either \boxed{1} no no no no, \boxed{2}", "wrong"),
+    (
+        "y_1 = 2x + 1, y_2 = x^2",
+        r"So \(y_1 = \boxed{2x + 1}\) and \(y_2 = \boxed{x^2}\).",
+        "correct",
+    ),
+    # no box and no "answer is": the last mathematical expression is the answer
+    ("(3,2)", fmt("...", "Solving the system, the pair is $(3,2)$"), "correct"),
+    ("(3,2)", fmt("...", "Solving the system, the pair is $(2,3)$"), "wrong"),
+    ("1", "The limit equals\n$$1$$", "correct"),
+    ("9", "Answer $ 9 $", "correct"),
+    ("9", "Answer $ 8 $", "wrong"),
+    ("(p,q)=(3,2)", "so we get $(3,2)$", "correct"),
+    ("-4, 6", "The roots are $x = -4$ or $x = 6$.", "correct"),
+    ("-4, 6", "The roots are $x = -4$ or $x = 5$.", "wrong"),
+    ("6", "We find $a = 2$ and $b = 6$.", "wrong"),  # two values: which one is the answer?
+    ("6", "We find $a = 2$, so $b = 6$.", "correct"),
+    ("-793 < a < 10", r"Therefore $a \in (-793, 10)$.", "correct"),
+    ("(0,1)", r"So the range is $$0<f(x)<1$$", "correct"),
+    (r"\text{odd}", r"so $f$ is $odd$", "correct"),
+    (r"\text{odd}", r"so $f$ is $even$", "wrong"),
+    ("24", "Adding the two groups, the total is **24**.", "correct"),
+    ("24", "Adding the two groups, the total is **25**.", "wrong"),
+    ("15", "so the answer is 15 apples.", "correct"),
+    ("15", "so the answer is 15 apples or so.", "wrong"),
+    ("18", "The answer is 18 dollars.", "correct"),
+    ("5", "She has 5 apples left.", "no_answer"),  # prose numbers are not guessed
+    ("5", "It costs $5 and then $6 more.", "no_answer"),  # money, not math
+    ("5", "We get $x = 5$ but then ** wait", "correct"),
 ]
 
 

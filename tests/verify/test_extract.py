@@ -59,7 +59,32 @@ EXTRACT = [
     ("**Answer:** 4.", "4"),
     ("Answer: $\\$18.90$", r"\$18.90"),
     ("Thus the answer is 1.5 liters.\n", "1.5 liters"),
+    # boxes meant together: labels, "for part (a)", alternatives ("or": every one must be right)
+    (r"$$\boxed{(3, 3)} \text{ for part (a) and } \boxed{(1, 1)}$$", "(3, 3), (1, 1)"),
+    (r"(a) $\boxed{4}$; (b) $\boxed{9}$", "4, 9"),
+    (r"\(y_1 = \boxed{2x}\) and \(y_2 = \boxed{x^2}\)", "2x, x^2"),
+    (r"It is $\boxed{6}$ or $\boxed{7}$.", "6, 7"),
+    (r"It is $\boxed{6}$ $\boxed{7}$.", "6, 7"),  # side by side: offered together
+    ("$$ 3 + 4 = 7 $$\n$$ 7 \\times 2 = 14 $$", r"7 \times 2 = 14"),  # steps, not a list
+    (r"So $\boxed{6}$ (or 7).", "6, 7"),  # an alternative outside the box is offered too
+    (r"\boxed{6}, or possibly $7$.", "6, 7"),
+    (r"\boxed{6} or more", "6"),
+    (r"\boxed{1} no no no no no \boxed{2}", "2"),  # prose between: the last box stands alone
+    (r"First \boxed{3}. Then the answer is \boxed{4}.", "4"),
+    # no marker: the last mathematical expression, or a bold value after it
+    ("Solving the system, the pair is $(3,2)$", "(3,2)"),
+    ("The limit equals\n$$1$$\nas claimed.", "1"),
+    ("Answer $ 9 $", "9"),
+    ("It holds exactly for $x=-1$ or $x=3$.", "x=-1, x=3"),
+    ("We have $a = 2$, so $b = 3$.", "b = 3"),
+    (r"We have \[ x^2 = 4 \] so \( x = 2 \).", "x = 2"),
+    ("Adding the two groups, the total is **24**.", "24"),
+    ("**Step 2:** add them: $3 + 4 = 7$", "3 + 4 = 7"),
+    ("The price is **$18.90** in all.", "18.90"),
     # nothing committed to
+    ("She has 5 apples left.", None),
+    ("It costs $5 and then $6 more.", None),
+    ("The open span $ 5", None),
     ("There is nothing here.", None),
     ("Let me double-check the final answer carefully.", None),
     ("", None),

@@ -1,6 +1,7 @@
 r"""Math grading: verdict tables, MATH-500 self-consistency, the time-limited worker pool.
 
-The tables live in ``data_math_cases.py`` (shared with benchmarks/grade_bench.py).
+The tables live in ``data_math_cases.py``; benchmarks/grade_bench.py measures on rows none of
+which are here (tests/benchmarks/test_grade_bench.py checks that).
 """
 
 from __future__ import annotations
@@ -184,6 +185,91 @@ def test_a_long_word_that_does_not_end_the_answer_normalizes_at_once() -> None:
         "had 12 square " + "meters" * 5 + " meters",  # not all unit words: kept
         "the answer is 12",  # all unit words after the number: dropped
     ]
+
+
+def test_a_long_list_of_numbers_grades_in_under_a_second() -> None:
+    # An unordered gold of 1,500 numbers once took 25 s in the main process (every pair compared,
+    # no time limit). Items with an exact value are now matched by hashing. In a child process, so
+    # that a relapse fails on its time limit instead of hanging the suite.
+    code = (
+        "import time\n"
+        "from reasonloop.verify.math import MathGrader, MathGraderConfig\n"
+        "def spell(k):\n"
+        "    return (str(k), f'\\\\frac{{{2 * k}}}{{2}}', f'{k}.0')[k % 3]\n"
+        "with MathGrader(MathGraderConfig(workers=1)) as g:\n"
+        "    for n in (1500, 3000):\n"
+        "        gold = ', '.join(str(k) for k in range(n))\n"
+        "        same = ', '.join(spell(k) for k in reversed(range(n)))\n"
+        "        off = same.replace('17', '18')\n"
+        "        start = time.perf_counter()\n"
+        "        got = [g.compare(gold, same), g.compare(gold, off)]\n"
+        "        print(n, *got, round(time.perf_counter() - start, 3))\n"
+        "    print('workers used:', g.stats['worker'])\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    lines = [line.split() for line in out.stdout.splitlines()]
+    assert [line[:3] for line in lines[:2]] == [
+        ["1500", "correct", "wrong"],
+        ["3000", "correct", "wrong"],
+    ]
+    assert lines[2] == ["workers", "used:", "0"]  # all of it decided in-process
+    # Two comparisons each; measured 0.1-0.4 s on a loaded 2-core machine.
+    assert float(lines[0][3]) < 2 * 1.0
+    assert float(lines[1][3]) < 2 * 2.0
+
+
+def test_long_hostile_answers_are_decided_at_once() -> None:
+    # Model output as an adversary: runs that a regular expression anchored at the end, or one
+    # with "\\s*" beside an optional part, would walk in quadratic time (once: 230 s for the
+    # first). Each must be decided in-process or handed on within moments.
+    hostile = [  # built in the child: too long for a command line
+        "'6 ' + 'or ' * 30_000",
+        "'6' + '.' * 90_000 + 'x'",
+        "'6\\\\text{cm}' + ' ' * 90_000 + 'x'",
+        "'6' + '\\\\quad' * 15_000 + 'x'",
+        "'6' + ' ,' * 40_000",
+        "'(' + 'a,' * 20_000 + '=5'",
+        "'A:' * 20_000 + '=5'",
+        "'15 ' + 'apples ' * 20_000",
+    ]
+    code = (
+        "import sys, time\n"
+        "from reasonloop.verify.math import _fast_compare\n"
+        "from reasonloop.verify.extract import extract_from_solution\n"
+        f"for answer in [{', '.join(hostile)}]:\n"
+        "    start = time.perf_counter()\n"
+        "    _fast_compare('5', answer)\n"
+        "    extract_from_solution('so \\\\boxed{' + answer + '}')\n"
+        "    extract_from_solution('so $' + answer + '$')\n"
+        "    print(round(time.perf_counter() - start, 2))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    seconds = [float(x) for x in out.stdout.split()]
+    assert len(seconds) == len(hostile)
+    assert max(seconds) < 5.0, seconds  # about 1 s at most on a loaded 2-core machine
+
+
+@pytest.mark.slow
+def test_a_long_list_without_exact_values_runs_under_the_time_limit(grader: MathGrader) -> None:
+    # Radicals have no exact key, so 1,500 of them would cost 2 million comparisons: that goes to
+    # a worker, under the same time limit as any other comparison.
+    gold = ", ".join(rf"\sqrt{{{k}}}" for k in range(2, 1502))
+    pred = ", ".join(rf"\sqrt{{{k}}} \cdot 1" for k in reversed(range(2, 1502)))
+    grader.warm()
+    start = time.perf_counter()
+    reason = grader.compare(gold, pred, timeout=1.0)
+    # The limit, plus reading 3,000 radicals in-process first (about 1 s on a loaded machine).
+    assert time.perf_counter() - start < 1.0 + 4.0
+    assert reason in ("correct", "timeout")
+    assert grader.compare(r"\sin 2x", r"2\sin x\cos x") == "correct"  # the grader lives on
 
 
 # --- the grader: workers, time limits, cache, order ----------------------------------------------

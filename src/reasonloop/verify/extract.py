@@ -4,17 +4,22 @@
 :func:`reasonloop.format.parse`); a response whose thought never ended has no answer. In the
 solution it looks, strongest shape first, for:
 
-1. the last ``\\boxed{...}`` / ``\\fbox{...}`` / ``\\boxed 5`` (braces balanced; boxes that sit
-   next to each other separated only by a comma or "and", as in ``\\boxed{1}, \\boxed{-2}``,
-   are joined into one list answer; a last box that never closes means no answer, not the
-   draft before it);
+1. the last ``\\boxed{...}`` / ``\\fbox{...}`` / ``\\boxed 5`` (braces balanced; boxes side by side
+   or separated only by a comma, "and", "or", ``\\quad`` or part labels, as in
+   ``\\boxed{1}, \\boxed{-2}`` or ``\\boxed{(3, 3)} \\text{ for part (a) and } \\boxed{(1, 1)}``,
+   are joined into one list answer, and so is a value offered right after the last box
+   (``\\boxed{6} (or 7)``); a last box that never closes means no answer, not the draft before
+   it);
 2. GSM8K's ``#### X`` line;
 3. ``Final Answer: X`` / ``The final answer is X. I hope it is correct.`` (Minerva style), or a
    ``**Final Answer**`` header followed by the answer on the next line;
-4. ``the answer is X`` / ``Answer: X`` in plain text.
+4. ``the answer is X`` / ``Answer: X`` in plain text;
+5. with none of those markers, the last mathematical expression, as Math-Verify reads it: the
+   last ``$...$`` / ``$$...$$`` / ``\\[...\\]`` / ``\\(...\\)`` span (``Answer $ 9 $``), or a bold
+   value written after it (``The total is **24**.``).
 
-Otherwise there is no answer (``None``): no "last number in the text" guessing, which rewards
-responses that never committed to anything.
+Otherwise there is no answer (``None``): numbers in plain prose ("she has 5 apples left") are
+not guessed, which would reward responses that never committed to anything.
 
 What it does not do: decide whether two answers are equal (that is :mod:`reasonloop.verify.math`),
 or strip units and thousands separators (the grader normalises those, so that ``extracted``
@@ -35,16 +40,33 @@ __all__ = [
     "extract_boxed",
     "extract_from_solution",
     "last_boxed_only",
+    "last_expression",
 ]
 
 _BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
-# What may sit between two boxes that together form one list answer: "\boxed{1}, \boxed{-2}",
-# "$\boxed{3}$ and $\boxed{5}$". Plain whitespace is not enough: "\boxed{5}\n\n\boxed{5}" is the
-# same answer written twice, not a list; and "or" offers the same answer in another form
-# ("\boxed{15\frac{39}{40}}, or \boxed{\frac{639}{40}}").
-_JOIN_GAP = re.compile(
-    r"[\s$]*(?:,|;|\band\b|\\text\{\s*and\s*\}|\\quad|\\qquad)"
-    r"(?:[\s$,;]|\band\b|\\quad|\\qquad|\\text\{\s*and\s*\})*",
+# What may sit between two boxes that together form one answer: "\boxed{1}, \boxed{-2}",
+# "$\boxed{3}$ and $\boxed{5}$", "\boxed{(3, 3)} \text{ for part (a) and } \boxed{(1, 1)}" and
+# alternatives ("\boxed{6} or \boxed{7}", "\boxed{6} \boxed{7}": the grader then needs every one
+# of them right; "\boxed{5}\n\n\boxed{5}" is one answer written twice). Not prose
+# ("\boxed{1} no no no \boxed{2}"), where the last box stands alone.
+_GAP_NOISE = re.compile(
+    r"\\(?:text|mbox|textrm|mathrm|textbf)\s*\{([^{}]*)\}|\\(?:quad|qquad)(?![A-Za-z])|\\[(),;:\[\] ]|[$*]"
+)
+_GAP_WORDS = re.compile(
+    r"(?:\s|[,;:.]|\b(?:and|or|for|in|part|parts|case|cases|respectively)\b"
+    r"|\(\s*(?:[a-h]|i{1,3}|iv|vi{0,3}|\d)\s*\)|\b[a-h]\)"
+    r"|\b[A-Za-z](?:_\{?\w{1,3}\}?)?\s*=)*",  # the next box's label: "and y_2 = \boxed{..}"
+    re.IGNORECASE,
+)
+_GAP_JOINER = re.compile(
+    r"[,;]|\b(?:and|or)\b|\(\s*(?:[a-h]|i{1,3}|iv|vi{0,3}|\d)\s*\)|\b[a-h]\)|\\q?quad",
+    re.IGNORECASE,
+)
+# A value offered right after the last box: "\boxed{6} (or 7)", "\boxed{6}, or possibly $7$".
+_ALTERNATIVE = re.compile(  # each part starts with its own characters: no backtracking
+    r"(?:[\s$,;(]|\\q?quad(?![A-Za-z])|\\[,;]|\\text\s*\{)*"
+    r"or\b(?:\s+(?:possibly|maybe|perhaps|equivalently)\b)?[\s}]*"
+    r"(?:\$([^$\n]{1,80})\$|\\\((.{1,80}?)\\\)|([-+]?\d[\d.,/]*\d|[-+]?\d))",
     re.IGNORECASE,
 )
 _GSM8K = re.compile(r"####\s*([^\n]*)")
@@ -131,6 +153,20 @@ def boxed_contents(text: str) -> list[tuple[int, int, str | None]]:
     return out
 
 
+def _joins(gap: str, *, space: bool = False) -> bool:
+    """Whether the text between two boxes (or math spans) makes them one answer (see
+    ``_GAP_WORDS``). ``space``: whitespace alone joins too (boxes side by side are offered
+    together; display lines side by side are steps of a derivation)."""
+    if len(gap) > 120:
+        return False
+    cleaned = _GAP_NOISE.sub(lambda m: f" {m.group(1) or ''} ", gap)
+    if space and not cleaned.strip():
+        return True
+    if not _GAP_JOINER.search(gap):
+        return False
+    return bool(_GAP_WORDS.fullmatch(cleaned))
+
+
 def extract_boxed(text: str) -> str | None:
     """The content of the last box in ``text`` (nested boxes unwrapped), or None.
 
@@ -146,7 +182,7 @@ def extract_boxed(text: str) -> str | None:
         if prev[1] > group[0][0]:  # nested in the box after it
             break
         gap = text[prev[1] : group[0][0]]
-        if prev[2] is None or not _JOIN_GAP.fullmatch(gap):
+        if prev[2] is None or not _joins(gap, space=True):
             break
         group.insert(0, prev)
     parts = []
@@ -159,6 +195,10 @@ def extract_boxed(text: str) -> str | None:
         if content is None or not content.strip():
             return None
         parts.append(content.strip())
+    after = group[-1][1]
+    other = _ALTERNATIVE.match(text[after : after + 300])
+    if other:  # "\boxed{6} (or 7)": an alternative outside the box is offered all the same
+        parts.append(next(g for g in other.groups() if g is not None).strip())
     if len(set(parts)) == 1:
         return parts[0]
     return ", ".join(parts)
@@ -207,6 +247,24 @@ def _unwrap_whole(s: str) -> str:
     return s
 
 
+# Sentence ends after an answer; longest first, so that "\\." goes whole. Not "!": in
+# "\\boxed{5!}" it is a factorial.
+_TRAILING = ("\\.", "\\,", "\\;", "\\!", "\\ ", ".", ",", ";", ":", "?", "。")
+
+
+def _strip_trailing(s: str) -> str:
+    """``s`` without trailing punctuation and spacing commands, in linear time (a regular
+    expression anchored at the end tries every start of a long run of dots)."""
+    end = len(s)
+    while True:
+        for junk in _TRAILING:
+            if s.endswith(junk, 0, end):
+                end -= len(junk)
+                break
+        else:
+            return s[:end]
+
+
 def clean_answer(s: str | None) -> str | None:
     """Light cleanup of an extracted answer: math delimiters, bold markers, trailing
     punctuation and a ``\\text{}`` wrapper spanning the whole answer. None when nothing is left."""
@@ -216,8 +274,7 @@ def clean_answer(s: str | None) -> str | None:
     for _ in range(4):
         before = s
         s = _strip_delims(s)
-        # Not "!": in "\\boxed{5!}" it is a factorial.
-        s = re.sub(r"(?:[.,;:?。]|\\\.|\\,|\\;|\\!|\\ )+$", "", s).strip()
+        s = _strip_trailing(s).strip()
         s = _unwrap_whole(s)
         if s == before:
             break
@@ -259,6 +316,64 @@ def _sentence(rest: str) -> str:
     return line
 
 
+_MATH_OPEN = re.compile(r"\$\$|\$|\\\[|\\\(|\*\*")
+_MATH_CLOSE = {"$$": "$$", "$": "$", "\\[": "\\]", "\\(": "\\)", "**": "**"}
+# A bold span is an answer only when it reads as a value ("**24**", "**$18.90**", "**-3/4**"),
+# never a header ("**Step 2:**").
+# "$5 and then $" is two amounts of money in prose, not a math span.
+_PROSE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}\s+[A-Za-z]{2,}(?![A-Za-z])")
+_TEXT_GROUP = re.compile(r"\\(?:text|mbox|textrm|mathrm|textbf|operatorname)\s*\{[^{}]*\}")
+_BOLD_VALUE = re.compile(
+    r"[-+]?\\?\$?\s*[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:\s*/\s*\d+)?(?:\s*[A-Za-z%]+)?"
+)
+
+
+def last_expression(solution: str) -> str | None:
+    """The last mathematical expression of a solution without an answer marker: the last
+    ``$...$`` / ``$$...$$`` / ``\\[...\\]`` / ``\\(...\\)`` span, or a later bold value
+    (``The total is **24**.``). Spans joined as boxes are (``for $x=-1$ or $x=3$``) form one
+    list answer. None when there is none. Linear in the length of the text.
+
+    What it does not do: pick numbers out of plain prose ("she has 15 apples" has no answer).
+    """
+    if not isinstance(solution, str):
+        return None
+    group: list[str] = []
+    group_end = 0
+    i = 0
+    n = len(solution)
+    while i < n:
+        m = _MATH_OPEN.search(solution, i)
+        if m is None:
+            break
+        opener = m.group(0)
+        if opener == "$" and m.start() > 0 and solution[m.start() - 1] == "\\":  # \$ is money
+            i = m.end()
+            continue
+        close = _MATH_CLOSE[opener]
+        j = m.end()
+        while True:
+            j = solution.find(close, j)
+            if j < 0 or close != "$" or solution[j - 1] != "\\":
+                break
+            j += 1  # \$ inside math is a dollar sign
+        if j < 0:
+            break  # an unclosed span: what came before stands
+        body = solution[m.end() : j].strip()
+        if opener == "**":
+            ok = bool(_BOLD_VALUE.fullmatch(body.strip("$ ")))
+        else:
+            ok = bool(body) and not _PROSE.search(_TEXT_GROUP.sub(" ", body))
+        if ok:
+            if not (group and _joins(solution[group_end : m.start()])):
+                group = []
+            if body not in group:
+                group.append(body)
+            group_end = j + len(close)
+        i = j + len(close)
+    return ", ".join(group) if group else None
+
+
 def extract_from_solution(solution: str) -> str | None:
     """The final answer of an already-split solution part (see :func:`extract_answer`)."""
     if not isinstance(solution, str) or not solution.strip():
@@ -281,7 +396,7 @@ def extract_from_solution(solution: str) -> str | None:
                     if again:
                         return again
                 return found
-    return None
+    return clean_answer(last_expression(text))
 
 
 def extract_answer(text: str) -> str | None:

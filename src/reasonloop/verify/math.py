@@ -11,12 +11,15 @@ How a pair is decided:
    ``\\dfrac``, thousands separators (``10,\\!080``, ``58,500``, ``\\$1,000``), trailing units
    (``\\mbox{ cm}^2``, ``\\text{ cents}``, ``1000 dollars``), trailing punctuation, ``x \\in``,
    plain-text ``sqrt(2)`` / ``pi`` / ``2**10``.
-2. *Read the structure*: unordered answer lists and sets (``1,-2`` = ``-2, 1``,
-   ``\\{1\\pm\\sqrt5,-2\\}``), ``\\pm`` expanded, intervals and tuples (brackets must match:
-   ``(1,2)`` != ``[1,2]``, ``(-\\infty,0]`` != ``(-\\infty,0)``), unions, matrices, equations
-   (``x=5`` = ``5``; ``y=2x+3`` = ``2x-y+3=0``), simple inequalities as intervals, ratios,
-   numbers in a base (``4210_{5}``), multiple-choice letters (``\\text{(C)}``) and words
-   (``\\text{Evelyn}``, compared as text, never as a product of variables).
+2. *Read the structure*: unordered answer lists and sets, compared as sets (``1,-2`` =
+   ``-2, 1``, ``\\{1\\pm\\sqrt5,-2\\}``, ``2, 3, 3`` = ``3, 2``), ``\\pm`` expanded, intervals and
+   tuples (brackets must match: ``(1,2)`` != ``[1,2]``, ``(-\\infty,0]`` != ``(-\\infty,0)``;
+   ``(0;-2;6)`` is a tuple), unions, matrices, equations (``x=5`` = ``5``; ``y=2x+3`` =
+   ``2x-y+3=0``), labelled values (``(p,q)=(3,2)`` = ``(3,2)``, ``AB=4, CD=5`` = ``4, 5``,
+   ``V_1:V_2=11:21`` = ``11:21``), one-variable inequalities as intervals (``-793 < a < 10`` =
+   ``(-793, 10)``), ratios, numbers in a base (``4210_{5}``), multiple-choice letters
+   (``\\text{(C)}``) and words (``\\text{odd}`` = ``odd``, compared as text, never as a product
+   of variables).
 3. *Compare atoms* in-process first, without sympy: identical spellings; an exact evaluator of
    LaTeX arithmetic in (Gaussian) rationals (integers, decimals, ``\\frac43``, mixed numbers
    ``1\\frac{4}{5}``, powers, perfect-power roots, ``i``, factorials, binomials), which proves
@@ -24,10 +27,21 @@ How a pair is decided:
    at fixed rational points) that can only prove two answers *different*. Decimals are exact:
    ``0.333`` != ``1/3``, ``2`` != ``2.0001``, ``1.41421356`` != ``\\sqrt2``. Numbers too large to
    compute (``10^{10^{10^{10}}}``) are known only to be huge, so never equal to a finite value.
+   Items of unordered lists that have an exact value are matched by hashing that value, so a
+   list of 1,500 numbers costs milliseconds; a list whose items need more than a few thousand
+   pairwise comparisons goes to a worker like anything else undecided.
 4. Only what step 3 cannot settle goes to a worker process (:mod:`reasonloop.verify.pool`) that
    parses with ``math_verify.parse`` and looks for a proof with sympy (``simplify(a - b) == 0``;
    for algebraic constants, a minimal polynomial of ``t``) under a wall-time limit. A call that
    runs past it is killed: the verdict is ``timeout``, never a hang.
+
+One answer: an answer that hedges is wrong, whatever it contains. Text that offers another
+value or retracts this one (``6\\text{ (or 7)}``, ``6 \\quad \\text{(or 7, 8, 9)}``, ``6\\text{ is
+wrong, the answer is 7}``, ``about 6``), ``\\approx 6`` (an approximation is no exact answer;
+``\\frac23 \\approx 0.67`` is, when the decimal is the exact value rounded), an equation chain
+whose parts disagree (``x = 7 = 6``) and alternatives of which one is wrong (``6, 7`` against
+``6``). Units and labels that do not change the value stay (``5\\text{ cm}``, ``x = 3``,
+``15 apples``); words that change it do not (``6 million``).
 
 Policies (MATH conventions): units, ``\\$``, ``\\%`` and degree marks are ignored (``25\\%`` =
 ``25``, not ``0.25``); a bare comma list is an unordered list of solutions; a bare pair ``a, b``
@@ -43,6 +57,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -74,6 +89,7 @@ __all__ = [
 _MAX_FAST_LEN = 600  # longer answers skip the in-process evaluator
 _MAX_BITS = 60_000  # exact numbers larger than this are left to sympy
 _MAX_DEPTH = 60
+_MAX_ANSWER_LEN = 100_000  # longer answers are cut (normalisation and matching are linear)
 
 # ---------------------------------------------------------------------------------------------
 # Normalisation
@@ -94,6 +110,33 @@ _UNIT_TEXT = """
     people persons students children kids items pieces times ways
     """
 _UNIT_WORDS = frozenset(_UNIT_TEXT.split())
+# Words that hedge, retract or qualify a value: an answer carrying them next to a number is not
+# one answer ("6 (or 7)", "6 is wrong, the answer is 7", "about 6", "6 or more").
+_HEDGE_TEXT = """
+    or nor is are was were isn't not no wrong incorrect answer answers maybe perhaps possibly
+    probably likely either approximately approx about around roughly nearly almost unless if but
+    also alternatively otherwise else could might should would instead actually rather depending
+    assuming than more less least most to between equals equal other another guess unsure
+    uncertain wait except
+    """
+_HEDGE_WORDS = frozenset(_HEDGE_TEXT.split())
+# Words after a number that change its value: never dropped as a unit ("5 million", "3 halves").
+_NUMBER_TEXT = """
+    zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen
+    sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety
+    hundred hundreds thousand thousands million millions billion billions trillion trillions
+    dozen dozens half halves third thirds quarter quarters fourth fourths fifth fifths tenth
+    tenths hundredth hundredths squared cubed factorial
+    """
+_NOT_UNIT = _HEDGE_WORDS | frozenset(_NUMBER_TEXT.split())
+# As written in prose ("or", "Or"): "NO" in \frac{NO}{BO} is a segment, not a word.
+_HEDGE = re.compile(
+    r"(?<![\\A-Za-z0-9_^])(?:"
+    + "|".join(
+        sorted((re.escape(v) for w in _HEDGE_WORDS for v in {w, w.capitalize()}), key=len)[::-1]
+    )
+    + r")(?![A-Za-z])"
+)
 
 _WRAP_CMDS = r"text|textbf|textit|textrm|textsf|texttt|textnormal|mbox|mathrm|mathbf|mathit|mathsf|mathtt|emph|rm|bf|boldsymbol"
 
@@ -120,12 +163,14 @@ _SUBS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"\\lt(?![a-zA-Z])", "<"),
         (r"\\gt(?![a-zA-Z])", ">"),
         (r"\\(?:infin|inf)(?![a-zA-Z])", r"\\infty"),
+        (r"≈|\\(?:thickapprox|simeq|sim)(?![a-zA-Z])", r"\\approx "),
         (r"\\(?:varnothing)(?![a-zA-Z])", r"\\emptyset"),
         (r"\\mathbb\{R\}|\\R(?![a-zA-Z])", r"(-\\infty,\\infty)"),
         (r"\\(?:dots|ldots|cdots)(?![a-zA-Z])", r"\\ldots"),
         (r"\\(?:ast|star)(?![a-zA-Z])", "*"),
         (r"\\(?:colon)(?![a-zA-Z])", ":"),
         (r"\\(?:quad|qquad|enspace|thinspace|medspace|thickspace|hfill)(?![a-zA-Z])", " "),
+        (r"\\q?quad(?=[a-zA-Z])", " "),  # "\quadx_2 = 1": a space lost in the source
         (r"(?<!\\)\\[,;:> ]", " "),
         (r"(?<!\\)~", " "),
         (r"(?<!\\)\\!", ""),
@@ -207,28 +252,64 @@ def _trailing_words(s: str) -> int | None:
             found = k
 
 
+_UNIT_SHAPE = re.compile(r"[A-Za-z][A-Za-z .'/\-]*")
+# Only a plain number, set off by a space, counts things: "15 apples", not "6ab" or "2^3 ab".
+_PLAIN_NUMBER = re.compile(r"\s*[-+]?(?:\d+(?:\.\d+)?|\.\d+)\s+")
+
+
+def _unit_like(text: str) -> bool:
+    """Whether ``text`` (a ``\\text{}`` body or trailing words) names a unit or the things
+    counted ("cm", "sq. units", "children tickets"): at most four words, none that hedges or
+    changes the value ("or 7", "is wrong", "million")."""
+    text = text.strip()
+    if not _UNIT_SHAPE.fullmatch(text):
+        return False
+    words = re.findall(r"[A-Za-z']+", text)
+    return 0 < len(words) <= 4 and not any(w.lower() in _NOT_UNIT for w in words)
+
+
 def _strip_units(s: str) -> str:
-    """Drop trailing units: ``5.4 \\text{ cents}``, ``864 \\mbox{ inches}^2``, ``1000 dollars``."""
+    """Drop trailing units: ``5.4 \\text{ cents}``, ``864 \\mbox{ inches}^2``, ``1000 dollars``,
+    and the things a plain number counts (``15 apples``). Not text that hedges the value
+    (``6\\text{ (or 7)}``, ``6 or more``): that stays, and the answer is then no single value."""
     for _ in range(4):
         before = s
         m = re.search(
-            r"\\(?:text|mbox|textrm|mathrm)\s*\{([^{}]*)\}\s*(?:\^\s*\{?\s*[23]\s*\}?)?\s*$", s
+            r"\\(?:text|mbox|textrm|mathrm|textnormal)\s*\{([^{}]*)\}\s*(?:\^\s*\{?\s*[23]\s*\}?)?\s*$",
+            s,
         )
-        if m and re.search(r"[A-Za-z]", m.group(1)) and re.search(r"[\d}]", s[: m.start()]):
+        if m and _unit_like(m.group(1)) and re.search(r"[\d}]", s[: m.start()]):
             s = s[: m.start()].rstrip()
         tail = _trailing_words(s)
         if tail is not None:
             words = re.findall(r"[A-Za-z]+", s[tail:])
-            if (
+            units = (
                 words
                 and all(w.lower() in _UNIT_WORDS for w in words)
                 and (len(words) > 1 or len(words[0]) > 1)
                 and re.search(r"\d", s[:tail])
-            ):
+            )
+            counted = (
+                0 < len(words) <= 3
+                and all(len(w) >= 3 for w in words)
+                and _unit_like(s[tail:])
+                and _PLAIN_NUMBER.fullmatch(s[:tail])
+            )
+            if units or counted:
                 s = s[:tail].rstrip()
         if s == before:
             break
     return s
+
+
+def _rstrip_punctuation(s: str) -> str:
+    """``s`` without trailing spaces and sentence punctuation (not "!": ``5!`` is a factorial).
+    Linear: a regular expression anchored at the end tries every start of a long run."""
+    while True:
+        t = s.rstrip().rstrip(".;:?,")
+        if t == s:
+            return s
+        s = t
 
 
 _THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
@@ -239,12 +320,14 @@ def normalize_answer(s: str) -> str:
     if not isinstance(s, str):
         return ""
     s = s.strip()
-    if len(s) > 20_000:
-        s = s[:20_000]
+    if len(s) > _MAX_ANSWER_LEN:
+        s = s[:_MAX_ANSWER_LEN]
     # A gold or prediction may still carry its box.
     m = re.fullmatch(r"\s*\\(?:boxed|fbox)\s*\{(.*)\}\s*", s, re.DOTALL)
     if m and _brace_end(s, s.index("{")) == len(s.rstrip()):
         s = m.group(1)
+    if "box" in s:  # "\\boxed{1} and \\boxed{2}" as a gold: the boxes' contents
+        s = _unwrap_cmd(s, "boxed|fbox")
     s = s.replace("\\(", " ").replace("\\)", " ").replace("\\[", " ").replace("\\]", " ")
     s = s.replace("\n", " ").replace("\t", " ")
     # Thousands separators written the LaTeX way: 10,\!080  1{,}000
@@ -252,6 +335,9 @@ def normalize_answer(s: str) -> str:
     s = re.sub(r"(?<=\d)\\!\s*(?=\d{3}(?!\d))", "", s)
     for pat, rep in _SUBS:
         s = pat.sub(rep, s)
+    # One space for any run: the patterns below read "\s*" next to optional parts, which on a
+    # long run of spaces would take quadratic time.
+    s = re.sub(r"\s+", " ", s)
     s = re.sub(r"\\(?:rm|bf|it)\s+", "", s)
     # Plain-text math from chat answers: sqrt(2), pi, 2**10.
     s = re.sub(
@@ -260,7 +346,7 @@ def normalize_answer(s: str) -> str:
     s = re.sub(r"\*\*\s*(\d+|[A-Za-z])", r"^{\1}", s)
     # Strip trailing punctuation (repeat: "7\text{ hours}." -> "7\text{ hours}" -> "7").
     for _ in range(3):
-        s = re.sub(r"[\s.;:?,]+$", "", s)  # not "!": 5! is a factorial
+        s = _rstrip_punctuation(s)
         s = _strip_units(s)
     s = re.sub(r"^[A-Za-z]\s*\\in\s*", "", s)
     s = re.sub(r"\+\s*\\infty", r"\\infty", s)
@@ -288,7 +374,8 @@ class _Node:
 
     kinds: ``expr`` (src), ``text`` (src), ``choice`` (src = letter), ``base`` (src = digits,
     base), ``list`` / ``set`` (items), ``bracket`` (left, right, items), ``union`` (items),
-    ``matrix`` (rows of items), ``eq`` (lhs, rhs, var), ``rel`` (src).
+    ``matrix`` (rows of items), ``eq`` (lhs, rhs, var), ``rel`` (src), ``aside`` (src: a hedged
+    answer, equal to nothing).
     """
 
     kind: str
@@ -391,9 +478,12 @@ def _flat_text(s: str) -> str:
     return s.lower()
 
 
+_PLAIN = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)")
+
+
 def _parse_node(s: str, depth: int = 0, top: bool = True) -> _Node:
     s = s.strip()
-    if depth > 12:
+    if depth > 12 or _PLAIN.fullmatch(s):  # plain numbers: the items of long lists
         return _Node("expr", s)
     if top:
         whole = re.fullmatch(r"\\(?:" + _WRAP_CMDS + r")\s*\{(.*)\}", s)
@@ -408,11 +498,15 @@ def _parse_node(s: str, depth: int = 0, top: bool = True) -> _Node:
         c = re.fullmatch(r"\(\s*([A-J])\s*\)", s)
         if c:
             return _Node("choice", c.group(1))
+        if _is_aside(s):
+            return _Node("aside", s)
     # Remaining \text{...} wrappers are just spelling.
     s = _unwrap_cmd(s, _WRAP_CMDS).strip()
     if "\\approx" in s:
-        left, _, right = s.partition("\\approx")
-        s = left.strip() if re.search(r"\d", left) else right.strip()
+        exact = _approx_value(s)
+        if exact is None:
+            return _Node("aside", s)
+        s = exact
     parts = _split_top(s, "\\cup")
     if len(parts) > 1:
         return _Node("union", items=tuple(_parse_node(p, depth + 1, False) for p in parts))
@@ -442,6 +536,8 @@ def _parse_node(s: str, depth: int = 0, top: bool = True) -> _Node:
     if len(s) >= 2 and s[0] in "([" and s[-1] in ")]" and _group_spans(s):
         inner = s[1:-1]
         items = _split_top(inner, ",")
+        if len(items) < 2:  # tuples written with semicolons: (0;-2;6)
+            items = _split_top(inner, ";")
         if len(items) >= 2:
             return _Node(
                 "bracket",
@@ -451,6 +547,10 @@ def _parse_node(s: str, depth: int = 0, top: bool = True) -> _Node:
             )
         if s[0] == "(" and s[-1] == ")":
             return _parse_node(inner, depth + 1, top)
+    if ";" in s:
+        groups = _assignment_groups(s, depth)
+        if groups is not None:
+            return groups
     items = _split_top(s, ",")
     if len(items) >= 2:
         items = [p for p in items if p.strip()]
@@ -460,6 +560,9 @@ def _parse_node(s: str, depth: int = 0, top: bool = True) -> _Node:
     items = [p for p in _split_top(s, ";") if p.strip()]
     if len(items) >= 2:
         return _Node("list", items=_expand_items(items, depth))
+    eq = _split_top(s, "=")
+    if len(eq) >= 2 and all(p.strip() for p in eq) and ":" in eq[0] and _label(eq[0]):
+        return _equation(eq)  # V_1:V_2 = 11:21, a labelled ratio
     items = _split_top(s, ":")
     if len(items) >= 2 and all(p.strip() for p in items):  # a ratio or a time: ordered parts
         return _Node(
@@ -472,19 +575,7 @@ def _parse_node(s: str, depth: int = 0, top: bool = True) -> _Node:
         return _relation(s)
     eq = _split_top(s, "=")
     if len(eq) >= 2 and all(p.strip() for p in eq):
-        lhs = eq[0].strip()
-        rhs = eq[-1].strip()
-        var = lhs if _is_variable(lhs) else ""
-        if var:
-            return _Node("eq", lhs=lhs, rhs=rhs, var=var)
-        if len(eq) > 2 or _is_constant(lhs):
-            # "10/2 = 5": the value is the last part, if the chain is true where it can be checked
-            # ("1.56 = 56" is not an answer of 56).
-            for part in eq[:-1]:
-                if _is_constant(part) and _fast_atoms_equal(part.strip(), rhs) is False:
-                    return _Node("rel", re.sub(r"\s+", "", s))
-            return _parse_node(rhs, depth + 1, False)
-        return _Node("eq", lhs=lhs, rhs=rhs)
+        return _equation(eq, depth)
     if "\\pm" in s or "\\mp" in s:
         expanded = _expand_pm(s)
         if len(expanded) > 1:
@@ -496,10 +587,31 @@ def _parse_node(s: str, depth: int = 0, top: bool = True) -> _Node:
     return _Node("expr", s)
 
 
+def _assignment_groups(s: str, depth: int) -> _Node | None:
+    """``p=5, q=2; p=7, q=2``: solutions given as groups of assignments to the same variables,
+    read as the tuples ``(5, 2), (7, 2)``; None for anything else."""
+    groups = [g for g in _split_top(s, ";") if g.strip()]
+    if len(groups) < 2:
+        return None
+    names: list[str] | None = None
+    tuples = []
+    for group in groups:
+        pairs = [_split_top(a, "=") for a in _split_top(group, ",")]
+        if len(pairs) < 2 or any(len(p) != 2 or not _is_variable(p[0]) for p in pairs):
+            return None
+        these = [p[0].strip() for p in pairs]
+        if len(set(these)) != len(these) or (names is not None and these != names):
+            return None
+        names = these
+        values = tuple(_parse_node(p[1], depth + 1, False) for p in pairs)
+        tuples.append(_Node("bracket", left="(", right=")", items=values))
+    return _Node("list", items=tuple(tuples))
+
+
 def _expand_items(items: Sequence[str], depth: int) -> tuple[_Node, ...]:
     out: list[_Node] = []
     for p in items:
-        node = _parse_node(p, depth + 1, True)
+        node = _parse_node(_strip_units(p), depth + 1, True)  # "1 paper, 2 bins"
         if node.kind == "list":
             out.extend(node.items)
         else:
@@ -516,6 +628,77 @@ def _expand_pm(s: str, limit: int = 3) -> list[str]:
     if not head.strip():
         first = ""
     return _expand_pm(head + first + tail, limit - 1) + _expand_pm(head + second + tail, limit - 1)
+
+
+def _equation(parts: Sequence[str], depth: int = 0) -> _Node:
+    """``lhs = ... = rhs``: an assignment to a label (``x = 5``, ``(p,q) = (3,2)``, ``AB = 4``),
+    a computation whose value is its last part (``10/2 = 5``), or a general equation. A chain
+    is one answer only when its parts agree where that can be checked: ``x = 7 = 6`` and
+    ``1.56 = 56`` are no answer of 6 or 56."""
+    parts = [p.strip() for p in parts]
+    lhs, rhs = parts[0], parts[-1]
+    var = _label(lhs)
+    for part in parts[1:-1] if var else parts[:-1]:
+        if _is_constant(part) and _fast_atoms_equal(part, rhs) is False:
+            return _Node("aside", "=".join(parts))
+    if var:
+        return _Node("eq", lhs=lhs, rhs=rhs, var=var)
+    if len(parts) > 2 or _is_constant(lhs):
+        return _parse_node(rhs, depth + 1, False)
+    return _Node("eq", lhs=lhs, rhs=rhs)
+
+
+_NAME = r"(?:[A-Za-z]|\\(?:" + "|".join(_GREEK) + r"))(?:_\{?[A-Za-z0-9]+\}?)?'?"
+# Named quantities of geometry and probability: AB, |AB|, \overline{AB}, \angle ABC, m\angle A,
+# S_{MBCN}, P(A).
+_SEGMENT = (
+    r"(?:m\s*)?(?:\\(?:angle|overline|triangle|arc|overarc)\s*\{?\s*[A-Z]{1,4}\s*\}?"
+    r"|\|\s*[A-Z]{2,4}\s*\||[A-Z]{2,4}(?:_\{?[A-Za-z0-9]+\}?)?|P\s*\(\s*[A-Z]\s*\))"
+)
+_ONE_LABEL = rf"(?:{_SEGMENT}|{_NAME})"
+_LABEL = re.compile(
+    rf"{_ONE_LABEL}"  # x, a_3, AB
+    rf"|\(\s*{_NAME}(?:\s*,\s*{_NAME})+\s*\)"  # (p, q)
+    rf"|{_ONE_LABEL}(?:\s*:\s*{_ONE_LABEL})+"  # V_1 : V_2
+    rf"|\\frac\s*\{{\s*{_ONE_LABEL}\s*\}}\s*\{{\s*{_ONE_LABEL}\s*\}}"  # \frac{NO}{BO}
+)
+
+
+def _label(s: str) -> str:
+    """The label of a labelled answer, spaces removed (``(p, q)`` -> ``(p,q)``), or ``""``."""
+    s = s.strip()
+    if len(s) > 80:  # labels are short; and the pattern need not walk a long answer
+        return ""
+    if _is_variable(s) or _LABEL.fullmatch(s):
+        return re.sub(r"\s+", "", s)
+    return ""
+
+
+def _is_aside(s: str) -> bool:
+    """A value carrying words that hedge or retract it: ``6\\text{ (or 7)}``,
+    ``6 \\quad \\text{(or 7, 8, 9)}``, ``6 is wrong, the answer is 7``, ``about 6``."""
+    return bool(re.search(r"\d", s)) and bool(_HEDGE.search(s))
+
+
+def _approx_value(s: str) -> str | None:
+    """``A \\approx B`` is the answer A when B is A rounded or cut to B's decimals
+    (``\\frac{2}{3} \\approx 0.67``); None for anything else: ``\\approx 6`` alone is not an exact
+    answer, and ``6 \\approx 7`` offers two."""
+    parts = [p.strip() for p in s.split("\\approx")]
+    if len(parts) != 2 or not parts[0] or not parts[1]:
+        return None
+    left, right = parts
+    digits = re.fullmatch(r"[-+]?\d*(?:\.(\d+))?", right.replace(" ", ""))
+    if not digits or not re.search(r"\d", right):
+        return None
+    a, b = _evaluate(left, 0), _evaluate(right, 0)
+    if a is None or b is None or a.has_vars or a.special or b.special:
+        return None
+    ctx = _mp()
+    places = len(digits.group(1) or "")
+    if not abs(a.mp() - b.mp()) < ctx.mpf(10) ** -places:  # rounded, or cut
+        return None
+    return left
 
 
 def _is_variable(s: str) -> bool:
@@ -1107,8 +1290,11 @@ def _abs_exact(v: _Value) -> _Value:
     return _root(_Value(sq), 2)
 
 
+@functools.lru_cache(maxsize=8192)
 def _evaluate(src: str, sample: int) -> _Value | None:
-    """The value of ``src`` at variable sample ``sample`` (0..2), or None if unsupported."""
+    """The value of ``src`` at variable sample ``sample`` (0..2), or None if unsupported.
+    Remembered: the list matcher asks for one item's value once per partner. Callers must
+    not change the value returned."""
     if not src or len(src) > _MAX_FAST_LEN:
         return None
     try:
@@ -1192,44 +1378,96 @@ def _fast_atoms_equal(a: str, b: str) -> bool | None:
 AtomCmp = Callable[[str, str], "bool | None"]
 
 
+# In-process item comparisons one unordered list may cost; a list that needs more (long lists of
+# items without an exact value) goes to a worker, under the same time limit as everything else.
+_PAIR_BUDGET = 4096
+
+
 def _match(gs: Sequence[_Node], ps: Sequence[_Node], cmp: AtomCmp, ordered: bool) -> bool | None:
+    if not ordered:
+        return _match_unordered(gs, ps, cmp)
     if len(gs) != len(ps):
         return False
-    if ordered:
-        unknown = False
-        for g, p in zip(gs, ps, strict=True):
-            r = _cmp(g, p, cmp)
-            if r is False:
-                return False
-            if r is None:
-                unknown = True
-        return None if unknown else True
-    n = len(gs)
-    table = [[_cmp(g, p, cmp) for p in ps] for g in gs]
-
-    def perfect(allowed: Callable[[bool | None], bool]) -> bool:
-        match_of: list[int] = [-1] * n
-
-        def augment(i: int, seen: list[bool]) -> bool:
-            for j in range(n):
-                if allowed(table[i][j]) and not seen[j]:
-                    seen[j] = True
-                    if match_of[j] < 0 or augment(match_of[j], seen):
-                        match_of[j] = i
-                        return True
+    unknown = False
+    for g, p in zip(gs, ps, strict=True):
+        r = _cmp(g, p, cmp)
+        if r is False:
             return False
+        if r is None:
+            unknown = True
+    return None if unknown else True
 
-        return all(augment(i, [False] * n) for i in range(n))
 
-    if perfect(lambda r: r is True):
-        return True
-    if not perfect(lambda r: r is not False):
-        return False
+def _exact_key(n: _Node) -> tuple[Any, ...] | None:
+    """A hashable exact value of a plain number or a tuple of them (``\\frac12`` and ``0.5``
+    share one), or None. Two keyed items are equal exactly when their keys are."""
+    if n.kind == "expr":
+        if _PLAIN.fullmatch(n.src):
+            return ("num", Fraction(n.src.rstrip(".")), Fraction(0))
+        if _has_word(n.src):
+            return None
+        v = _evaluate(n.src, 0)
+        if v is None or not v.exact or v.has_vars:
+            return None
+        return ("num", v.re, v.im)
+    if n.kind == "bracket":
+        keys = tuple(_exact_key(x) for x in n.items)
+        if all(k is not None for k in keys):
+            return ("bracket", n.left, n.right, keys)
     return None
+
+
+def _match_unordered(gs: Sequence[_Node], ps: Sequence[_Node], cmp: AtomCmp) -> bool | None:
+    """Two unordered lists or sets name the same set: each item of either has an equal item in
+    the other (``1, 2, 2`` = ``2, 1``). Items with an exact value are matched by hashing, so a
+    list of plain numbers costs O(n log n); only the rest is compared pair by pair, within
+    ``_PAIR_BUDGET`` in-process (a worker's comparator has no budget: it runs under the pool's
+    time limit)."""
+    gkeys = [_exact_key(g) for g in gs]
+    pkeys = [_exact_key(p) for p in ps]
+    # Items spelled the same are equal too (x, y and x, y): one more key, by spelling.
+    gsame = {g for g in gs if g.kind != "aside"}
+    psame = {p for p in ps if p.kind != "aside"}
+    gset = {k for k in gkeys if k is not None}
+    pset = {k for k in pkeys if k is not None}
+    g_open = [i for i, k in enumerate(gkeys) if k not in pset and gs[i] not in psame]
+    p_open = [j for j, k in enumerate(pkeys) if k not in gset and ps[j] not in gsame]
+    if not g_open and not p_open:
+        return True
+    # An open item with an exact value can only be matched by an item without one (keyed
+    # items with different keys differ); an item without one may match anything.
+    g_loose = [i for i, k in enumerate(gkeys) if k is None]
+    p_loose = [j for j, k in enumerate(pkeys) if k is None]
+
+    def partners(keyed: bool, loose: list[int], n: int) -> Sequence[int]:
+        return loose if keyed else range(n)
+
+    todo = [(i, True, partners(gkeys[i] is not None, p_loose, len(ps))) for i in g_open]
+    todo += [(j, False, partners(pkeys[j] is not None, g_loose, len(gs))) for j in p_open]
+    cost = sum(len(others) for _, _, others in todo)
+    if cost > _PAIR_BUDGET and not getattr(cmp, "unbounded", False):
+        return None
+    result: bool | None = True
+    for k, is_gold, others in todo:
+        found: bool | None = False
+        for o in others:
+            r = _cmp(gs[k], ps[o], cmp) if is_gold else _cmp(gs[o], ps[k], cmp)
+            if r is True:
+                found = True
+                break
+            if r is None:
+                found = None
+        if found is False:
+            return False
+        if found is None:
+            result = None
+    return result
 
 
 def _cmp(g: _Node, p: _Node, cmp: AtomCmp) -> bool | None:
     gk, pk = g.kind, p.kind
+    if gk == "aside" or pk == "aside":  # a hedged answer is no answer (see _is_aside)
+        return False
     if gk == "text" or pk == "text":
         gt = _flat_text(g.src if gk in ("text", "expr") else "")
         pt = _flat_text(p.src if pk in ("text", "expr") else "")
@@ -1255,6 +1493,10 @@ def _cmp(g: _Node, p: _Node, cmp: AtomCmp) -> bool | None:
     if gk == "bracket" and pk == "list" or gk == "list" and pk == "bracket":
         br = g if gk == "bracket" else p
         lst = p if gk == "bracket" else g
+        values = _assigned_values(lst)
+        if values is not None and br.left == "(" and br.right == ")":
+            # "x=4, y=-1" is the pair (4, -1): assignments to distinct variables, in order.
+            return _match(br.items, values, cmp, ordered=True)
         # "(6,31,-1)" written "6, 31, -1": same tuple. A 2-item "(a,b)" may be an open interval,
         # which a bare pair of numbers is not: never equal.
         if br.left == "(" and br.right == ")" and len(br.items) >= 3:
@@ -1293,19 +1535,52 @@ def _cmp(g: _Node, p: _Node, cmp: AtomCmp) -> bool | None:
         return gk == pk and g.src == p.src
     if gk == "expr" and pk == "expr":
         return cmp(g.src, p.src)
-    # single item vs a one-element list/set, e.g. "5" vs "\{5\}"
-    if gk in ("list", "set") and len(g.items) == 1:
-        return _cmp(g.items[0], p, cmp)
-    if pk in ("list", "set") and len(p.items) == 1:
-        return _cmp(g, p.items[0], cmp)
+    # One value against a list or set: the same set only if every item is that value. "5" =
+    # "\{5\}" = "5, 5"; "\boxed{\frac{639}{40}} or \boxed{15.975}" offers one value twice, while
+    # "6, 7" offers a second answer.
+    if gk in ("list", "set") and g.items:
+        return _all_equal([(item, p) for item in g.items], cmp)
+    if pk in ("list", "set") and p.items:
+        return _all_equal([(g, item) for item in p.items], cmp)
     return False
+
+
+def _all_equal(pairs: Sequence[tuple[_Node, _Node]], cmp: AtomCmp) -> bool | None:
+    """True when every (gold, prediction) pair is equal; False when one is proven unequal."""
+    result: bool | None = True
+    for g, p in pairs:
+        r = _cmp(g, p, cmp)
+        if r is False:
+            return False
+        if r is None:
+            result = None
+    return result
+
+
+def _assigned_values(n: _Node) -> tuple[_Node, ...] | None:
+    """The values of a list of assignments to distinct single variables (``x=4, y=-1``), in
+    the order written; None for any other list."""
+    names = [i.var for i in n.items if i.kind == "eq" and _is_variable(i.var)]
+    if len(names) != len(n.items) or len(set(names)) != len(names):
+        return None
+    return tuple(_parse_node(i.rhs, 1, False) for i in n.items)
+
+
+def _same_label(a: str, b: str) -> bool:
+    """One label: the same name, or a name and its numbered copies (``x`` and ``x_1``: roots
+    listed as ``x_1 = -3, x_2 = 1/2`` and as ``x = -3, x = 1/2``)."""
+    if a == b:
+        return True
+    base = re.compile(r"([A-Za-z])(?:_\{?\d+\}?)?")
+    ma, mb = base.fullmatch(a), base.fullmatch(b)
+    return bool(ma and mb and ma.group(1) == mb.group(1))
 
 
 def _cmp_eq(g: _Node, p: _Node, cmp: AtomCmp) -> bool | None:
     """Equations: same assignment, or the same equation up to a nonzero factor."""
     gv, pv = g.kind == "eq" and g.var, p.kind == "eq" and p.var
     if g.kind == "eq" and p.kind == "eq":
-        if gv and pv and gv == pv:
+        if gv and pv and _same_label(gv, pv):
             return _cmp(_parse_node(g.rhs, 1, False), _parse_node(p.rhs, 1, False), cmp)
         return cmp(f"\\EQ{{{_eq_src(g)}}}", f"\\EQ{{{_eq_src(p)}}}")
     if g.kind == "eq":
@@ -1414,6 +1689,8 @@ def _braces_balanced(src: str) -> bool:
 class _SympyAtoms:
     """Atom comparison with sympy, remembering whether something could not be parsed."""
 
+    unbounded = True  # runs in a worker under the pool's time limit: no pair budget
+
     def __init__(self) -> None:
         self.unparseable = False
 
@@ -1490,13 +1767,20 @@ def _warm_worker() -> None:
     for src in (r"\frac{1}{2}", r"3\sqrt{13}", r"7\pi", "x^2+2x+1", r"(a+5)(b+2)", r"\sin x"):
         _sympy_parse(src)
     _full_compare(r"\sqrt{8}", r"2\sqrt{2}")
+    _full_compare(r"\cos 2x", r"\cos^2 x - \sin^2 x")  # the first trig simplification: ~1 s
+
+
+def _gold_form(gold: str) -> str:
+    """A gold answer that is itself approximate (``\\approx 8.24``) is read as its value; a
+    prediction that says "approximately" is not an exact answer (see ``_approx_value``)."""
+    return re.sub(r"^\\approx\s*", "", gold)
 
 
 def _full_compare(gold: str, pred: str) -> str:
     """Worker entry point: ``correct`` / ``wrong`` / ``unparseable`` for two answers."""
     logging.getLogger("math_verify").setLevel(logging.ERROR)
     atoms = _SympyAtoms()
-    g, p = _parse_node(normalize_answer(gold)), _parse_node(normalize_answer(pred))
+    g, p = _parse_node(_gold_form(normalize_answer(gold))), _parse_node(normalize_answer(pred))
     r = _cmp(g, p, atoms)
     if r:
         return "correct"
@@ -1505,7 +1789,7 @@ def _full_compare(gold: str, pred: str) -> str:
 
 def _fast_compare(gold: str, pred: str) -> str | None:
     """In-process decision: ``correct`` / ``wrong``, or None when the worker must decide."""
-    ng, np_ = normalize_answer(gold), normalize_answer(pred)
+    ng, np_ = _gold_form(normalize_answer(gold)), normalize_answer(pred)
     if not np_:
         return "wrong"
     if ng == np_:
