@@ -82,3 +82,30 @@ def test_quiet_by_default_everything_in_the_log_and_back_with_verbose(tiny_run):
     assert "step 2/2: " in shown and "train_loss=" in shown  # and the trainer's metrics
     # the verbose run's log file holds the same warnings
     assert captured_warnings((tiny_run / "loud" / "train.log").read_text()) == caught
+
+
+HOOKED = """
+import logging, sys
+from reasonloop import terminal
+terminal.setup(verbose=sys.argv[1] == "verbose")
+import datasets, huggingface_hub.utils, transformers.utils.logging as tl
+print(
+    huggingface_hub.utils.are_progress_bars_disabled(),
+    sys.modules["datasets.utils.tqdm"].are_progress_bars_disabled(),
+    not tl.is_progress_bar_enabled(),
+    [(n, logging.getLogger(n).handlers, logging.getLogger(n).propagate)
+     for n in ("transformers", "datasets")],
+)
+"""
+
+
+@pytest.mark.parametrize(
+    "mode,bars_off", [("quiet", "True True True"), ("verbose", "False False False")]
+)
+def test_libraries_are_configured_as_they_are_first_imported(mode, bars_off):
+    r = subprocess.run(
+        [sys.executable, "-c", HOOKED, mode], capture_output=True, text=True, timeout=300
+    )
+    assert r.returncode == 0, r.stderr
+    # their own stderr handlers are gone: their records reach ours (the terminal or the log file)
+    assert r.stdout == f"{bars_off} [('transformers', [], True), ('datasets', [], True)]\n"

@@ -74,14 +74,19 @@ _STATE: dict[str, Any] = {"verbose": False, "debug": False, "files": {}}
 
 
 def setup(*, verbose: bool = False, debug: bool = False) -> None:
-    """Route logging for a command (see the module doc). Called once per process by the CLI;
-    calling it again replaces the terminal handler."""
+    """Route logging for a command (see the module doc). Called by the CLI once per command;
+    calling it again (several commands in one process, as tests do) replaces the terminal handler
+    and closes the log files of the previous command."""
     _STATE["verbose"], _STATE["debug"] = verbose, debug
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     for h in list(root.handlers):
         if getattr(h, "_reasonloop_terminal", False):
             root.removeHandler(h)
+    for h in _STATE["files"].values():
+        root.removeHandler(h)
+        h.close()
+    _STATE["files"] = {}
     handler = RichHandler(console=console, show_path=False)
     handler._reasonloop_terminal = True  # type: ignore[attr-defined]
     if debug:
