@@ -6,16 +6,15 @@ Errors print as one line; ``--debug`` shows the traceback.
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.logging import RichHandler
 from rich.table import Table
 
+from reasonloop import terminal
 from reasonloop.errors import ConfigError, DataError, ReasonloopError
+from reasonloop.terminal import console, log_to, out
 
 app = typer.Typer(
     name="reasonloop",
@@ -24,21 +23,26 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console(stderr=True)
-out = Console()
 _STATE = {"debug": False}
 
 
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
+    verbose: bool = typer.Option(
+        False,
+        "--verbose",
+        help="Also show library warnings, their progress bars and every logged training metric "
+        "(by default they go only to the command's log file).",
+    ),
 ) -> None:
     _STATE["debug"] = debug
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(message)s",
-        handlers=[RichHandler(console=console, show_path=False)],
-    )
+    terminal.setup(verbose=verbose, debug=debug)
+
+
+def _log_beside(path: Path) -> Path:
+    """The log file of a command whose output is the file ``path``: ``pool.db`` → ``pool.log``."""
+    return log_to(path.with_suffix(".log"))
 
 
 @app.command()
@@ -166,6 +170,7 @@ def generate(
     gpqa_password: str | None = GPQA_PASSWORD,
 ) -> None:
     """Sample K responses per problem, grade them, store them. Resumable: rerun to finish."""
+    _log_beside(store)
     import time
 
     from reasonloop.engines import load_engine
@@ -221,6 +226,7 @@ def explore(
     gpqa_password: str | None = GPQA_PASSWORD,
 ) -> None:
     """Sample each problem until a rollout is correct or the budget is spent; keep every rollout."""
+    _log_beside(store)
     import time
 
     from reasonloop.engines import load_engine
@@ -336,6 +342,7 @@ def eval_(
 ) -> None:
     """Evaluate: greedy pass@1, k samples (pass@k, maj@k), or a test-time search strategy;
     reports accuracy and tokens spent per problem. Resumable."""
+    log_to(out_dir / "eval.log")
     import time
 
     from reasonloop.engines import load_engine
@@ -472,6 +479,7 @@ def annotate_steps_cmd(
 ) -> None:
     """Math-Shepherd step labels: per step prefix, M completions graded; soft = fraction correct,
     hard = any correct. Stored in the store; resumable."""
+    _log_beside(store)
     import time
 
     from reasonloop.engines import load_engine
@@ -591,6 +599,7 @@ def distill(
     gpqa_password: str | None = GPQA_PASSWORD,
 ) -> None:
     """Distil K long-form responses per problem from a teacher into the unified format. Resumable."""
+    _log_beside(store)
     import time
 
     from reasonloop.distill import distill as run_distill
@@ -641,6 +650,7 @@ def rel(
     data_dir: Path | None = DATA_DIR,
 ) -> None:
     """ReasonSet / REL: rewrite seed solutions, critique, refine, validate. Every round is stored."""
+    _log_beside(store)
     from reasonloop.engines import load_engine
     from reasonloop.problems import resolve_problems
     from reasonloop.rel.loop import RELConfig, chain_summary, run_rel
@@ -697,6 +707,7 @@ def curate(
     to_hf: bool = typer.Option(False, "--hf", help="Also save an HF dataset to OUT/hf."),
 ) -> None:
     """Clean, deduplicate, decontaminate, select and mix stored trajectories into an SFT set."""
+    log_to(out_dir / "curate.log")
     from reasonloop.curate.run import CurateConfig, load_recipe
     from reasonloop.curate.run import curate as run_curate
     from reasonloop.problems import resolve_problems
@@ -771,11 +782,13 @@ def demo(
 
     from reasonloop.demo.run import DemoConfig, run_demo
 
+    log_to(out_dir / "run.log")
     cfg = DemoConfig.quick(str(out_dir)) if quick else DemoConfig(out=str(out_dir))
     if seeds:
         cfg = replace(cfg, seeds=tuple(range(seeds)))
-    final = run_demo(cfg, say=lambda line: out.print(line, highlight=False))
-    out.print(f"report: {out_dir}/report.md")
+    final = run_demo(cfg, terminal.RichReporter())
+    out.print(terminal.table(final["table"]["header"], final["table"]["rows"], f"demo → {out_dir}"))
+    out.print(f"report: {out_dir}/report.md", highlight=False)
     out.print(
         f"backbone={final['backbone']:.1f} imitate={final['imitate']:.1f} improved={final['improved']:.1f}",
         highlight=False,
@@ -853,8 +866,14 @@ def train_sft_cmd(
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    m = train_sft(s)
-    out.print(f"sft: {m['global_step']} steps, train loss {m['train_loss']:.4f}; saved {out_dir}")
+    log_to(out_dir / "train.log")
+    with terminal.task("train sft", max_steps if max_steps > 0 else None) as update:
+        m = train_sft(s, on_progress=update)
+    out.print(
+        f"sft: {m['global_step']} steps, train loss {m['train_loss']:.4f}; saved {out_dir}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @train_app.command("dpo")
@@ -903,9 +922,13 @@ def train_dpo_cmd(
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    m = train_dpo(s)
+    log_to(out_dir / "train.log")
+    with terminal.task("train dpo", max_steps if max_steps > 0 else None) as update:
+        m = train_dpo(s, on_progress=update)
     out.print(
-        f"dpo ({align}, sft weight {sft_weight}): {m['global_step']} steps, loss {m['train_loss']:.4f}; saved {out_dir}"
+        f"dpo ({align}, sft weight {sft_weight}): {m['global_step']} steps, loss {m['train_loss']:.4f}; saved {out_dir}",
+        highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -919,10 +942,28 @@ def _train_rm(kind: str, **fields) -> None:
         s = RMSettings(kind=kind, lora=_lora(lora, lora_r), **fields)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    m = train_rm(s)
+    log_to(Path(s.output_dir) / "train.log")
+    with terminal.task(f"train {kind}", s.max_steps if s.max_steps > 0 else None) as update:
+        m = train_rm(s, on_progress=update)
     out.print(
-        f"{kind}: {m['global_step']} steps, train loss {m['train_loss']:.4f}; saved "
-        f"{s.output_dir} (score with --scorer {kind}:{s.output_dir})"
+        f"{kind}: {m['global_step']} steps, train loss {m['train_loss']:.4f}; "
+        f"{heldout_line(m['heldout'])}; saved {s.output_dir} "
+        f"(score with --scorer {kind}:{s.output_dir})",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def heldout_line(h: dict) -> str:
+    """``held-out pair accuracy 0.750 (3 of 4 pairs, 1 problem)``, or that none was held out."""
+    unit = h["unit"]
+    if not h["total"]:
+        return f"no held-out {unit} (nothing to measure accuracy on: see --eval-fraction)"
+    kind = {"pairs": "pair", "steps": "step", "answers": "Yes/No"}.get(unit, unit)
+    problems = f"{h['problems']} problem" + ("s" if h["problems"] != 1 else "")
+    return (
+        f"held-out {kind} accuracy {h['accuracy']:.3f} "
+        f"({h['correct']} of {h['total']} {unit}, {problems})"
     )
 
 
@@ -939,6 +980,12 @@ RM_MAX_LENGTH = typer.Option(2048, "--max-length", help="Longer inputs lose thei
 RM_SEED = typer.Option(0, "--seed")
 RM_PAIRS = typer.Option(
     4, "--pairs-per-problem", help="At most N (correct, incorrect) pairs per problem."
+)
+RM_EVAL_FRACTION = typer.Option(
+    0.1,
+    "--eval-fraction",
+    help="Share of the problems held out of training; the accuracy reported is measured on "
+    "them only (at least 1 problem of 2 or more; 0: none).",
 )
 
 
@@ -957,6 +1004,7 @@ def train_orm_cmd(
     batch_size: int = RM_BATCH,
     max_length: int = RM_MAX_LENGTH,
     seed: int = RM_SEED,
+    eval_fraction: float = RM_EVAL_FRACTION,
 ) -> None:
     """Outcome reward model: TRL RewardTrainer on (correct, incorrect) pairs of the same problem."""
     _train_rm("orm", **locals())
@@ -980,6 +1028,7 @@ def train_prm_cmd(
     batch_size: int = RM_BATCH,
     max_length: int = RM_MAX_LENGTH,
     seed: int = RM_SEED,
+    eval_fraction: float = RM_EVAL_FRACTION,
 ) -> None:
     """Process reward model on the store's step labels (run annotate-steps first)."""
     _train_rm("prm", **locals())
@@ -1009,6 +1058,7 @@ def train_genrm_cmd(
     batch_size: int = RM_BATCH,
     max_length: int = RM_MAX_LENGTH,
     seed: int = RM_SEED,
+    eval_fraction: float = RM_EVAL_FRACTION,
 ) -> None:
     """Generative verifier: asked "Is the answer correct?", answers Yes or No."""
     _train_rm("genrm", **locals())

@@ -1,6 +1,7 @@
 """The CPU demo end to end at toy sizes: every phase runs, the report is written, a rerun resumes."""
 
 import json
+from contextlib import contextmanager
 
 import pytest
 
@@ -29,14 +30,57 @@ TOY = dict(
 )
 
 
+class Recorder:
+    """A Reporter that keeps every line, every task and every progress update."""
+
+    def __init__(self):
+        self.lines, self.tasks, self.updates = [], [], {}
+
+    def line(self, text):
+        self.lines.append(text)
+
+    @contextmanager
+    def task(self, description, total):
+        self.tasks.append(description)
+        seen = self.updates.setdefault(description, [])
+
+        def update(done, tokens=0, *, total=None, note=None):
+            seen.append((done, total, note))
+
+        yield update
+
+
 def test_demo_runs_every_phase_writes_the_report_and_resumes(tmp_path, monkeypatch):
     cfg = DemoConfig(out=str(tmp_path / "run"), **TOY)
-    lines = []
-    final = run_demo(cfg, say=lines.append)
+    rec = Recorder()
+    final = run_demo(cfg, rec)
     root = tmp_path / "run"
-    assert set(final) == {"backbone", "imitate", "improved", "minutes"}
+    assert set(final) == {"backbone", "imitate", "improved", "minutes", "table"}
     report = (root / "report.md").read_text()
     assert "| backbone (untrained) |" in report and "control: answer-only SFT" in report
+    # one seed: the report says the seed spread was not measured, and never prints one
+    assert "seed spread not measured (one seed: run with --seeds 3 to measure it)" in report
+    assert "seed spread (sd" not in report and "than both" not in report
+    assert final["table"]["header"][0] == "model"
+    assert [row[0] for row in final["table"]["rows"]][:3] == [
+        "backbone (untrained)",
+        "imitate (SFT on distilled)",
+        "explore + RS-SFT (from backbone)",
+    ]
+    # one progress task per phase, then one summary line naming it
+    phases = [
+        "distill", "curate", "control-data", "backbone", "eval-backbone-k1", "sft-imitate-s0",
+        "eval-imitate-s0-k1", "explore-s0", "rs-data-s0", "sft-rs-sft-s0", "eval-rs-sft-s0-k1",
+        "dpo-data",
+    ]  # fmt: skip
+    assert rec.tasks[: len(phases)] == phases
+    assert [line.split(":")[0] for line in rec.lines] == rec.tasks
+    assert rec.lines[0].startswith("distill: 24 teacher traces, ")
+    # training reports its optimizer steps, out of the total, with the loss once it is logged
+    done, total, note = rec.updates["sft-imitate-s0"][-1]
+    assert (done, total) == (2, 2) and note.startswith("loss ")
+    # evaluation counts problems over all three held-out sets (3 + 3 + 5)
+    assert rec.updates["eval-backbone-k1"][-1][0] == 11
     assert (root / "phases.png").stat().st_size > 0
     steps = {p.stem for p in (root / "steps").glob("*.json")}
     assert {
@@ -47,7 +91,6 @@ def test_demo_runs_every_phase_writes_the_report_and_resumes(tmp_path, monkeypat
         "explore-s0",
         "sft-rs-sft-s0",
     } <= steps
-    assert any(line.startswith("distill:") for line in lines)
     # every held-out set is whole: none of its puzzles is in the training or explore pools
     sets = demo.task_sets(cfg)
     held = {p.problem for k, v in sets.items() if k.startswith("test-") for p in v}
@@ -77,8 +120,11 @@ def test_demo_runs_every_phase_writes_the_report_and_resumes(tmp_path, monkeypat
 
     monkeypatch.setattr("reasonloop.train.sft.train_sft", no_training)
     monkeypatch.setattr("reasonloop.train.dpo.train_dpo", no_training)
-    again = run_demo(cfg, say=lambda line: None)
+    rerun = Recorder()
+    again = run_demo(cfg, rerun)
     assert again["imitate"] == final["imitate"] and again["improved"] == final["improved"]
+    assert rerun.tasks == [] and all(": done before; " in line for line in rerun.lines)
+    assert len(rerun.lines) == len(rec.lines)
     summary = json.loads((root / "summary.json").read_text())
     assert summary["backbone"] == final["backbone"]
 
@@ -87,9 +133,40 @@ def test_sampling_error_of_a_difference_of_two_accuracies():
     # 1.96 * sqrt(0.1 * 0.9 / 100 + 0.2 * 0.8 / 100) = 1.96 * 0.05, in points
     assert demo.sampling_error(10.0, 20.0, 100) == pytest.approx(9.8)
     assert demo.sampling_error(0.0, 0.0, 300) == 0.0
-    assert "Larger than both" in demo._verdicts(
-        {"h": 0.0}, (10.0, 0.0), (30.0, 0.0), {}, ["h"], 300
+
+
+IMITATION = "- Imitation vs backbone on hard: 10.0% vs 0.0% (imitation helps)."
+
+
+def test_with_one_seed_the_verdict_says_the_spread_was_not_measured():
+    # ±6.2 = 1.96 * sqrt(0.1 * 0.9 / 300 + 0.3 * 0.7 / 300) in points
+    assert demo._verdicts({"h": 0.0}, (10.0, 0.0), (30.0, 0.0), {}, ["h"], 300, 1) == (
+        f"{IMITATION}\n"
+        "- Explore + RS-SFT vs imitation on hard: +20.0 points; sampling error of the difference "
+        "on 300 puzzles ±6.2 (95%); seed spread not measured (one seed: run with --seeds 3 to "
+        "measure it). Larger than the sampling error: self-improvement helps on this seed."
     )
-    assert "Not larger than both" in demo._verdicts(
-        {"h": 0.0}, (10.0, 0.0), (13.0, 0.0), {}, ["h"], 300
+    # ±5.1: 1.96 * sqrt((0.1 * 0.9 + 0.13 * 0.87) / 300)
+    assert demo._verdicts({"h": 0.0}, (10.0, 0.0), (13.0, 0.0), {}, ["h"], 300, 1) == (
+        f"{IMITATION}\n"
+        "- Explore + RS-SFT vs imitation on hard: +3.0 points; sampling error of the difference "
+        "on 300 puzzles ±5.1 (95%); seed spread not measured (one seed: run with --seeds 3 to "
+        "measure it). Not larger than the sampling error: no measurable gain from "
+        "self-improvement here."
+    )
+
+
+def test_with_several_seeds_the_verdict_weighs_the_gain_against_their_spread():
+    assert demo._verdicts({"h": 0.0}, (10.0, 1.0), (30.0, 2.5), {}, ["h"], 300, 3) == (
+        f"{IMITATION}\n"
+        "- Explore + RS-SFT vs imitation on hard: +20.0 points (mean of 3 seeds); seed spread (sd "
+        "over seeds) 2.5, sampling error of the difference on 300 puzzles ±6.2 (95%). Larger "
+        "than both: self-improvement helps."
+    )
+    # +8.0 beats the sampling error (±5.5) but not the seed spread (9.0)
+    assert demo._verdicts({"h": 0.0}, (10.0, 9.0), (18.0, 1.0), {}, ["h"], 300, 2) == (
+        f"{IMITATION}\n"
+        "- Explore + RS-SFT vs imitation on hard: +8.0 points (mean of 2 seeds); seed spread (sd "
+        "over seeds) 9.0, sampling error of the difference on 300 puzzles ±5.5 (95%). Not "
+        "larger than both: no measurable gain from self-improvement here."
     )

@@ -84,7 +84,9 @@ def test_cpu_loop_runs_end_to_end_and_resumes_between_and_inside_stages(
     import reasonloop.train.sft as sft
 
     trained, real_train = [], sft.train_sft
-    monkeypatch.setattr(sft, "train_sft", lambda s: trained.append(s.output_dir) or real_train(s))
+    monkeypatch.setattr(
+        sft, "train_sft", lambda s, **kw: trained.append(s.output_dir) or real_train(s, **kw)
+    )
     teacher_calls = []
     monkeypatch.setattr(
         runner.CountdownTeacher, "generate", lambda self, reqs: teacher_calls.append(reqs)

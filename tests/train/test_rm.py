@@ -8,14 +8,17 @@ import sys
 import pytest
 import torch
 
+from reasonloop.errors import ConfigError
 from reasonloop.format import render
 from reasonloop.records import Problem, StepLabel, Trajectory, Verdict
 from reasonloop.search import RewardModelScorer, make_scorer
 from reasonloop.search.rewardmodels import ORM, PRM, GenRM, prm_ids, question_for
 from reasonloop.search.steps import response_steps
 from reasonloop.store import open_store
+from reasonloop.store.export import stepwise_rows
 from reasonloop.train.rm import (
     RMSettings,
+    held_out_problems,
     outcome_pairs,
     prm_features,
     prm_loss,
@@ -113,6 +116,32 @@ def test_outcome_pairs_use_every_trajectory_once_and_never_repeat():
     assert outcome_pairs(only_right) == []
 
 
+def test_held_out_problems_are_a_seeded_share_of_the_distinct_ids():
+    ids = [f"p{i}" for i in range(10)]
+    assert held_out_problems(ids, 0.1, 0) == {"p6"}
+    assert held_out_problems(ids, 0.1, 1) == {"p2"}
+    assert held_out_problems(ids, 0.25, 0) == {"p0", "p6", "p9"}  # 2.5 rounds up to 3
+    # the split depends on the ids and the seed, not on their order or repeats
+    assert held_out_problems(ids[::-1] + ids, 0.1, 0) == {"p6"}
+    # the store's three problems: which one each seed holds out
+    assert [held_out_problems(["p2", "p1", "p0"], 0.1, seed) for seed in range(4)] == [
+        {"p1"},
+        {"p0"},
+        {"p0"},
+        {"p0"},
+    ]
+    # at least one of two or more; never all; none of one, or with fraction 0
+    assert held_out_problems(["a", "b"], 0.01, 0) == {"b"}
+    assert held_out_problems(["a", "b", "c"], 0.9, 0) == {"b", "c"}
+    assert held_out_problems(["a"], 0.5, 0) == set()
+    assert held_out_problems(ids, 0.0, 0) == set()
+
+
+def test_eval_fraction_must_be_a_share():
+    with pytest.raises(ConfigError, match="eval_fraction must be >= 0 and < 1, got 1.0"):
+        RMSettings(kind="orm", model="m", store="s", output_dir="o", eval_fraction=1.0)
+
+
 def test_verification_rows_answer_yes_for_correct_and_no_for_incorrect():
     ts = trajectories()[:2]
     problems = {p.id: p for p in PROBLEMS}
@@ -195,12 +224,33 @@ def test_orm_two_steps_then_scores_as_a_scorer(store_path, base, tmp_path, lora)
     base_path, base_model = base
     out = tmp_path / "orm"
     s = settings(
-        "orm", store_path, base_path, out, lora=LoraSettings(r=4, alpha=8) if lora else None
+        "orm",
+        store_path,
+        base_path,
+        out,
+        lora=LoraSettings(r=4, alpha=8) if lora else None,
+        seed=1,  # holds out p0, the problem with two pairs
     )
     m = train_rm(s)
     assert m["global_step"] == 2 and math.isfinite(m["train_loss"])
     scorer = make_scorer(f"orm:{out}")
     assert isinstance(scorer, ORM)
+    # trained on p1's and p2's pairs; measured on p0's two pairs with the saved model
+    assert json.loads((out / "reasonloop_train.json").read_text())["pairs"] == 2
+    p0 = {p.id: p for p in PROBLEMS}
+    held = [(a, b) for a, b in outcome_pairs(trajectories()) if a.problem_id == "p0"]
+    assert [(a.id, b.id) for a, b in held] == [("p0-0", "p0-1"), ("p0-0", "p0-2")]
+    right = sum(
+        scorer.logit(question_for(p0["p0"]), a.text) > scorer.logit(question_for(p0["p0"]), b.text)
+        for a, b in held
+    )
+    assert m["heldout"] == {
+        "unit": "pairs",
+        "problems": 1,
+        "total": 2,
+        "correct": right,
+        "accuracy": right / 2,
+    }
     if lora:
         assert lora_b_nonzero(scorer.model)
     else:
@@ -231,6 +281,29 @@ def test_prm_two_steps_then_scores_every_step(store_path, base, tmp_path, lora, 
     scorer = make_scorer(f"prm:{out}", aggregate="last")
     assert isinstance(scorer, RewardModelScorer) and isinstance(scorer.model, PRM)
     prm = scorer.model
+    # held out: seed 0's share of the three problems (told apart by their prompt); its steps
+    # measured with the saved model, against the labels on the same side of 0.5
+    with open_store(store_path) as st:
+        rows = list(stepwise_rows(st, soft=labels == "soft"))
+    held = held_out_problems([r["prompt"] for r in rows], 0.1, 0)
+    assert len(held) == 1
+    test = [r for r in rows if r["prompt"] in held]
+    pairs = [
+        (p, y)
+        for r in test
+        for p, y in zip(prm.step_scores(r["prompt"], r["completions"]), r["labels"], strict=True)
+    ]
+    right = sum((p > 0.5) == (float(y) > 0.5) for p, y in pairs)
+    assert m["heldout"] == {
+        "unit": "steps",
+        "problems": 1,
+        "total": len(pairs),
+        "correct": right,
+        "accuracy": right / len(pairs),
+    }
+    assert len(pairs) == sum(len(r["labels"]) for r in test) > 0
+    saved = json.loads((out / "reasonloop_train.json").read_text())
+    assert saved["trajectories"] == len(rows) - len(test)
     if lora:
         assert lora_b_nonzero(prm.model)
     else:
@@ -252,6 +325,17 @@ def test_genrm_two_steps_then_p_yes(store_path, base, tmp_path, method):
     assert m["global_step"] == 2 and math.isfinite(m["train_loss"])
     scorer = make_scorer(f"genrm:{out}")
     assert isinstance(scorer, GenRM)
+    # seed 0 holds out p1: its two trajectories are judged by the saved model, not trained on
+    held = [t for t in trajectories() if t.problem_id == "p1"]
+    right = sum((scorer.score(PROBLEMS[1], None, t.text) > 0.5) == t.verdict.correct for t in held)
+    assert m["heldout"] == {
+        "unit": "answers",
+        "problems": 1,
+        "total": 2,
+        "correct": right,
+        "accuracy": right / 2,
+    }
+    assert json.loads((out / "reasonloop_train.json").read_text())["rows"] == 5
     assert not torch.equal(q_proj(scorer.engine.lm), q_proj(base_model))
     a = scorer.score(PROBLEMS[0], None, response(0, 2))
     assert 0.0 < a < 1.0
@@ -263,13 +347,18 @@ def test_train_prm_from_the_command_line(store_path, base, tmp_path):
     args = ["train", "prm", "--store", str(store_path), "--model", str(base_path)]
     args += ["--out", str(tmp_path / "cli-prm"), "--max-steps", "1", "--batch-size", "2"]
     r = subprocess.run(
-        [sys.executable, "-c", "from reasonloop.cli import main; main()", *args],
+        [sys.executable, "-c", "from reasonloop.cli import main; main()", *args]
+        + ["--eval-fraction", "0"],
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert r.returncode == 0, r.stderr
     assert "prm: 1 steps" in r.stdout and (tmp_path / "cli-prm" / "config.json").exists()
+    assert "no held-out steps (nothing to measure accuracy on: see --eval-fraction)" in r.stdout
+    saved = json.loads((tmp_path / "cli-prm" / "reasonloop_train.json").read_text())
+    assert saved["metrics"]["heldout"]["accuracy"] is None
+    assert saved["trajectories"] == 7  # every labelled trajectory was trained on
     bad = subprocess.run(
         [
             sys.executable,
@@ -307,5 +396,14 @@ def test_train_orm_and_genrm_from_the_command_line(kind, store_path, base, tmp_p
     saved = json.loads((out / "reasonloop_train.json").read_text())
     assert saved["settings"]["seed"] == 3 and saved["settings"]["store"] == str(store_path)
     assert saved["settings"]["pairs_per_problem"] == 1
+    assert saved["settings"]["eval_fraction"] == 0.1
+    h = saved["metrics"]["heldout"]
+    unit, name = ("pairs", "pair") if kind == "orm" else ("answers", "Yes/No")
+    # seed 3 holds out p0: its one pair (--pairs-per-problem 1), or that pair's two answers
+    assert (h["unit"], h["problems"], h["total"]) == (unit, 1, 1 if kind == "orm" else 2)
+    assert (
+        f"held-out {name} accuracy {h['accuracy']:.3f} ({h['correct']} of {h['total']} {unit}, "
+        "1 problem)" in r.stdout
+    )
     if kind == "genrm":  # --balance: one Yes and one No row per problem's first pair
-        assert saved["settings"]["balance"] is True and saved["rows"] == 6
+        assert saved["settings"]["balance"] is True and saved["rows"] == 4

@@ -20,6 +20,8 @@ Phases (each resumable: a finished phase leaves a marker in ``OUT/steps/`` and i
     the hard set, written to ``report.md`` with the table and a plot.
 
 Nothing is tuned by hand per run: sizes come from :class:`DemoConfig` (``--quick`` shrinks them).
+Each phase reports through a :class:`~reasonloop.progress.Reporter`: one progress task while it
+runs, one summary line when it ends (the library default logs the lines; the CLI shows them).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from typing import Any
 from reasonloop.demo.countdown import DIFFICULTY, make_problems, parse_problem
 from reasonloop.demo.teacher import answer_only, solve
 from reasonloop.format import parse
+from reasonloop.progress import LogReporter, Reporter, Update
 from reasonloop.records import Generator, Problem, Trajectory
 from reasonloop.verify import grade
 
@@ -153,10 +156,14 @@ def task_sets(cfg: DemoConfig) -> dict[str, list[Problem]]:
     return sets
 
 
-def distill(cfg: DemoConfig, problems: list[Problem]) -> list[Trajectory]:
+def distill(
+    cfg: DemoConfig, problems: list[Problem], on_progress: Update | None = None
+) -> list[Trajectory]:
     """The teacher's traces: a good explorer on most problems, a poor one on the rest."""
     out = []
-    for p in problems:
+    for i, p in enumerate(problems):
+        if on_progress is not None and i % 64 == 0:
+            on_progress(i)
         rng = random.Random(p.id)
         quality = "poor" if rng.random() < cfg.poor_teacher_share else "good"
         trace = solve(
@@ -219,8 +226,9 @@ def build_backbone(cfg: DemoConfig, texts: list[str], out: Path, seed: int) -> s
     return str(out)
 
 
-def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run (or resume) the demo; returns the report's numbers."""
+def run_demo(cfg: DemoConfig, reporter: Reporter | None = None) -> dict[str, Any]:
+    """Run (or resume) the demo; returns the report's numbers (``backbone``, ``imitate``,
+    ``improved``: hard-set accuracy in %; ``minutes``; ``table``: the report's main table)."""
     from reasonloop.curate.filters import FilterConfig
     from reasonloop.curate.run import CurateConfig, SelectConfig, curate
     from reasonloop.engines.hf import HFEngine
@@ -236,21 +244,48 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print) -> dict[str
     root = Path(cfg.out)
     root.mkdir(parents=True, exist_ok=True)
     (root / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    reporter = reporter or LogReporter()
     step = Step(root)
+
+    def phase(
+        name: str,
+        fn: Callable[[Update], Any],
+        summary: Callable[[Any], str],
+        total: int | None = None,
+    ) -> Any:
+        """Run ``fn(update)`` once as the phase ``name`` (one progress task), then say its
+        summary line; a phase finished before is only summarised. Returns its value."""
+
+        def run() -> Any:
+            with reporter.task(name, total) as update:
+                return fn(update)
+
+        result = step(name, run)
+        if name in step.timings:
+            reporter.line(f"{name}: {summary(result['value'])} [{result['seconds']:.0f}s]")
+        else:
+            reporter.line(f"{name}: done before; {summary(result['value'])}")
+        return result["value"]
+
     sets = task_sets(cfg)
     problems = {p.id: p for ps in sets.values() for p in ps}
     store = open_store(root / "store.db")
 
-    def do_distill():
-        trajs = distill(cfg, sets["train"])
+    def do_distill(update: Update):
+        trajs = distill(cfg, sets["train"], on_progress=update)
         store.add_problems(sets["train"])  # so that `reasonloop curate --store` sees them too
         store.add_trajectories(trajs, stage="distill")
+        update(len(trajs))
         return {"traces": len(trajs), "correct": sum(t.verdict.correct for t in trajs)}
 
-    d = step("distill", do_distill)["value"]
-    say(f"distill: {d['traces']} teacher traces, {d['correct']} correct")
+    phase(
+        "distill",
+        do_distill,
+        lambda d: f"{d['traces']} teacher traces, {d['correct']} correct",
+        len(sets["train"]),
+    )
 
-    def do_curate():
+    def do_curate(update: Update):
         rows = ((problems[t.problem_id], t) for t in store.trajectories(stage="distill"))
         rep = curate(
             rows,
@@ -263,18 +298,24 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print) -> dict[str
                 select=SelectConfig(by="first"),
                 system_prompt=False,
             ),
+            progress=update,
         )
         return rep.as_dict()
 
-    c = step("curate", do_curate)["value"]
-    say(
-        f"curate: kept {c['kept']} of {c['seen']} ({', '.join(f'{k}={v}' for k, v in c['dropped'].items())})"
+    c = phase(
+        "curate",
+        do_curate,
+        lambda c: (
+            f"kept {c['kept']} of {c['seen']} "
+            f"({', '.join(f'{k}={v}' for k, v in c['dropped'].items()) or 'nothing dropped'})"
+        ),
+        len(sets["train"]),
     )
     imitate_data = root / "data" / "curate" / "train.jsonl"
     kept_ids = [json.loads(x)["problem_id"] for x in imitate_data.read_text().splitlines()]
 
     # the control set: the same problems, answer-only (no worked thought)
-    def do_control_data():
+    def do_control_data(update: Update):
         rows = []
         for pid in kept_ids:
             t = next(store.trajectories(problem_id=pid, stage="distill"))
@@ -293,7 +334,7 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print) -> dict[str
         write_jsonl(root / "data" / "control.jsonl", rows)
         return len(rows)
 
-    step("control-data", do_control_data)
+    phase("control-data", do_control_data, lambda n: f"{n} answer-only rows (the control's data)")
     alphabet_texts = [
         m["content"]
         for path in (imitate_data, root / "data" / "control.jsonl")
@@ -309,13 +350,21 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print) -> dict[str
     def eval_model(
         name: str, path: Path, *, k: int = 1, only: tuple[str, ...] = (), limit: int | None = None
     ) -> dict[str, dict[str, float]]:
-        def run():
+        chosen = {n: ps[:limit] for n, ps in evals.items() if not only or n in only}
+
+        def run(update: Update):
             eng = HFEngine(str(path), spec=f"hf:{path}", batch_size=64)
             out = {}
-            for set_name, ps in evals.items():
-                if only and set_name not in only:
-                    continue
-                ps = ps[:limit]
+            before = [0, 0]  # problems and tokens of the sets already evaluated
+            tokens = [0]  # the current set's tokens so far
+
+            def on_progress(n: int, t: int) -> None:
+                tokens[0] = t
+                update(before[0] + n, before[1] + t)
+
+            for set_name, ps in chosen.items():
+                tokens[0] = 0
+
                 s = EvalSettings(
                     strategy="greedy" if k == 1 else "sample",
                     k=k,
@@ -330,18 +379,36 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print) -> dict[str
                     root / "evals" / f"{name}-k{k}" / set_name,
                     s,
                     batch_problems=len(ps),
+                    on_progress=on_progress,
                 )
                 out[set_name] = r.metrics
+                before[0], before[1] = before[0] + len(ps), before[1] + tokens[0]
             eng.close()
             return out
 
-        return step(f"eval-{name}-k{k}", run)["value"]
+        def summary(metrics: dict[str, dict[str, float]]) -> str:
+            if k == 1:
+                cells = [
+                    f"{n.removeprefix('test-')} {_percent(m):.1f}%" for n, m in metrics.items()
+                ]
+                return "greedy accuracy " + ", ".join(cells)
+            cells = [
+                f"{n.removeprefix('test-')} {100 * m.get(f'maj@{k}', 0.0):.1f}%"
+                for n, m in metrics.items()
+            ]
+            return f"maj@{k} " + ", ".join(cells)
+
+        return phase(f"eval-{name}-k{k}", run, summary, sum(map(len, chosen.values())))
 
     summary_rows = []
 
     # one backbone, as in the papers (one base model; seeds vary the fine-tuning)
     base = root / "models" / "backbone"
-    step("backbone", lambda: build_backbone(cfg, alphabet_texts, base, 0))
+    phase(
+        "backbone",
+        lambda update: build_backbone(cfg, alphabet_texts, base, 0),
+        lambda path: f"an untrained {cfg.layers}-layer student, hidden {cfg.hidden_size} → {path}",
+    )
     results["backbone"] = eval_model("backbone", base)
 
     def run_seed(seed: int) -> None:
@@ -360,13 +427,18 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print) -> dict[str
                 logging_steps=50,
                 warmup=0.05,
             )
-            step(f"sft-{name}-s{seed}", lambda: train_sft(s)["train_loss"])
+            phase(
+                f"sft-{name}-s{seed}",
+                lambda update: train_sft(s, on_progress=update)["train_loss"],
+                lambda loss: f"{cfg.sft_steps} steps, train loss {loss:.4f} → {out}",
+                cfg.sft_steps,
+            )
             return out
 
         imitate = sft("imitate", imitate_data, base)
         results[f"imitate-s{seed}"] = eval_model(f"imitate-s{seed}", imitate)
 
-        def do_explore():
+        def do_explore(update: Update):
             eng = HFEngine(str(imitate), spec=f"hf:{imitate}", batch_size=64)
             s = explore(
                 eng,
@@ -382,12 +454,16 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print) -> dict[str
                 batch=cfg.explore_batch,
                 stage=f"explore-s{seed}",
                 batch_problems=64,
+                on_progress=update,
             )
             # perplexity of every explored rollout under the imitated model, for pair selection
             scores = {}
-            for t in store.trajectories(stage=f"explore-s{seed}"):
+            rollouts = list(store.trajectories(stage=f"explore-s{seed}"))
+            update(0, total=len(rollouts), note="perplexity of the rollouts")
+            for i, t in enumerate(rollouts, 1):
                 sc = eng.score(_prompt(eng, problems[t.problem_id]), t.text)
                 scores[t.id] = sc.perplexity
+                update(i)
             store.set_scores(f"ppl-imitate-s{seed}", scores)
             eng.close()
             return {
@@ -396,12 +472,17 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print) -> dict[str
                 "rollouts": sum(r.attempts for r in s.results),
             }
 
-        e = step(f"explore-s{seed}", do_explore)["value"]
-        say(
-            f"explore (seed {seed}): solved {e['solved']}/{len(sets['explore'])} hard problems, {e['rollouts']} rollouts"
+        phase(
+            f"explore-s{seed}",
+            do_explore,
+            lambda e: (
+                f"solved {e['solved']}/{len(sets['explore'])} hard problems, "
+                f"{e['rollouts']} rollouts"
+            ),
+            len(sets["explore"]),
         )
 
-        def do_rs_data():
+        def do_rs_data(update: Update):
             good = [t for t in store.trajectories(stage=f"explore-s{seed}", correct=True)]
             per_problem: dict[str, dict[str, Trajectory]] = {}
             for t in good:  # distinct texts, the longest thoughts first (STILL-2 keeps harder ones)
@@ -416,13 +497,17 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print) -> dict[str
             write_jsonl(root / "data" / f"rs-sft-s{seed}.jsonl", rows)
             return len(picked)
 
-        n_rs = step(f"rs-data-s{seed}", do_rs_data)["value"]
+        n_rs = phase(
+            f"rs-data-s{seed}",
+            do_rs_data,
+            lambda n: f"{n} distinct correct rollouts join D_0 (x{cfg.rs_repeat})",
+        )
         rs = sft("rs-sft", root / "data" / f"rs-sft-s{seed}.jsonl", base)
         results[f"rs-sft-s{seed}"] = eval_model(f"rs-sft-s{seed}", rs)
 
         if seed == cfg.seeds[0]:
 
-            def do_pairs():
+            def do_pairs(update: Update):
                 ppl = store.scores(f"ppl-imitate-s{seed}")
                 trajs = [
                     replace(t, perplexity=ppl.get(t.id))
@@ -440,7 +525,7 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print) -> dict[str
                 write_jsonl(root / "data" / "dpo.jsonl", rows)
                 return len(rows)
 
-            n_pairs = step("dpo-data", do_pairs)["value"]
+            n_pairs = phase("dpo-data", do_pairs, lambda n: f"{n} preference pairs")
             if n_pairs:
                 dpo_out = root / "models" / f"dpo-s{seed}"
                 s = DPOSettings(
@@ -457,7 +542,12 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print) -> dict[str
                     seed=seed,
                     logging_steps=10,
                 )
-                step("dpo", lambda s=s: train_dpo(s)["train_loss"])
+                phase(
+                    "dpo",
+                    lambda update, s=s: train_dpo(s, on_progress=update)["train_loss"],
+                    lambda loss: f"{cfg.dpo_steps} steps, loss {loss:.4f} → {dpo_out}",
+                    cfg.dpo_steps,
+                )
                 results["dpo"] = eval_model("dpo", dpo_out)
             control = sft("control", root / "data" / "control.jsonl", base)
             results["control"] = eval_model("control", control)
@@ -489,9 +579,13 @@ def _prompt(engine: Any, problem: Problem):
     return messages_for(problem, system_prompt=False)
 
 
+def _percent(metrics: dict[str, float]) -> float:
+    return 100 * metrics.get("pass@1", metrics.get("acc", 0.0))
+
+
 def _acc(results: dict, name: str, set_name: str) -> float | None:
     m = results.get(name, {}).get(set_name)
-    return None if m is None else 100 * m.get("pass@1", m.get("acc", 0.0))
+    return None if m is None else _percent(m)
 
 
 def write_demo_report(
@@ -588,7 +682,7 @@ def write_demo_report(
             [j + (i - 2) * width for j in range(len(sets))],
             vals,
             width,
-            yerr=errs,
+            yerr=errs if len(seeds) > 1 else None,  # one seed: no spread was measured
             label=label,
             capsize=2,
         )
@@ -622,7 +716,7 @@ def write_demo_report(
         "",
         "## What the numbers say",
         "",
-        _verdicts(backbone, imitate_hard, rs_hard, results, sets, n_hard),
+        _verdicts(backbone, imitate_hard, rs_hard, results, sets, n_hard, len(seeds)),
     ]
     (root / "report.md").write_text("\n".join(lines) + "\n")
     final = {
@@ -632,7 +726,7 @@ def write_demo_report(
         "minutes": seconds / 60,
     }
     (root / "summary.json").write_text(json.dumps(final, indent=2) + "\n")
-    return final
+    return {**final, "table": {"header": header, "rows": table}}
 
 
 def sampling_error(a: float, b: float, n: int) -> float:
@@ -643,7 +737,10 @@ def sampling_error(a: float, b: float, n: int) -> float:
     return 196 * var**0.5
 
 
-def _verdicts(backbone, imitate, rs, results, sets, n: int) -> str:
+def _verdicts(backbone, imitate, rs, results, sets, n: int, seeds: int) -> str:
+    """The report's plain statements. ``imitate`` and ``rs`` are (mean, sd over seeds) on the hard
+    set. With one seed no seed spread was measured, so the gain is weighed against the sampling
+    error alone and the report says so; with two or more, against the larger of the two."""
     out = []
     hard = sets[-1]
     out.append(
@@ -656,17 +753,29 @@ def _verdicts(backbone, imitate, rs, results, sets, n: int) -> str:
     )
     diff = rs[0] - imitate[0]
     noise = sampling_error(imitate[0], rs[0], n)
-    spread = max(imitate[1], rs[1])
-    bound = max(noise, spread)
-    out.append(
-        f"- Explore + RS-SFT vs imitation on hard: {diff:+.1f} points; seed spread (sd) {spread:.1f}, "
-        f"sampling error of the difference on {n} puzzles ±{noise:.1f} (95%). "
-        + (
-            "Larger than both: self-improvement helps."
-            if diff > bound
-            else "Not larger than both: no measurable gain from self-improvement here."
+    error = f"sampling error of the difference on {n} puzzles ±{noise:.1f} (95%)"
+    if seeds < 2:
+        out.append(
+            f"- Explore + RS-SFT vs imitation on hard: {diff:+.1f} points; {error}; seed spread "
+            "not measured (one seed: run with --seeds 3 to measure it). "
+            + (
+                "Larger than the sampling error: self-improvement helps on this seed."
+                if diff > noise
+                else "Not larger than the sampling error: no measurable gain from "
+                "self-improvement here."
+            )
         )
-    )
+    else:
+        spread = max(imitate[1], rs[1])
+        out.append(
+            f"- Explore + RS-SFT vs imitation on hard: {diff:+.1f} points (mean of {seeds} "
+            f"seeds); seed spread (sd over seeds) {spread:.1f}, {error}. "
+            + (
+                "Larger than both: self-improvement helps."
+                if diff > max(noise, spread)
+                else "Not larger than both: no measurable gain from self-improvement here."
+            )
+        )
     if "control" in results:
         c = _acc(results, "control", hard) or 0.0
         out.append(

@@ -1,63 +1,18 @@
 """``reasonloop run RECIPE.yaml [--out DIR] [--dry-run]``: a recipe, end to end, resumable.
 
 ``run_cmd`` is a Typer command function; the main CLI registers it as ``run``. It prints a progress
-bar per stage and one line per finished step, then the report's table.
+bar per stage and one line per finished step, then the report's table; library warnings and the
+trainers' metrics go to ``OUT/run.log`` (see :mod:`reasonloop.terminal`).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
-console = Console(stderr=True)
-out = Console()
-
-
-class RichReporter:
-    """Progress bars on stderr (gone when the stage ends), one summary line per step on stdout."""
-
-    def __init__(self, progress_console: Console = console, line_console: Console = out):
-        self.progress_console = progress_console
-        self.line_console = line_console
-
-    def line(self, text: str) -> None:
-        self.line_console.print(text, markup=False, highlight=False, soft_wrap=True)
-
-    @contextmanager
-    def task(self, description: str, total: int | None) -> Iterator[Callable[[int, int], None]]:
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            console=self.progress_console,
-            transient=True,
-        ) as bar:
-            task = bar.add_task(description, total=total, rate="")
-            t0 = time.perf_counter()
-
-            def update(done: int, tokens: int) -> None:
-                dt = time.perf_counter() - t0
-                rate = f"{tokens / dt:.1f} tok/s" if dt and tokens else ""
-                bar.update(task, completed=done, rate=rate)
-
-            yield update
+from reasonloop.terminal import RichReporter, log_to, out
 
 
 def run_cmd(
@@ -83,6 +38,7 @@ def run_cmd(
         out.print(text, markup=False, highlight=False, soft_wrap=True, end="")
         out.print(f"wrote {root / 'commands.sh'}", highlight=False, soft_wrap=True)
         return
+    log_to(root / "run.log")
     summary = run_recipe(r, root, reporter=RichReporter(), recipe_path=str(recipe))
     if isinstance(r, LoopRecipe):
         table = Table(title=f"{r.name} → {root}")

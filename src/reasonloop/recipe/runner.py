@@ -32,16 +32,16 @@ import json
 import logging
 import shlex
 import subprocess
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import yaml
 
 from reasonloop.demo.run import Step as Once
 from reasonloop.errors import ConfigError, DataError, ReasonloopError
+from reasonloop.progress import LogReporter, Reporter
 from reasonloop.recipe import commands as cmd
 from reasonloop.recipe.config import (
     TINY,
@@ -61,27 +61,6 @@ log = logging.getLogger(__name__)
 
 # keys a resumed run may change: more (or fewer) rounds, and how processes are launched
 RESUMABLE_CHANGES = ("improve.rounds", "launch.")
-
-
-class Reporter(Protocol):
-    """Where a run says what it does: one line per finished step, a progress task per stage."""
-
-    def line(self, text: str) -> None: ...
-
-    def task(
-        self, description: str, total: int | None
-    ) -> AbstractContextManager[Callable[[int, int], None]]: ...
-
-
-class LogReporter:
-    """The library default: lines go to the log, progress nowhere."""
-
-    def line(self, text: str) -> None:
-        log.info("%s", text)
-
-    @contextmanager
-    def task(self, description: str, total: int | None) -> Iterator[Callable[[int, int], None]]:
-        yield lambda done, tokens: None
 
 
 @dataclass(frozen=True)
@@ -480,15 +459,16 @@ class Loop:
             info = Path(s.output_dir) / "reasonloop_train.json"
             metrics = json.loads(info.read_text())["metrics"]
         else:
-            with self.reporter.task(name, None):
+            total = s.max_steps if s.max_steps > 0 else None
+            with self.reporter.task(name, total) as progress:
                 if kind == "sft":
                     from reasonloop.train.sft import train_sft
 
-                    metrics = train_sft(s)
+                    metrics = train_sft(s, on_progress=progress)
                 else:
                     from reasonloop.train.dpo import train_dpo
 
-                    metrics = train_dpo(s)
+                    metrics = train_dpo(s, on_progress=progress)
         return {
             "model": s.output_dir,
             "init": s.model,
@@ -856,6 +836,6 @@ def run_recipe(
     if isinstance(recipe, DemoRecipe):
         from reasonloop.demo.run import run_demo
 
-        summary = run_demo(replace(recipe.demo, out=str(out)), say=reporter.line)
+        summary = run_demo(replace(recipe.demo, out=str(out)), reporter)
         return {**summary, "report": str(out / "report.md")}
     return Loop(recipe, out, reporter=reporter, recipe_path=recipe_path).run()

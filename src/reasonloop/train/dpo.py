@@ -23,6 +23,8 @@ from typing import Any
 
 from reasonloop.errors import ConfigError, DataError, MissingDependency
 from reasonloop.format import END_THOUGHT
+from reasonloop.progress import Update
+from reasonloop.train.callbacks import follow
 from reasonloop.train.masks import thought_mask
 from reasonloop.train.sft import (
     LoraSettings,
@@ -175,9 +177,15 @@ def chosen_nll(model: Any, inputs: dict[str, Any]) -> Any:
 
 
 def train_dpo(
-    s: DPOSettings, *, model: Any = None, tokenizer: Any = None, ref_model: Any = None
+    s: DPOSettings,
+    *,
+    model: Any = None,
+    tokenizer: Any = None,
+    ref_model: Any = None,
+    on_progress: Update | None = None,
 ) -> dict[str, Any]:
-    """Run DPO and save to ``s.output_dir``; returns the training metrics."""
+    """Run DPO and save to ``s.output_dir``; returns the training metrics. ``on_progress`` as in
+    :func:`reasonloop.train.sft.train_sft`."""
     try:
         from datasets import Dataset
         from trl import DPOConfig, DPOTrainer
@@ -218,6 +226,7 @@ def train_dpo(
     )
     if s.align == "thought":
         trainer.sft_weight = s.sft_weight
+    follow(trainer, on_progress)
     result = trainer.train()
     out = Path(s.output_dir)
     trainer.save_model(str(out))

@@ -21,23 +21,32 @@ Thin layers over TRL / transformers; the texts each model reads are built by
   one with :func:`reasonloop.train.dpo.train_dpo` (``align="full"``). The rows are written to
   ``OUT/genrm_data.jsonl`` first.
 
+Every run first holds out ``eval_fraction`` of the problems (:func:`held_out_problems`: by problem,
+so no problem is both trained on and measured; seeded by ``seed``), trains on the rest, and then
+measures the saved model on the held-out problems only (:func:`pair_accuracy`,
+:func:`step_accuracy`, :func:`verdict_accuracy`): the accuracy in ``metrics["heldout"]`` is never
+a training-batch number (TRL's logged ``accuracy`` is, and is not reported).
+
 Every run saves the model (or a LoRA adapter with ``lora``; the classifier head is trained and
 saved in full) and the tokenizer to ``output_dir`` with ``reasonloop_train.json`` (kind, settings,
-metrics). CPU-safe defaults (no bf16). What it does not do: balance classes, hold out an
-evaluation split, or pick checkpoints.
+metrics). CPU-safe defaults (no bf16). What it does not do: balance classes (except GenRM's
+``balance``), or pick checkpoints.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+import random
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reasonloop.errors import ConfigError, DataError, MissingDependency
+from reasonloop.progress import Update
 from reasonloop.records import Problem, Trajectory
+from reasonloop.train.callbacks import follow
 from reasonloop.train.sft import LoraSettings, add_format_tokens, trl_common_args
 
 log = logging.getLogger(__name__)
@@ -70,6 +79,7 @@ class RMSettings:
     method: str = "sft"  # genrm: sft | dpo
     balance: bool = False  # genrm: only the ORM's pairs' trajectories, one Yes per No
     beta: float = 0.1  # genrm with dpo
+    eval_fraction: float = 0.1  # problems held out to measure accuracy (>= 1 of 2 or more)
     extra: dict[str, Any] = field(default_factory=dict)  # passed to the trainer's config
 
     def __post_init__(self) -> None:
@@ -87,6 +97,8 @@ class RMSettings:
             raise ConfigError(f"labels must be 'hard' or 'soft', got {self.labels!r}")
         if self.method not in ("sft", "dpo"):
             raise ConfigError(f"method must be 'sft' or 'dpo', got {self.method!r}")
+        if not 0.0 <= self.eval_fraction < 1.0:
+            raise ConfigError(f"eval_fraction must be >= 0 and < 1, got {self.eval_fraction}")
 
 
 # --- data -----------------------------------------------------------------------------------------
@@ -120,6 +132,77 @@ def outcome_pairs(
             n = min(n, pairs_per_problem)
         pairs += [(c[i % len(c)], w[i % len(w)]) for i in range(n)]
     return pairs
+
+
+def held_out_problems(problem_ids: Iterable[str], fraction: float, seed: int) -> set[str]:
+    """The problems held out of training to measure a reward model on: ``fraction * n`` (rounded
+    half up) of the ``n`` distinct ids, at least one when ``fraction > 0`` and ``n >= 2``, never all of them
+    (none of one); drawn with ``random.Random(seed)`` from the ids in sorted order, so the split
+    depends on the ids and the seed, not on the order the store returns them in."""
+    ids = sorted(set(problem_ids))
+    if fraction <= 0 or len(ids) < 2:
+        return set()
+    k = min(len(ids) - 1, max(1, int(fraction * len(ids) + 0.5)))  # rounded half up
+    return set(random.Random(seed).sample(ids, k))
+
+
+def heldout_summary(unit: str, problems: int, correct: int, total: int) -> dict[str, Any]:
+    """``metrics["heldout"]``: what was measured (``unit``: pairs, steps or answers), on how many
+    held-out problems, how many were right, and the accuracy (None when nothing was held out)."""
+    return {
+        "unit": unit,
+        "problems": problems,
+        "total": total,
+        "correct": correct,
+        "accuracy": correct / total if total else None,
+    }
+
+
+def pair_accuracy(
+    orm: Any, pairs: Sequence[tuple[Trajectory, Trajectory]], problems: Mapping[str, Problem]
+) -> tuple[int, int]:
+    """``(right, pairs)``: the pairs whose correct trajectory gets the higher ORM logit (a tie is
+    wrong). ``orm`` is a :class:`reasonloop.search.rewardmodels.ORM`."""
+    from reasonloop.search.rewardmodels import question_for
+
+    logits: dict[str, float] = {}
+
+    def logit(t: Trajectory) -> float:
+        key = t.id or t.text
+        if key not in logits:
+            logits[key] = orm.logit(question_for(problems[t.problem_id]), t.text)
+        return logits[key]
+
+    return sum(logit(good) > logit(bad) for good, bad in pairs), len(pairs)
+
+
+def step_accuracy(prm: Any, rows: Iterable[Mapping[str, Any]]) -> tuple[int, int]:
+    """``(right, steps)`` over stepwise rows: a step is right when the PRM's score and the label
+    fall on the same side of 0.5 (score > 0.5 and label > 0.5, or neither; a soft label of exactly
+    0.5 counts as negative). Steps whose end a long input cut off are not counted (the PRM never
+    sees them). ``prm`` is a :class:`reasonloop.search.rewardmodels.PRM`."""
+    right = total = 0
+    for row in rows:
+        scores = prm.step_scores(row["prompt"], list(row["completions"]))
+        labels = [float(x) for x in row["labels"]][len(row["labels"]) - len(scores) :]
+        right += sum((p > 0.5) == (y > 0.5) for p, y in zip(scores, labels, strict=True))
+        total += len(scores)
+    return right, total
+
+
+def verdict_accuracy(
+    genrm: Any, trajectories: Iterable[Trajectory], problems: Mapping[str, Problem]
+) -> tuple[int, int]:
+    """``(right, answers)``: a graded trajectory is judged right when P(Yes) > 0.5 says correct
+    exactly when its verdict does. ``genrm`` is a :class:`reasonloop.search.rewardmodels.GenRM`."""
+    right = total = 0
+    for t in trajectories:
+        if t.verdict is None or t.problem_id not in problems:
+            continue
+        says_yes = genrm.score(problems[t.problem_id], None, t.text) > 0.5
+        right += says_yes == t.verdict.correct
+        total += 1
+    return right, total
 
 
 def verification_rows(
@@ -219,13 +302,16 @@ def load_classifier_for_training(path: str, task: str) -> tuple[Any, Any]:
     return model, tok
 
 
-def _finish(trainer: Any, tokenizer: Any, result: Any, s: RMSettings, **info: Any) -> dict:
+def _finish(
+    trainer: Any, tokenizer: Any, result: Any, s: RMSettings, heldout: dict, **info: Any
+) -> dict:
     out = Path(s.output_dir)
     trainer.save_model(str(out))
     tokenizer.save_pretrained(str(out))
     metrics = dict(result.metrics)
     metrics["train_loss"] = result.training_loss
     metrics["global_step"] = result.global_step
+    metrics["heldout"] = heldout
     _write_info(out, s, metrics, **info)
     return metrics
 
@@ -244,14 +330,15 @@ def _write_info(out: Path, s: RMSettings, metrics: dict[str, Any], **info: Any) 
 # --- ORM ------------------------------------------------------------------------------------------
 
 
-def train_orm(s: RMSettings) -> dict[str, Any]:
-    """Train an ORM with TRL's RewardTrainer on outcome pairs from the store; the metrics."""
+def train_orm(s: RMSettings, on_progress: Update | None = None) -> dict[str, Any]:
+    """Train an ORM with TRL's RewardTrainer on outcome pairs from the store, except those of the
+    held-out problems; the metrics, with the held-out pair accuracy in ``heldout``."""
     try:
         from datasets import Dataset
         from trl import RewardConfig, RewardTrainer
     except ImportError as exc:
         raise MissingDependency("trl", "train") from exc
-    from reasonloop.search.rewardmodels import orm_ids, question_for
+    from reasonloop.search.rewardmodels import ORM, orm_ids, question_for
 
     with _open_store(s.store) as store:
         trajs, problems = _graded(store, s.stage)
@@ -262,9 +349,12 @@ def train_orm(s: RMSettings) -> dict[str, Any]:
             "graded trajectories",
             where=s.store,
         )
+    held = held_out_problems((good.problem_id for good, _ in pairs), s.eval_fraction, s.seed)
+    test = [p for p in pairs if p[0].problem_id in held]
+    train = [p for p in pairs if p[0].problem_id not in held]
     model, tok = load_classifier_for_training(s.model, "seq")
     rows = []
-    for good, bad in pairs:
+    for good, bad in train:
         q = question_for(problems[good.problem_id])
         rows.append(
             {
@@ -280,8 +370,12 @@ def train_orm(s: RMSettings) -> dict[str, Any]:
         processing_class=tok,
         peft_config=_lora_config(s.lora, "SEQ_CLS"),
     )
+    follow(trainer, on_progress)
     result = trainer.train()
-    return _finish(trainer, tok, result, s, pairs=len(pairs))
+    trainer.model.eval()
+    orm = ORM(model=trainer.model, tokenizer=tok, max_length=s.max_length)
+    heldout = heldout_summary("pairs", len(held), *pair_accuracy(orm, test, problems))
+    return _finish(trainer, tok, result, s, heldout, pairs=len(train))
 
 
 # --- PRM ------------------------------------------------------------------------------------------
@@ -354,13 +448,16 @@ def _prm_trainer_class() -> type:
     return PRMTrainer
 
 
-def train_prm(s: RMSettings) -> dict[str, Any]:
-    """Train a PRM on the store's step labels (token classification, see the module doc)."""
+def train_prm(s: RMSettings, on_progress: Update | None = None) -> dict[str, Any]:
+    """Train a PRM on the store's step labels (token classification, see the module doc), except
+    those of the held-out problems (told apart by their prompt); the metrics, with the held-out
+    step accuracy in ``heldout``."""
     try:
         from datasets import Dataset
         from transformers import TrainingArguments
     except ImportError as exc:
         raise MissingDependency("transformers", "train") from exc
+    from reasonloop.search.rewardmodels import PRM
     from reasonloop.store.export import stepwise_rows
 
     with _open_store(s.store) as store:
@@ -369,8 +466,11 @@ def train_prm(s: RMSettings) -> dict[str, Any]:
         raise DataError(
             "no step labels: run `reasonloop annotate-steps` on this store first", where=s.store
         )
+    held = held_out_problems((r["prompt"] for r in rows), s.eval_fraction, s.seed)
+    test = [r for r in rows if r["prompt"] in held]
+    train = [r for r in rows if r["prompt"] not in held]
     model, tok = load_classifier_for_training(s.model, "token")
-    feats = prm_features(tok, rows, s.max_length)
+    feats = prm_features(tok, train, s.max_length)
     lora = _lora_config(s.lora, "TOKEN_CLS")
     if lora is not None:
         from peft import get_peft_model
@@ -384,19 +484,32 @@ def train_prm(s: RMSettings) -> dict[str, Any]:
         data_collator=_PRMCollator(tok.pad_token_id),
         processing_class=tok,
     )
+    follow(trainer, on_progress)
     result = trainer.train()
-    steps = sum(len(r["labels"]) for r in rows)
-    return _finish(trainer, tok, result, s, trajectories=len(rows), steps=steps)
+    trainer.model.eval()
+    prm = PRM(model=trainer.model, tokenizer=tok, max_length=s.max_length)
+    heldout = heldout_summary("steps", len(held), *step_accuracy(prm, test))
+    steps = sum(len(r["labels"]) for r in train)
+    return _finish(trainer, tok, result, s, heldout, trajectories=len(train), steps=steps)
 
 
 # --- GenRM ----------------------------------------------------------------------------------------
 
 
-def train_genrm(s: RMSettings) -> dict[str, Any]:
-    """Train a generative verifier with SFT or DPO on Yes / No answers (see the module doc)."""
+def train_genrm(s: RMSettings, on_progress: Update | None = None) -> dict[str, Any]:
+    """Train a generative verifier with SFT or DPO on Yes / No answers (see the module doc),
+    except those of the held-out problems; the metrics, with the held-out Yes/No accuracy of the
+    saved model in ``heldout``."""
     with _open_store(s.store) as store:
         trajs, problems = _graded(store, s.stage)
-    rows = verification_rows(trajs, problems, s.method, s.pairs_per_problem if s.balance else None)
+    pairs_n = s.pairs_per_problem if s.balance else None
+    if pairs_n is None:
+        judged = trajs
+    else:  # the trajectories verification_rows keeps: those of (correct, incorrect) pairs
+        judged = [t for pair in outcome_pairs(trajs, pairs_n) for t in pair]
+    held = held_out_problems((t.problem_id for t in judged), s.eval_fraction, s.seed)
+    train = [t for t in trajs if t.problem_id not in held]
+    rows = verification_rows(train, problems, s.method, pairs_n)
     if not rows:
         raise DataError(
             "no (correct, incorrect) pair to balance"
@@ -427,7 +540,7 @@ def train_genrm(s: RMSettings) -> dict[str, Any]:
     if s.method == "sft":
         from reasonloop.train.sft import SFTSettings, train_sft
 
-        metrics = train_sft(SFTSettings(**common))
+        metrics = train_sft(SFTSettings(**common), on_progress=on_progress)
     else:
         import copy
 
@@ -444,30 +557,50 @@ def train_genrm(s: RMSettings) -> dict[str, Any]:
             model=model,
             tokenizer=tok,
             ref_model=ref,
+            on_progress=on_progress,
         )
+    test = [t for t in judged if t.problem_id in held]
+    right, total = 0, 0
+    if test:
+        from reasonloop.engines.hf import HFEngine
+        from reasonloop.search.rewardmodels import GenRM
+
+        engine = HFEngine(str(out), spec=f"hf:{out}")  # the saved model, as `genrm:OUT` loads it
+        try:
+            right, total = verdict_accuracy(GenRM(engine=engine), test, problems)
+        finally:
+            engine.close()
+    metrics["heldout"] = heldout_summary("answers", len(held), right, total)
     _write_info(out, s, metrics, method=s.method, rows=len(rows))
     return metrics
 
 
-def train_rm(s: RMSettings) -> dict[str, Any]:
-    """Train the reward model ``s.kind``; returns the training metrics."""
+def train_rm(s: RMSettings, on_progress: Update | None = None) -> dict[str, Any]:
+    """Train the reward model ``s.kind``; returns the training metrics (``heldout``: accuracy on
+    the held-out problems, see :func:`heldout_summary`). ``on_progress`` follows the optimizer
+    steps as in :func:`reasonloop.train.sft.train_sft`."""
     if s.kind == "orm":
-        return train_orm(s)
+        return train_orm(s, on_progress)
     if s.kind == "prm":
-        return train_prm(s)
-    return train_genrm(s)
+        return train_prm(s, on_progress)
+    return train_genrm(s, on_progress)
 
 
 __all__ = [
     "KINDS",
     "RMSettings",
+    "held_out_problems",
+    "heldout_summary",
     "load_classifier_for_training",
     "outcome_pairs",
+    "pair_accuracy",
     "prm_features",
     "prm_loss",
+    "step_accuracy",
     "train_genrm",
     "train_orm",
     "train_prm",
     "train_rm",
+    "verdict_accuracy",
     "verification_rows",
 ]

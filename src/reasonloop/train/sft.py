@@ -18,6 +18,8 @@ from typing import Any
 
 from reasonloop.errors import ConfigError, DataError, MissingDependency
 from reasonloop.format import MARKERS
+from reasonloop.progress import Update
+from reasonloop.train.callbacks import follow
 
 log = logging.getLogger(__name__)
 
@@ -179,9 +181,17 @@ def lora_config(
     )
 
 
-def train_sft(s: SFTSettings, *, model: Any = None, tokenizer: Any = None) -> dict[str, Any]:
+def train_sft(
+    s: SFTSettings,
+    *,
+    model: Any = None,
+    tokenizer: Any = None,
+    on_progress: Update | None = None,
+) -> dict[str, Any]:
     """Fine-tune and save to ``s.output_dir``; returns the training metrics (loss, steps, time).
-    A model/tokenizer already in memory can be passed instead of loading ``s.model``."""
+    A model/tokenizer already in memory can be passed instead of loading ``s.model``.
+    ``on_progress(step, total=max_steps, note="loss X")`` follows the optimizer steps; the
+    trainer's metric dicts are logged (INFO), never printed."""
     try:
         from datasets import Dataset
         from trl import SFTConfig, SFTTrainer
@@ -210,6 +220,7 @@ def train_sft(s: SFTSettings, *, model: Any = None, tokenizer: Any = None) -> di
         processing_class=tokenizer,
         peft_config=lora_config(s.lora),
     )
+    follow(trainer, on_progress)
     result = trainer.train()
     out = Path(s.output_dir)
     trainer.save_model(str(out))
