@@ -30,7 +30,6 @@ methods are called remotely and which equals nothing but itself; its truth value
 What it does not do: contain anything. The containment is the sandbox around both processes.
 """
 
-
 from __future__ import annotations
 
 import builtins

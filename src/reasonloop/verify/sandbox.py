@@ -218,8 +218,12 @@ def bwrap_problem() -> str | None:
         got = status.get(key, "").split()
         if not got or got[0] != value:
             return f"the sandbox came up with {key} {got[:1]}, expected {value}"
+    # Run by root, the grader wrote the map: 65534 must be 65534 outside, not root (where process
+    # limits would not bind). Run by a user, the processes are that user's outside, whatever the
+    # (possibly nested) map inside reads.
     outside = [ln.split() for ln in raw.verdict.get("uid_map", "").splitlines()]
-    if not any(f[:1] == [str(_SANDBOX_UID)] and f[1:2] != ["0"] for f in outside):
+    mapped = [str(_SANDBOX_UID), str(_SANDBOX_UID), "1"]
+    if os.getuid() == 0 and mapped not in outside:
         return "the sandbox's uid is root outside (process limits would not bind)"
     return None
 
