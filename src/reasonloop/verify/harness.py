@@ -40,7 +40,6 @@ import resource
 import signal
 import struct
 import sys
-import traceback
 
 _HEADER = struct.Struct(">Q")
 _DEPTH = 100  # nesting depth of plain data; deeper values are refused
@@ -327,6 +326,8 @@ class _Handle:
 
 
 def _failure(exc: BaseException) -> str:
+    import traceback  # only on failure: it costs a fresh interpreter a few milliseconds
+
     where = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == "tests.py"]
     prefix = f"tests.py:{where[-1].lineno}: " if where else ""
     return (prefix + _describe(exc))[:_DETAIL]
@@ -356,19 +357,29 @@ def _run_tests(job: dict, channel: _Channel) -> dict:
 
 # -- setup -------------------------------------------------------------------------------------
 def _set_limits(cfg: dict, *, nproc: bool) -> None:
+    """The rlimits of this process. Behind the sandbox (``nproc``) every one must hold; without
+    it (no boundary, possibly not Linux) they are best effort."""
     mem = int(cfg["memory_mb"]) * 2**20
     cpu = int(cfg["cpu_s"])
     size = int(cfg["file_mb"]) * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+    limits = [
+        (resource.RLIMIT_AS, mem, mem),
+        (resource.RLIMIT_CPU, cpu, cpu + 1),
+        (resource.RLIMIT_FSIZE, size, size),
+        (resource.RLIMIT_CORE, 0, 0),
+        (resource.RLIMIT_NOFILE, 256, 256),
+    ]
     if nproc:
         # Counted per uid of this user namespace (ours alone): the tasks alive now plus the
         # processes and threads the candidate may start.
-        limit = _tasks_of(os.getuid()) + int(cfg["max_processes"])
-        resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
+        tasks = _tasks_of(os.getuid()) + int(cfg["max_processes"])
+        limits.append((resource.RLIMIT_NPROC, tasks, tasks))
+    for which, soft, hard in limits:
+        try:
+            resource.setrlimit(which, (soft, hard))
+        except (ValueError, OSError):
+            if nproc:
+                raise
 
 
 def _tasks_of(uid: int) -> int:
@@ -388,6 +399,8 @@ def _tasks_of(uid: int) -> int:
 
 def _nondumpable() -> None:
     """PR_SET_DUMPABLE 0: /proc/PID/{fd,mem,environ} of this process close to its own uid."""
+    if not sys.platform.startswith("linux"):
+        return  # no boundary there anyway (the grader refuses unless told to run unconfined)
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
