@@ -399,17 +399,15 @@ def _execute(boundary: str, mode: str, frames: Sequence[bytes], limits: Limits) 
         for fd in pass_fds:  # the sandbox holds these now; the verdict pipe's write end included
             _close(fd, owned)
         deadline = t0 + limits.timeout_s
-        if handshake is not None:
-            _map_users(proc, *handshake, deadline)
         out = _Capture(proc.stdout, limits.max_output_bytes)
         err = _Capture(proc.stderr, limits.max_output_bytes)
-        timed_out = False
-        try:
-            proc.wait(timeout=max(0.0, deadline - time.perf_counter()))
-        except subprocess.TimeoutExpired:
-            timed_out = True
+        if handshake is not None:
+            _map_users(proc, *handshake, deadline)
+        timed_out = not _wait_unreaped(proc, max(0.0, deadline - time.perf_counter()))
+        # Its session (bwrap, whose PID namespace dies with it; or the unconfined harness and
+        # what it left), while the leader is still unreaped so the group id cannot be reused.
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)  # bwrap: its PID namespace dies with it
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         verdict = _read_verdict(verdict_r, limit)
         out.join()
@@ -527,6 +525,22 @@ def _close(fd: int, owned: list[int]) -> None:
         os.close(fd)
     with contextlib.suppress(ValueError):
         owned.remove(fd)
+
+
+def _wait_unreaped(proc: subprocess.Popen, timeout: float) -> bool:
+    """Wait up to ``timeout`` for ``proc`` to exit without reaping it; True if it exited."""
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # not Linux >= 5.3: reaps, and the group may be empty
+        try:
+            proc.wait(timeout=timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)
 
 
 def _map_users(proc: subprocess.Popen, info_r: int, block_w: int, deadline: float) -> None:
