@@ -356,9 +356,11 @@ def _run_tests(job: dict, channel: _Channel) -> dict:
 
 
 # -- setup -------------------------------------------------------------------------------------
-def _set_limits(cfg: dict, *, nproc: bool) -> None:
-    """The rlimits of this process. Behind the sandbox (``nproc``) every one must hold; without
-    it (no boundary, possibly not Linux) they are best effort."""
+def _set_limits(cfg: dict, *, count_tasks: bool) -> None:
+    """The rlimits of this process (and ``RLIMIT_NPROC`` with ``count_tasks``). Behind the
+    sandbox every one must hold; without it (no boundary, maybe not Linux) they are best effort:
+    there ``RLIMIT_NPROC`` would count every process of the grader's uid, so it is not set."""
+    confined = bool(cfg["confined"])
     mem = int(cfg["memory_mb"]) * 2**20
     cpu = int(cfg["cpu_s"])
     size = int(cfg["file_mb"]) * 2**20
@@ -369,7 +371,7 @@ def _set_limits(cfg: dict, *, nproc: bool) -> None:
         (resource.RLIMIT_CORE, 0, 0),
         (resource.RLIMIT_NOFILE, 256, 256),
     ]
-    if nproc:
+    if count_tasks and confined:
         # Counted per uid of this user namespace (ours alone): the tasks alive now plus the
         # processes and threads the candidate may start.
         tasks = _tasks_of(os.getuid()) + int(cfg["max_processes"])
@@ -378,7 +380,7 @@ def _set_limits(cfg: dict, *, nproc: bool) -> None:
         try:
             resource.setrlimit(which, (soft, hard))
         except (ValueError, OSError):
-            if nproc:
+            if confined:
                 raise
 
 
@@ -450,7 +452,7 @@ def main(argv: list[str]) -> None:
     if cfg["mode"] == "program":
         os.close(verdict_fd)
         os.close(job_fd)
-        _set_limits(cfg, nproc=cfg["nproc"])
+        _set_limits(cfg, count_tasks=True)
         sys.argv = ["program.py"]
         exec(compile(first["program"], "program.py", "exec"), {"__name__": "__main__"})
         return
@@ -465,13 +467,13 @@ def main(argv: list[str]) -> None:
                 os.close(fd)
             for sig, handler in saved.items():
                 signal.signal(sig, handler)
-            _set_limits(cfg, nproc=cfg["nproc"])
+            _set_limits(cfg, count_tasks=True)
             _serve(first["program"], req_r, resp_w, limit)
         finally:
             os._exit(0)
     os.close(req_r)
     os.close(resp_w)
-    _set_limits(cfg, nproc=False)
+    _set_limits(cfg, count_tasks=False)
     verdict = {"outcome": "error", "detail": "the tester was interrupted"}
     try:
         job = json.loads(read_frame(job_fd, limit) or b"null")

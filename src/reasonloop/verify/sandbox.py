@@ -355,7 +355,7 @@ def _execute(boundary: str, mode: str, frames: Sequence[bytes], limits: Limits) 
             "cpu_s": max(1, int(limits.timeout_s) + 1),
             "file_mb": limits.max_file_mb,
             "max_processes": limits.max_processes,
-            "nproc": boundary == "bwrap",
+            "confined": boundary == "bwrap",
             "drop_uid": _SANDBOX_UID if root else -1,
         }
         python = os.path.realpath(sys.executable)
