@@ -165,6 +165,33 @@ TABLE = [
         True,
         "correct",
     ),
+    (  # a function bound by assignment is one the tests can call
+        py("add = lambda a, b: a + b"),
+        TESTS,
+        "add",
+        None,
+        True,
+        "correct",
+    ),
+    (py("add = lambda a, b: a + b"), "assert add(1, 1) == 2\n", None, None, True, "correct"),
+    (  # an example variable named like one the tests bind is still not part of the program
+        py("def f(x):\n    return x * 2\n\nx = int(input())"),
+        "def check(c):\n    for x in range(3):\n        assert c(x) == 2 * x\n",
+        "f",
+        None,
+        True,
+        "correct",
+    ),
+    (  # module state a function declares global is kept
+        py(
+            "calls = 0\n\ndef add(a, b):\n    global calls\n    calls += 1\n    return a + b + calls - calls"
+        ),
+        TESTS,
+        "add",
+        None,
+        True,
+        "correct",
+    ),
     (  # a generator is not plain data
         py("def f(n):\n    return (i for i in range(n))"),
         "def check(c):\n    assert list(c(2)) == [0, 1]\n",
@@ -212,6 +239,11 @@ def test_program_assembly():
     assert program.candidate == program.setup + "\n" + program.response + "\n"
     # the tests call f, and g by name (the response's own); helper stays the prompt's
     assert program.names == ("f", "g")
+    # names the tests read unbound are the response's to provide, assignments included
+    tests = "from math import pi\nassert h(pi) == K\n"
+    program = build_program(["h = abs\nK = 3\nJ = 4\ndef f(a):\n    return a"], None, None, tests)
+    assert program.response == "h = abs\n\nK = 3\n\ndef f(a):\n    return a"
+    assert program.names == ("h", "K", "f")
 
 
 def test_code_blocks_of_a_response_without_a_solution_part_or_code():

@@ -71,10 +71,16 @@ class Program:
     names: tuple[str, ...]
 
 
-def build_program(blocks: list[str], prompt: str | None, entry_point: str | None) -> Program:
-    """The program of a response's code ``blocks`` for a problem (see the module docstring)."""
+def build_program(
+    blocks: list[str], prompt: str | None, entry_point: str | None, tests: str = ""
+) -> Program:
+    """The program of a response's code ``blocks`` for a problem (see the module docstring).
+
+    Names the tests read (and ``entry_point``) count as used, so ``add = lambda a, b: a + b``
+    is kept and callable like a function.
+    """
     prompt_tree = _parse(prompt) if prompt else None
-    setup, prompt_names = _definitions(prompt_tree.body) if prompt_tree else ([], set())
+    setup, prompt_names = _definitions(prompt_tree.body) if prompt_tree else ([], [])
     statements: list[ast.stmt] = []
     for block in blocks:
         tree = _parse(block)
@@ -82,7 +88,10 @@ def build_program(blocks: list[str], prompt: str | None, entry_point: str | None
             tree = _parse(prompt.rstrip("\n") + "\n" + block)  # a body completing the prompt
         if tree is not None:
             statements += tree.body
-    parts, defined = _definitions(statements)
+    tests_tree = _parse(tests) if tests else None
+    used = _free_names(tests_tree) if tests_tree else set()
+    used |= {entry_point} if entry_point else set()
+    parts, defined = _definitions(statements, used)
     called = [entry_point] if entry_point else []
     called += [n for n in defined if n not in prompt_names and n != entry_point]
     return Program(
@@ -100,15 +109,18 @@ def _parse(source: str) -> ast.Module | None:
         return None
 
 
-def _definitions(statements: list[ast.stmt]) -> tuple[list[str], list[str]]:
-    """The definitions among top-level ``statements`` as source, in order, and the names of
-    their functions and classes (first definition's order).
+def _definitions(
+    statements: list[ast.stmt], used: set[str] = frozenset()
+) -> tuple[list[str], list[str]]:
+    """The definitions among top-level ``statements`` as source, in order, and the names they
+    define that may be called: functions, classes, and assigned names in ``used``.
 
-    Assignments are kept when a kept definition (or a kept assignment) reads a name they bind.
+    Assignments are kept when a kept definition or assignment, or ``used``, reads a name they
+    bind.
     """
     kept = [s for s in statements if isinstance(s, _DEFINITIONS)]
     pending = [s for s in statements if isinstance(s, _ASSIGNMENTS)]
-    read = set().union(*(_reads(s) for s in kept)) if kept else set()
+    read = set(used).union(*(_free_names(s) for s in kept))
     changed = True
     while changed:
         changed = False
@@ -116,7 +128,7 @@ def _definitions(statements: list[ast.stmt]) -> tuple[list[str], list[str]]:
             if _binds(stmt) & read:
                 kept.append(stmt)
                 pending.remove(stmt)
-                read |= _reads(stmt)
+                read |= _free_names(stmt)
                 changed = True
     order = {id(s): i for i, s in enumerate(statements)}
     kept.sort(key=lambda s: order[id(s)])
@@ -127,12 +139,34 @@ def _definitions(statements: list[ast.stmt]) -> tuple[list[str], list[str]]:
         except (RecursionError, ValueError, MemoryError):
             continue
     named = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-    defined = dict.fromkeys(s.name for s in kept if isinstance(s, named))
+    defined: dict[str, None] = {}
+    for stmt in kept:
+        if isinstance(stmt, named):
+            defined[stmt.name] = None
+        elif isinstance(stmt, _ASSIGNMENTS):
+            defined.update(dict.fromkeys(sorted(_binds(stmt) & set(used))))
     return code, list(defined)
 
 
-def _reads(node: ast.AST) -> set[str]:
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+def _free_names(node: ast.AST) -> set[str]:
+    """Names ``node`` reads but does not bind itself (roughly: nested scopes are not told
+    apart; ``global`` names count as read from the module)."""
+    bound, declared = set(), set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load):
+            bound.add(n.id)
+        elif isinstance(n, ast.arg):
+            bound.add(n.arg)
+        elif isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and n is not node:
+            bound.add(n.name)
+        elif isinstance(n, ast.alias):
+            bound.add((n.asname or n.name).split(".")[0])
+        elif isinstance(n, ast.Global):
+            declared.update(n.names)
+    reads = {
+        n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+    }
+    return (reads - bound) | (declared & (reads | bound))
 
 
 def _binds(stmt: ast.stmt) -> set[str]:
@@ -162,7 +196,7 @@ def grade_code(
     blocks = code_blocks(response)
     if not blocks:
         return Verdict(False, None, "no_answer")
-    program = build_program(blocks, prompt, entry_point)
+    program = build_program(blocks, prompt, entry_point, tests or "")
     run = run_tests(
         program.candidate,
         program.setup,
