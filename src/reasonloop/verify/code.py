@@ -7,7 +7,7 @@ The program, in the spirit of the evalplus and bigcode harnesses:
    response that restates the function without the prompt's ``from typing import List`` works);
 2. every definition the response makes across the fenced code blocks of its solution part, in
    order, so a later one wins (a helper defined in an earlier block is kept): imports, functions,
-   classes and the assignments those use. Example calls, prints, top-level loops and
+   classes, and the assignments those or the tests use. Example calls, prints, top-level loops and
    ``if __name__ == "__main__":`` blocks are left out. A block that is not Python is skipped; a
    block that only parses after the prompt (the body of the prompt's function, HumanEval's
    completion style) completes the prompt;
