@@ -18,7 +18,8 @@ setuid. Each run gets:
   the namespace's uid map itself (``--userns-block-fd``): inside uid 0 (bwrap's setup only) is
   outside root, inside 65534 is outside 65534, and the harness drops to 65534 before it reads
   the job;
-- a seccomp filter (a small BPF program built here, x86-64 and aarch64): other syscall ABIs (i386,
+- a seccomp filter (a small BPF program built here, for x86-64 and aarch64; on other machines
+  there is no boundary, see below): other syscall ABIs (i386,
   x32) kill the process; ``ptrace``, ``process_vm_*``, ``mount`` and the new mount API,
   ``unshare``/``setns``/``clone`` with namespace flags, ``keyctl``, ``bpf``, ``perf_event_open``,
   ``userfaultfd``, ``io_uring``, ``kexec``, modules, ``personality``, handle-based opens and
