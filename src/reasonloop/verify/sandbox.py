@@ -18,16 +18,15 @@ setuid. Each run gets:
   the namespace's uid map itself (``--userns-block-fd``): inside uid 0 (bwrap's setup only) is
   outside root, inside 65534 is outside 65534, and the harness drops to 65534 before it reads
   the job;
-- a seccomp filter (a small BPF program built here, for x86-64 and aarch64; on other machines
-  there is no boundary, see below): other syscall ABIs (i386,
-  x32) kill the process; ``ptrace``, ``process_vm_*``, ``mount`` and the new mount API,
-  ``unshare``/``setns``/``clone`` with namespace flags, ``keyctl``, ``bpf``, ``perf_event_open``,
-  ``userfaultfd``, ``io_uring``, ``kexec``, modules, ``personality``, handle-based opens and
-  clock setting fail with EPERM; ``clone3`` says ENOSYS (so libc falls back to ``clone``, whose
-  flags the filter can read); sockets other than Unix, IPv4 and IPv6 are refused. It is a
-  denylist: the interpreter and its C modules use a wide, version-dependent set of syscalls, and
-  the boundary is the namespaces; the filter removes the kernel surface that namespace escapes
-  have used;
+- a seccomp filter (a small BPF program built here, for x86-64 and aarch64; elsewhere there is
+  no boundary, see below): other syscall ABIs (i386, x32) kill the process; ``ptrace``,
+  ``process_vm_*``, ``mount`` and the new mount API, ``unshare``/``setns``/``clone`` with
+  namespace flags, ``keyctl``, ``bpf``, ``perf_event_open``, ``userfaultfd``, ``io_uring``,
+  ``kexec``, modules, ``personality``, handle-based opens and clock setting fail with EPERM;
+  ``clone3`` says ENOSYS (so libc falls back to ``clone``, whose flags the filter can read);
+  sockets other than Unix, IPv4 and IPv6 are refused. It is a denylist: the interpreter and its
+  C modules use a wide, version-dependent set of syscalls, and the boundary is the namespaces;
+  the filter removes the kernel surface that namespace escapes have used;
 - limits set inside as the unprivileged uid, so they hold when the grader is root: address space
   per process, CPU seconds, file size, open files, and tasks (``RLIMIT_NPROC`` counts per uid of
   the sandbox's own user namespace, i.e. this sandbox's processes and threads only); the tmpfs
