@@ -335,6 +335,14 @@ def test_grade_refuses_code_without_a_sandbox_unless_told(tmp_path):
     # math alone needs no sandbox
     src.write_text(json.dumps(rows[1]) + "\n")
     assert _cli(["grade", str(src), "-o", str(out)], {}, tmp_path).returncode == 0
+    # generate refuses before it loads a model or creates the store
+    problems = tmp_path / "problems.jsonl"
+    code = {k: rows[0][k] for k in ("id", "domain", "answer", "tests")}
+    problems.write_text(json.dumps({**code, "problem": "def add(a, b):\n"}) + "\n")
+    store = tmp_path / "store.db"
+    gen = _cli(["generate", "--problems", str(problems), "--store", str(store)], {}, tmp_path)
+    assert gen.returncode == 2 and "needs an OS sandbox" in gen.stderr
+    assert not store.exists()
 
 
 def test_verdict_json_without_boundary_still_loads():
