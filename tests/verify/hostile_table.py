@@ -479,9 +479,9 @@ class Outside:
         self.server.close()
 
 
-def leftovers(marker: str) -> list[str]:
-    """Processes a row left behind: descendants of this process, or any process with the row's
-    marker in its argv."""
+def leftovers(marker: str, before: frozenset[int] = frozenset()) -> list[str]:
+    """Processes a row left behind: descendants of this process that were not there ``before``
+    (other tests may keep worker pools), or any process with the row's marker in its argv."""
     parents, cmdlines = {}, {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -498,7 +498,7 @@ def leftovers(marker: str) -> list[str]:
         while p in parents and p > 1 and len(ancestors) < 64:
             p = parents[p]
             ancestors.append(p)
-        if me in ancestors or (marker in cmd and pid != me):
+        if (me in ancestors and pid not in before) or (marker in cmd and pid != me):
             found.append(f"{pid}: {cmd[:100]}")
     return found
 
@@ -518,6 +518,7 @@ def run_row(row: tuple[str, str, bool, str], outside: Outside) -> tuple[str, lis
         response = response.replace(token, value)
     before = outside.snapshot()
     connections = outside.connections
+    children = frozenset(int(p.split(":")[0]) for p in leftovers(marker))
     v = grade_code(response, TESTS, "add", timeout_s=5)
     got = f"{v.correct} {v.reason} ({v.boundary})"
     failures = []
@@ -528,7 +529,7 @@ def run_row(row: tuple[str, str, bool, str], outside: Outside) -> tuple[str, lis
     if outside.connections != connections:
         failures.append("the host's listener was reached")
     deadline = time.monotonic() + 3
-    while (left := leftovers(marker)) and time.monotonic() < deadline:
+    while (left := leftovers(marker, children)) and time.monotonic() < deadline:
         time.sleep(0.1)
     if left:
         failures.append(f"processes left behind: {left}")
