@@ -91,5 +91,10 @@ def test_invalid_json_line():
 
 def test_to_dict_is_plain_json():
     d = to_dict(RECORDS[2])
-    assert d["verdict"] == {"correct": True, "extracted": "B", "reason": "correct"}
+    assert d["verdict"] == {
+        "correct": True,
+        "extracted": "B",
+        "reason": "correct",
+        "boundary": None,
+    }
     assert d["generator"]["round"] == 2

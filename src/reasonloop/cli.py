@@ -15,6 +15,7 @@ from rich.table import Table
 from reasonloop import terminal
 from reasonloop.errors import ConfigError, DataError, ReasonloopError
 from reasonloop.terminal import console, log_to, out
+from reasonloop.verify.sandbox import UNSAFE_ENV
 
 app = typer.Typer(
     name="reasonloop",
@@ -45,6 +46,25 @@ def _log_beside(path: Path) -> Path:
     return log_to(path.with_suffix(".log"))
 
 
+UNSAFE_CODE_EXEC = typer.Option(
+    False,
+    "--unsafe-code-exec",
+    envvar=UNSAFE_ENV,
+    help="Where no OS sandbox (bubblewrap) can run, run model-written code unconfined instead of "
+    "refusing. Only on a machine that is itself the boundary (a throwaway VM or container).",
+)
+
+
+def _code_boundary(domains, unsafe: bool) -> None:
+    """Before any work: refuse (one line, exit 2) when code must be graded and cannot be safely."""
+    from reasonloop.verify.sandbox import allow_unsafe_exec, resolve_boundary
+
+    if unsafe:
+        allow_unsafe_exec()
+    if "code" in set(domains):
+        resolve_boundary()
+
+
 @app.command()
 def grade(
     input: Path = typer.Argument(
@@ -52,10 +72,12 @@ def grade(
     ),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the verdicts (JSONL)."),
     workers: int = typer.Option(0, "--workers", help="Parallel grading workers (0 = all cores)."),
+    unsafe_code_exec: bool = UNSAFE_CODE_EXEC,
 ) -> None:
     """Grade model responses against gold answers (math, multiple choice, code)."""
     from reasonloop.verify.batch import grade_file
 
+    _code_boundary((), unsafe_code_exec)  # grade_many checks the boundary once it sees code
     summary = grade_file(input, output, workers=workers or None)
     table = Table(title=f"graded {input}")
     for col in ("domain", "lines", "correct", "accuracy"):
@@ -168,6 +190,7 @@ def generate(
     batch: int = typer.Option(4, "--batch", help="Problems sampled together (one engine call)."),
     data_dir: Path | None = DATA_DIR,
     gpqa_password: str | None = GPQA_PASSWORD,
+    unsafe_code_exec: bool = UNSAFE_CODE_EXEC,
 ) -> None:
     """Sample K responses per problem, grade them, store them. Resumable: rerun to finish."""
     _log_beside(store)
@@ -180,6 +203,7 @@ def generate(
     from reasonloop.store import open_store
 
     probs = resolve_problems(problems, data_dir=data_dir, limit=limit, gpqa_password=gpqa_password)
+    _code_boundary((p.domain for p in probs), unsafe_code_exec)
     settings = SamplingSettings(
         n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed
     )
@@ -224,6 +248,7 @@ def explore(
     stage: str = typer.Option("explore", "--stage"),
     data_dir: Path | None = DATA_DIR,
     gpqa_password: str | None = GPQA_PASSWORD,
+    unsafe_code_exec: bool = UNSAFE_CODE_EXEC,
 ) -> None:
     """Sample each problem until a rollout is correct or the budget is spent; keep every rollout."""
     _log_beside(store)
@@ -237,6 +262,7 @@ def explore(
     from reasonloop.store import open_store
 
     probs = resolve_problems(problems, data_dir=data_dir, limit=limit, gpqa_password=gpqa_password)
+    _code_boundary((p.domain for p in probs), unsafe_code_exec)
     settings = SamplingSettings(
         temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed
     )
@@ -339,6 +365,7 @@ def eval_(
     ),
     data_dir: Path | None = DATA_DIR,
     gpqa_password: str | None = GPQA_PASSWORD,
+    unsafe_code_exec: bool = UNSAFE_CODE_EXEC,
 ) -> None:
     """Evaluate: greedy pass@1, k samples (pass@k, maj@k), or a test-time search strategy;
     reports accuracy and tokens spent per problem. Resumable."""
@@ -364,6 +391,7 @@ def eval_(
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     probs = resolve_problems(benchmark, data_dir=data_dir, limit=limit, gpqa_password=gpqa_password)
+    _code_boundary((p.domain for p in probs), unsafe_code_exec)
     eng = load_engine(engine)
     with progress_bar(len(probs), "eval") as bar:
         task = bar.add_task("eval", total=len(probs), rate="")

@@ -28,11 +28,14 @@ class Verdict:
     ``reason`` is one of: ``correct``, ``wrong``, ``no_answer`` (nothing to extract),
     ``thought_unfinished`` (the thought never ended), ``unparseable`` (an answer that could not be
     read as math), ``timeout``, ``memory``, ``error`` (code raised / failed tests), ``bad_gold``.
+    ``boundary`` is the sandbox that ran a code verdict's program: ``bwrap`` (namespaces, seccomp,
+    an unprivileged uid) or ``none`` (unsafe execution allowed); None where no code ran.
     """
 
     correct: bool
     extracted: str | None
     reason: str
+    boundary: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
 """Grading many responses at once: a JSONL file in, verdicts out in input order.
 
 Math answers go through :class:`~reasonloop.verify.math.MathGrader` (parallel worker processes,
-a cache, a fast path); code runs in sandboxed child processes, several at a time; choice grading is
-cheap and runs inline.
+a cache, a fast path); code runs behind the sandbox of :mod:`reasonloop.verify.sandbox`, several
+at a time (refused up front where none can run); choice grading is cheap and runs inline.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def grade_many(items: Sequence[GradeItem], *, workers: int | None = None) -> lis
     """Verdicts for ``items``, in order. Never raises on model output."""
     from reasonloop.verify import grade
     from reasonloop.verify.math import MathGrader, MathGraderConfig
+    from reasonloop.verify.sandbox import resolve_boundary
 
     workers = workers or default_workers()
     verdicts: list[Verdict | None] = [None] * len(items)
@@ -62,6 +63,8 @@ def grade_many(items: Sequence[GradeItem], *, workers: int | None = None) -> lis
             math_idx.append(i)
         else:
             verdicts[i] = grade(p, item.response)  # choice and Countdown grading are cheap
+    if code_idx:
+        resolve_boundary()  # refuse before any work where code cannot run safely
     if math_idx:
         grader = MathGrader(MathGraderConfig(workers=workers))
         try:
@@ -139,6 +142,8 @@ def grade_file(src: Path, dest: Path, *, workers: int | None = None) -> GradeSum
                 "extracted": v.extracted,
                 "reason": v.reason,
             }
+            if v.boundary is not None:
+                row["boundary"] = v.boundary
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
             summary.graded += 1
             summary.correct += v.correct
