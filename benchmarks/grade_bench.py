@@ -26,6 +26,10 @@ worker it waits for: one CPU at a time); reasonloop with ``--workers`` workers. 
 each, then ``--repeats`` rounds with the three interleaved; medians; caches are cleared before
 every timed run and each reasonloop run gets a fresh grader (workers started before the clock).
 
+Code, when ``DIR/humaneval/test.jsonl`` exists and the sandbox runs here: HumanEval's canonical
+solutions graded behind bubblewrap and with no boundary (``benchmarks/code_grade_bench.py``): the
+cost of safety as a ratio, and whether every solution passes both ways.
+
 The last line is ``accuracy_ours=A accuracy_math_verify=B speedup=S``: A and B are agreement over
 every row of both workloads; S is rows/s of reasonloop with its workers over Math-Verify's.
 """
@@ -331,6 +335,33 @@ def print_agreement(title: str, rows: list[Row], verdicts: dict[str, list[bool]]
         print(f"  {shape:24}{cells}")
 
 
+def code_rows(args: argparse.Namespace) -> None:
+    """HumanEval's canonical solutions graded behind the sandbox and without it: the cost of
+    safety (``benchmarks/code_grade_bench.py`` measures it; this prints its row)."""
+    from code_grade_bench import code_row
+
+    from reasonloop.verify.sandbox import bwrap_problem
+
+    if not (args.data / "humaneval" / "test.jsonl").is_file():
+        print("\ncode: skipped (no humaneval/test.jsonl in the data directory)")
+        return
+    problem = bwrap_problem()
+    if problem is not None:
+        print(f"\ncode: skipped (no sandbox here: {problem})")
+        return
+    row = code_row(args.data, args.workers, args.repeats)
+    print(
+        f"\ncode: HumanEval canonical solutions, {row['workers']} at a time, best of {args.repeats}"
+    )
+    print(f"{'':26}{'seconds':>11}{'rows/s':>11}{'passed':>16}")
+    for b, label in (("bwrap", "behind bubblewrap"), ("none", "no boundary")):
+        r = row[b]
+        print(
+            f"{label:26}{r['seconds']:>11.2f}{r['per_s']:>11.1f}{r['passed']:>12}/{row['solutions']}"
+        )
+    print(f"  the boundary costs x{row['cost_ratio']:.2f}; all pass both ways: {row['all_pass']}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -391,7 +422,7 @@ def main() -> None:
         f"  reasonloop settled {len(timed) - SENT_TO_WORKERS[1]} of the {len(timed)} rows "
         f"in-process and sent {SENT_TO_WORKERS[1]} pairs to sympy workers"
     )
-    # Other graders' rows (code) go here, before the last line.
+    code_rows(args)
 
     both = table + generated
     names = list(graders)
