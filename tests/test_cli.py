@@ -1,16 +1,10 @@
 """The CLI through its real entry point (a subprocess), on small inputs."""
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-DATA = Path(
-    os.environ.get("REASONLOOP_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
-)
 
 
 def run(*args, cwd=None):
@@ -88,10 +82,11 @@ def test_unknown_engine_spec_lists_the_valid_forms(tmp_path):
     assert "unknown engine spec 'bogus:x'" in r.stderr and "openai:URL#MODEL" in r.stderr
 
 
-@pytest.mark.skipif(not (DATA / "gsm8k").exists(), reason="needs ../shared/data")
-def test_problems_show_reads_the_data_dir():
-    r = run("problems", "show", "gsm8k", "--limit", "1", "--data-dir", str(DATA))
-    assert r.returncode == 0 and "1319 problems in gsm8k" in r.stdout
+def test_problems_show_reads_the_data_dir(bench_data):
+    r = run("problems", "show", "gsm8k", "--limit", "1", "--data-dir", str(bench_data))
+    assert r.returncode == 0, r.stderr
+    assert "gsm8k-test-0000" in r.stdout and "Mia buys 3 packs of pencils" in r.stdout
+    assert r.stdout.rstrip().endswith("10 problems in gsm8k")
 
 
 @pytest.mark.slow

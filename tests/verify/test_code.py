@@ -2,7 +2,6 @@
 contained."""
 
 import json
-import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,10 +12,6 @@ from reasonloop.format import render
 from reasonloop.verify.code import extract_code, grade_code
 from reasonloop.verify.sandbox import run_python
 
-DATA = Path(
-    os.environ.get("REASONLOOP_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")
-)
-HUMANEVAL = DATA / "humaneval" / "test.jsonl"
 TESTS = "def check(f):\n    assert f(2, 3) == 5\n    assert f(-1, 1) == 0\n"
 
 # (response, tests, entry_point, correct, reason)
@@ -108,15 +103,8 @@ def test_body_only_completion_gets_the_prompt():
     assert extract_code("```python\n    return a + b\n```") == "    return a + b"
 
 
-def humaneval_rows():
-    if not HUMANEVAL.exists():
-        pytest.skip("needs ../shared/data/humaneval")
-    return [json.loads(x) for x in HUMANEVAL.read_text().splitlines()]
-
-
-@pytest.mark.slow
-def test_all_humaneval_canonical_solutions_pass():
-    rows = humaneval_rows()
+def canonical_failures(rows: list[dict]) -> list[str]:
+    """Ids of rows whose reference program, sent as a response, does not pass its own tests."""
 
     def run(row):
         resp = render("I will implement it.", f"```python\n{row['solution']}\n```")
@@ -126,23 +114,21 @@ def test_all_humaneval_canonical_solutions_pass():
 
     with ThreadPoolExecutor(4) as pool:
         verdicts = list(pool.map(run, rows))
-    failed = [r["id"] for r, v in zip(rows, verdicts, strict=True) if not v.correct]
-    assert failed == [] and len(rows) == 164
+    return [r["id"] for r, v in zip(rows, verdicts, strict=True) if not v.correct]
 
 
 MUTATIONS = [(" < ", " > "), (" + ", " - "), (" == ", " != "), ("True", "False"), (" >= ", " < ")]
 
 
-@pytest.mark.slow
-def test_simple_mutants_fail():
-    rows = humaneval_rows()
+def mutants_that_survive(rows: list[dict]) -> tuple[int, list[str]]:
+    """Each row's canonical body with its first mutable operator flipped, graded: (how many
+    mutants, ids of those that still pass)."""
     mutants = []
     for row in rows:
         for a, b in MUTATIONS:
             if a in row["answer"]:
                 mutants.append((row, row["answer"].replace(a, b, 1)))
                 break
-    assert len(mutants) > 100
 
     def run(item):
         row, body = item
@@ -155,9 +141,35 @@ def test_simple_mutants_fail():
 
     with ThreadPoolExecutor(4) as pool:
         verdicts = list(pool.map(run, mutants))
-    survived = [row["id"] for (row, _), v in zip(mutants, verdicts, strict=True) if v.correct]
+    return len(mutants), [
+        row["id"] for (row, _), v in zip(mutants, verdicts, strict=True) if v.correct
+    ]
+
+
+def test_fixture_canonical_solutions_pass_and_mutants_fail(bench_rows: dict[str, list[dict]]):
+    """On the miniature HumanEval (tests/benchdata.py): every reference passes, every mutant fails."""
+    rows = bench_rows["humaneval"]
+    assert canonical_failures(rows) == []
+    assert mutants_that_survive(rows) == (len(rows), [])
+
+
+def real_humaneval(real_data: Path) -> list[dict]:
+    path = real_data / "humaneval" / "test.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_all_humaneval_canonical_solutions_pass(real_data: Path):
+    rows = real_humaneval(real_data)
+    assert len(rows) == 164 and canonical_failures(rows) == []
+
+
+@pytest.mark.slow
+def test_simple_mutants_fail(real_data: Path):
+    n, survived = mutants_that_survive(real_humaneval(real_data))
+    assert n > 100
     # a mutant can be equivalent or escape weak tests; almost all must be caught
-    assert len(survived) <= 0.1 * len(mutants), survived
+    assert len(survived) <= 0.1 * n, survived
 
 
 def stray_processes():
@@ -199,8 +211,10 @@ def test_writing_outside_the_sandbox_is_refused(tmp_path):
     r = run_python(f"open({str(target)!r}, 'w').write('x')", timeout_s=3)
     assert not r.success and "not allowed" in r.stderr
     assert not target.exists()
-    r = run_python(f"import os\nos.remove({str(HUMANEVAL)!r})", timeout_s=3)
-    assert not r.success
+    victim = tmp_path / "keep.txt"
+    victim.write_text("mine")
+    r = run_python(f"import os\nos.remove({str(victim)!r})", timeout_s=3)
+    assert not r.success and victim.read_text() == "mine"
     inside = run_python(
         "open('mine.txt', 'w').write('ok')\nprint(open('mine.txt').read())", timeout_s=3
     )
