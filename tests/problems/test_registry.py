@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 
 from reasonloop.errors import ConfigError, DataError
-from reasonloop.problems import BENCHMARKS, benchmark, load_benchmark, registry, resolve_problems
+from reasonloop.problems import (
+    BENCHMARKS,
+    benchmark,
+    check_problem_spec,
+    load_benchmark,
+    registry,
+    resolve_problems,
+)
 from reasonloop.problems.registry import MATH_SUBJECTS, last_boxed
 from reasonloop.records import Problem
 
@@ -188,6 +195,21 @@ def test_resolve_name_and_path(bench_data: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         resolve_problems(str(tmp_path / "missing.jsonl"))
     assert "is neither a benchmark (math500, aime24" in str(info.value)
+
+
+def test_check_problem_spec_and_negative_limits(tmp_path: Path) -> None:
+    for spec in ("math500", "MATH-500", "aime2024", "gpqa-main", "countdown-hard", str(tmp_path)):
+        check_problem_spec(spec)
+    with pytest.raises(ConfigError) as info:
+        check_problem_spec("countdown-harder", key="explore.problems:")
+    assert str(info.value) == (
+        "explore.problems: 'countdown-harder' is neither a benchmark (math500, aime24, aime25, "
+        "amc23, gsm8k, gpqa, humaneval, math-train, countdown-easy|medium|hard) nor an existing "
+        "file or directory"
+    )
+    for spec in ("countdown-easy", "gsm8k", str(tmp_path)):  # every kind of set, before loading
+        with pytest.raises(ConfigError, match="limit must be >= 0, got -1"):
+            resolve_problems(spec, data_dir=tmp_path / "nowhere", limit=-1)
 
 
 def test_resolve_gpqa_zip_path(bench_data: Path, bench_gpqa: Any) -> None:
