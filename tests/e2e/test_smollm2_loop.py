@@ -37,9 +37,10 @@ def kill_after_first_rows(
     t0 = time.time()
     while proc.poll() is None and time.time() - t0 < timeout:
         if rows(db) >= at_least:
-            proc.send_signal(signal.SIGKILL)
             break
         time.sleep(0.2)
+    if proc.poll() is None:  # killed at its first rows, or past the timeout: never left running
+        proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
 
 
