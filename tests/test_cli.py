@@ -141,11 +141,20 @@ def test_eval_with_a_search_strategy_reports_tokens_spent(tmp_path):
         "--scorer", "confidence",
     )  # fmt: skip
     assert bad.returncode == 2 and "strategy 'majority' uses no scorer" in bad.stderr
+    # A scorer or a strategy option that cannot be used is refused before the output directory
+    # (and its store) is made.
+    fresh = tmp_path / "fresh"
     missing = run(
-        "eval", "--benchmark", "countdown-easy", "--limit", "1", "--out", str(out),
+        "eval", "--benchmark", "countdown-easy", "--limit", "1", "--out", str(fresh),
         "--strategy", "best-of-n", "--scorer", f"orm:{tmp_path / 'nothing'}",
     )  # fmt: skip
     assert missing.returncode == 2 and "no such model directory" in missing.stderr
+    unknown = run(
+        "eval", "--benchmark", "countdown-easy", "--limit", "1", "--out", str(fresh),
+        "--strategy", "majority", "-k", "2", "--option", "bogus=1",
+    )  # fmt: skip
+    assert unknown.returncode == 2 and "unexpected keyword argument 'bogus'" in unknown.stderr
+    assert not fresh.exists()
 
 
 # --- inputs that cannot hurt ----------------------------------------------------------------
