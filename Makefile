@@ -23,7 +23,25 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(VENV)/bin/reasonloop demo --out runs/demo
 
-test: install lint
+# The viewer's browser tests drive a system Chromium through Playwright, which downloads none.
+# Without one they could only skip, so `make test` stops first and says how to get one;
+# `make test BROWSER_TESTS=skip` runs everything else (the run's closing summary lists the skips).
+.PHONY: chromium-check
+chromium-check:
+	@c="$${REASONLOOP_CHROMIUM:-$$(command -v chromium || command -v chromium-browser || true)}"; \
+	if [ -n "$$c" ] && [ -x "$$c" ]; then echo "browser tests: $$c"; \
+	elif [ "$(BROWSER_TESTS)" = skip ]; then echo "browser tests: skipped (BROWSER_TESTS=skip)"; \
+	else \
+	  echo "make test: no Chromium for the viewer's browser tests. Install one:" >&2; \
+	  echo "  Debian/Ubuntu: sudo apt-get install chromium   (Ubuntu: chromium-browser)" >&2; \
+	  echo "  macOS: brew install --cask chromium, then" >&2; \
+	  echo "         export REASONLOOP_CHROMIUM=/Applications/Chromium.app/Contents/MacOS/Chromium" >&2; \
+	  echo "  elsewhere: REASONLOOP_CHROMIUM=/path/to/chromium make test" >&2; \
+	  echo "or run the rest without them: make test BROWSER_TESTS=skip" >&2; \
+	  exit 2; \
+	fi
+
+test: chromium-check install lint
 	$(PY) -m pytest -q
 
 lint: install

@@ -1,16 +1,10 @@
 """The CLI through its real entry point (a subprocess), on small inputs."""
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-DATA = Path(
-    os.environ.get("REASONLOOP_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
-)
 
 
 def run(*args, cwd=None):
@@ -88,10 +82,11 @@ def test_unknown_engine_spec_lists_the_valid_forms(tmp_path):
     assert "unknown engine spec 'bogus:x'" in r.stderr and "openai:URL#MODEL" in r.stderr
 
 
-@pytest.mark.skipif(not (DATA / "gsm8k").exists(), reason="needs ../shared/data")
-def test_problems_show_reads_the_data_dir():
-    r = run("problems", "show", "gsm8k", "--limit", "1", "--data-dir", str(DATA))
-    assert r.returncode == 0 and "1319 problems in gsm8k" in r.stdout
+def test_problems_show_reads_the_data_dir(bench_data):
+    r = run("problems", "show", "gsm8k", "--limit", "1", "--data-dir", str(bench_data))
+    assert r.returncode == 0, r.stderr
+    assert "gsm8k-test-0000" in r.stdout and "Mia buys 3 packs of pencils" in r.stdout
+    assert r.stdout.rstrip().endswith("10 problems in gsm8k")
 
 
 @pytest.mark.slow
@@ -146,8 +141,167 @@ def test_eval_with_a_search_strategy_reports_tokens_spent(tmp_path):
         "--scorer", "confidence",
     )  # fmt: skip
     assert bad.returncode == 2 and "strategy 'majority' uses no scorer" in bad.stderr
+    # A scorer or a strategy option that cannot be used is refused before the output directory
+    # (and its store) is made.
+    fresh = tmp_path / "fresh"
     missing = run(
-        "eval", "--benchmark", "countdown-easy", "--limit", "1", "--out", str(out),
+        "eval", "--benchmark", "countdown-easy", "--limit", "1", "--out", str(fresh),
         "--strategy", "best-of-n", "--scorer", f"orm:{tmp_path / 'nothing'}",
     )  # fmt: skip
     assert missing.returncode == 2 and "no such model directory" in missing.stderr
+    unknown = run(
+        "eval", "--benchmark", "countdown-easy", "--limit", "1", "--out", str(fresh),
+        "--strategy", "majority", "-k", "2", "--option", "bogus=1",
+    )  # fmt: skip
+    assert unknown.returncode == 2 and "unexpected keyword argument 'bogus'" in unknown.stderr
+    assert not fresh.exists()
+
+
+# --- inputs that cannot hurt ----------------------------------------------------------------
+
+MATH_LINE = {"id": "m", "domain": "math", "answer": "1", "response": "\\boxed{1}"}
+
+
+def write_lines(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path.read_bytes()
+
+
+def test_grade_refuses_to_write_over_its_input(tmp_path):
+    src = tmp_path / "in.jsonl"
+    before = write_lines(src, [MATH_LINE])
+    (tmp_path / "link.jsonl").symlink_to(src)
+    for dest in (src, tmp_path / "link.jsonl", tmp_path / "." / "in.jsonl"):
+        r = run("grade", str(src), "-o", str(dest))
+        assert r.returncode == 2
+        assert r.stderr == (
+            f"error: output {dest} is the input file; the verdicts would overwrite it: name "
+            "another file\n"
+        )
+        assert src.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "link.jsonl"]
+
+
+def test_grade_into_a_directory_or_a_missing_one_leaves_nothing_behind(tmp_path):
+    src = tmp_path / "in.jsonl"
+    before = write_lines(src, [MATH_LINE])
+    out_dir = tmp_path / "verdicts"
+    out_dir.mkdir()
+    r = run("grade", str(src), "-o", str(out_dir))
+    assert r.returncode == 2
+    assert r.stderr == (
+        f"error: output {out_dir} is a directory; name a file in it, e.g. "
+        f"{out_dir / 'verdicts.jsonl'}\n"
+    )
+    r = run("grade", str(src), "-o", str(tmp_path / "nope" / "v.jsonl"))
+    assert r.returncode == 2
+    assert r.stderr == (
+        f"error: output {tmp_path / 'nope' / 'v.jsonl'}: no directory {tmp_path / 'nope'}; "
+        "create it first\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "verdicts"]
+    assert list(out_dir.iterdir()) == [] and src.read_bytes() == before
+    # A good run leaves the verdicts and no temporary file.
+    assert run("grade", str(src), "-o", str(out_dir / "v.jsonl")).returncode == 0
+    assert [p.name for p in out_dir.iterdir()] == ["v.jsonl"]
+
+
+def test_grade_code_rows_may_omit_the_answer_or_set_it_to_null(tmp_path):
+    code = {
+        "domain": "code",
+        "response": "```python\ndef f():\n    return 1\n```",
+        "tests": "def check(c):\n    assert c() == 1\n",
+        "entry_point": "f",
+    }
+    src = tmp_path / "in.jsonl"
+    write_lines(
+        src,
+        [
+            {"id": "c1", **code},
+            {"id": "c2", "answer": None, **code},
+            {"id": "m1", "domain": "math", "answer": None, "response": "\\boxed{1}"},
+        ],
+    )
+    dest = tmp_path / "out.jsonl"
+    r = run("grade", str(src), "-o", str(dest), "--workers", "1")
+    assert r.returncode == 2  # the math row without an answer is still an error
+    assert [json.loads(x) for x in dest.read_text().splitlines()] == [
+        {"id": "c1", "correct": True, "extracted": "def f():\n    return 1", "reason": "correct"},
+        {"id": "c2", "correct": True, "extracted": "def f():\n    return 1", "reason": "correct"},
+    ]
+    assert r.stderr.splitlines() == [
+        f"skipped {src}:3: field 'answer': expected a string, got NoneType None",
+        "1 malformed line(s) skipped",
+    ]
+
+
+def test_file_names_and_messages_print_as_they_are(tmp_path):
+    """No rich markup or emoji codes: line 100 once printed as ``in.jsonl💯``."""
+    src = tmp_path / "[bold]in[red]:smile:.jsonl"
+    bad = {"id": "bad", "domain": "math", "response": "no answer field"}
+    write_lines(src, [MATH_LINE] * 99 + [bad])
+    dest = tmp_path / "[red]out:100:.jsonl"
+    r = run("grade", str(src), "-o", str(dest), "--workers", "1")
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == [
+        f"skipped {src}:100: field 'answer': missing required field for Problem",
+        "1 malformed line(s) skipped",
+    ]
+    assert f"graded{src}" in "".join(r.stdout.split())  # the table's title wraps
+    assert f"wrote 99 verdicts to {dest}\n" in r.stdout
+    assert "💯" not in r.stdout + r.stderr and "😄" not in r.stdout + r.stderr
+    missing = tmp_path / "[/x]:100:.jsonl"
+    r = run("grade", str(missing), "-o", str(dest))
+    assert (r.returncode, r.stderr) == (2, f"error: {missing}: file not found\n")
+
+
+def test_problems_show_prints_ids_domains_and_answers_as_they_are(tmp_path):
+    src = tmp_path / "p.jsonl"
+    write_lines(src, [{"id": "q:100:", "domain": "math", "problem": "[b]x[/b]?", "answer": "[1]"}])
+    r = run("problems", "show", str(src))
+    assert r.returncode == 0, r.stderr
+    assert "q:100:  [math]  answer: [1]" in r.stdout and "[b]x[/b]?" in r.stdout
+
+
+LIMITED = {
+    "generate": ["--problems", "countdown-easy", "--store", "{tmp}/s.db"],
+    "explore": ["--problems", "countdown-easy", "--store", "{tmp}/s.db"],
+    "distill": ["--problems", "countdown-easy", "--store", "{tmp}/s.db", "--teacher", "default"],
+    "rel": ["--problems", "countdown-easy", "--store", "{tmp}/s.db"],
+    "eval": ["--benchmark", "countdown-easy", "--out", "{tmp}/ev"],
+    "annotate-steps": ["--store", "{tmp}/s.db"],
+}
+
+
+@pytest.mark.parametrize("command", [*LIMITED, "problems show"])
+def test_a_negative_limit_is_refused_before_anything_is_made(tmp_path, command):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in LIMITED.get(command, ["countdown-easy"])]
+    r = run(*command.split(), *args, "--limit", "-1")
+    assert r.returncode == 2
+    assert "Invalid value for '--limit'" in r.stderr and "greater than or equal to 0" in r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["generate", "--engine", "bogus:x"], "unknown engine spec 'bogus:x'"),
+        (["generate", "-n", "0"], "Invalid value for '-n'"),
+        (["generate", "--batch", "0"], "Invalid value for '--batch'"),
+        (["generate", "--max-tokens", "0"], "error: max_tokens must be >= 1, got 0"),
+        (["explore", "--max-rollouts", "0"], "Invalid value for '--max-rollouts'"),
+        (["explore", "--engine", "llamacpp:"], "unknown engine spec 'llamacpp:'"),
+        (["distill", "--teacher", "default", "--style", "poem"], "--style must be one of"),
+        (["distill", "--teacher", "nope"], "unknown engine spec 'nope'"),
+        (["rel", "--threshold", "2"], "error: threshold must be in [0, 1], got 2.0"),
+        (["generate", "--problems", "countdown-hardest"], "is neither a benchmark"),
+    ],
+)
+def test_rejected_engines_and_settings_create_no_store(tmp_path, args, message):
+    store = tmp_path / "s.db"
+    if "--problems" not in args:
+        args = [*args, "--problems", "countdown-easy"]
+    r = run(*args, "--store", str(store), "--limit", "1")
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from reasonloop import terminal
 from reasonloop.errors import ConfigError, DataError, ReasonloopError
@@ -70,8 +71,15 @@ def grade(
     input: Path = typer.Argument(
         ..., help="JSONL: id, domain, answer, response, choices?, tests?, entry_point?"
     ),
-    output: Path = typer.Option(..., "-o", "--output", help="Where to write the verdicts (JSONL)."),
-    workers: int = typer.Option(0, "--workers", help="Parallel grading workers (0 = all cores)."),
+    output: Path = typer.Option(
+        ...,
+        "-o",
+        "--output",
+        help="Where to write the verdicts (JSONL; not the input file, not a directory).",
+    ),
+    workers: int = typer.Option(
+        0, "--workers", min=0, help="Parallel grading workers (0 = all cores)."
+    ),
     unsafe_code_exec: bool = UNSAFE_CODE_EXEC,
 ) -> None:
     """Grade model responses against gold answers (math, multiple choice, code)."""
@@ -79,20 +87,21 @@ def grade(
 
     _code_boundary((), unsafe_code_exec)  # grade_many checks the boundary once it sees code
     summary = grade_file(input, output, workers=workers or None)
-    table = Table(title=f"graded {input}")
+    table = Table(title=plain(f"graded {input}"))
     for col in ("domain", "lines", "correct", "accuracy"):
         table.add_column(col, justify="right" if col != "domain" else "left")
     for domain, (n, k) in sorted(summary.by_domain.items()):
-        table.add_row(domain, str(n), str(k), f"{100 * k / n:.1f}%" if n else "-")
+        table.add_row(plain(domain), str(n), str(k), f"{100 * k / n:.1f}%" if n else "-")
     table.add_row(
         "all", str(summary.graded), str(summary.correct), f"{100 * summary.accuracy:.1f}%"
     )
     out.print(table)
     if summary.reasons:
-        out.print("reasons: " + ", ".join(f"{r}={c}" for r, c in sorted(summary.reasons.items())))
+        reasons = ", ".join(f"{r}={c}" for r, c in sorted(summary.reasons.items()))
+        out.print(plain(f"reasons: {reasons}"), soft_wrap=True)
     for err in summary.errors:
-        console.print(f"[red]skipped[/red] {err}", highlight=False, soft_wrap=True)
-    out.print(f"wrote {summary.graded} verdicts to {output}")
+        console.print(labelled("skipped", "red", err), soft_wrap=True)
+    out.print(plain(f"wrote {summary.graded} verdicts to {output}"), soft_wrap=True)
     if summary.errors:
         console.print(f"{len(summary.errors)} malformed line(s) skipped")
         raise typer.Exit(2)
@@ -126,7 +135,7 @@ def problems_list() -> None:
 @problems_app.command("show")
 def problems_show(
     spec: str = typer.Argument(..., help="A benchmark name or a JSONL/parquet/dataset path."),
-    limit: int = typer.Option(3, "--limit", help="How many problems to print."),
+    limit: int = typer.Option(3, "--limit", min=0, help="How many problems to print."),
     data_dir: Path | None = DATA_DIR,
     gpqa_password: str | None = GPQA_PASSWORD,
 ) -> None:
@@ -135,9 +144,9 @@ def problems_show(
 
     problems = resolve_problems(spec, data_dir=data_dir, gpqa_password=gpqa_password)
     for p in problems[:limit]:
-        out.rule(f"{p.id}  [{p.domain}]  answer: {p.answer[:60]}")
-        out.print(prompt_for(p), markup=False, highlight=False)
-    out.print(f"{len(problems)} problems in {spec}")
+        out.rule(plain(f"{p.id}  [{p.domain}]  answer: {p.answer[:60]}"))
+        out.print(plain(prompt_for(p)))
+    out.print(plain(f"{len(problems)} problems in {spec}"), soft_wrap=True)
 
 
 ENGINE = typer.Option(
@@ -146,6 +155,7 @@ ENGINE = typer.Option(
     help="default | llamacpp:PATH.gguf | hf:PATH | openai:URL#MODEL[,URL#MODEL]",
 )
 STORE = typer.Option(..., "--store", help="The trajectory store (SQLite; created if missing).")
+LIMIT = typer.Option(None, "--limit", min=0, help="Only the first N problems.")
 
 
 def progress_bar(total: int, description: str):
@@ -178,8 +188,8 @@ def generate(
     problems: str = typer.Option(..., "--problems", help="A benchmark name or a problems file."),
     store: Path = STORE,
     engine: str = ENGINE,
-    n: int = typer.Option(1, "-n", help="Samples per problem."),
-    limit: int | None = typer.Option(None, "--limit", help="Only the first N problems."),
+    n: int = typer.Option(1, "-n", min=1, help="Samples per problem."),
+    limit: int | None = LIMIT,
     temperature: float = typer.Option(0.7, "--temperature"),
     top_p: float = typer.Option(1.0, "--top-p"),
     max_tokens: int = typer.Option(1024, "--max-tokens"),
@@ -187,7 +197,9 @@ def generate(
     stage: str = typer.Option(
         "generate", "--stage", help="A tag that separates runs in the store."
     ),
-    batch: int = typer.Option(4, "--batch", help="Problems sampled together (one engine call)."),
+    batch: int = typer.Option(
+        4, "--batch", min=1, help="Problems sampled together (one engine call)."
+    ),
     data_dir: Path | None = DATA_DIR,
     gpqa_password: str | None = GPQA_PASSWORD,
     unsafe_code_exec: bool = UNSAFE_CODE_EXEC,
@@ -202,12 +214,17 @@ def generate(
     from reasonloop.problems import resolve_problems
     from reasonloop.store import open_store
 
+    settings = _sampling(
+        SamplingSettings,
+        n=n,
+        temperature=temperature,
+        top_p=top_p,
+        max_tokens=max_tokens,
+        seed=seed,
+    )
     probs = resolve_problems(problems, data_dir=data_dir, limit=limit, gpqa_password=gpqa_password)
     _code_boundary((p.domain for p in probs), unsafe_code_exec)
-    settings = SamplingSettings(
-        n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed
-    )
-    eng = load_engine(engine)
+    eng = load_engine(engine)  # everything is checked before the store file is created
     with open_store(store) as st, progress_bar(len(probs), "generate") as bar:
         task = bar.add_task("generate", total=len(probs), rate="")
         summary = run_generate(
@@ -220,7 +237,7 @@ def generate(
             on_progress=_rate_callback(bar, task, time.perf_counter()),
         )
     eng.close()
-    table = Table(title=f"generate → {store}")
+    table = Table(title=plain(f"generate → {store}"))
     for col in ("problems", "samples", "new", "accuracy", "tokens/s"):
         table.add_column(col, justify="right")
     table.add_row(
@@ -238,9 +255,11 @@ def explore(
     problems: str = typer.Option(..., "--problems", help="A benchmark name or a problems file."),
     store: Path = STORE,
     engine: str = ENGINE,
-    max_rollouts: int = typer.Option(20, "--max-rollouts", help="Budget of rollouts per problem."),
-    batch: int = typer.Option(4, "--batch", help="Rollouts drawn per problem at a time."),
-    limit: int | None = typer.Option(None, "--limit"),
+    max_rollouts: int = typer.Option(
+        20, "--max-rollouts", min=1, help="Budget of rollouts per problem."
+    ),
+    batch: int = typer.Option(4, "--batch", min=1, help="Rollouts drawn per problem at a time."),
+    limit: int | None = LIMIT,
     temperature: float = typer.Option(1.0, "--temperature"),
     top_p: float = typer.Option(1.0, "--top-p"),
     max_tokens: int = typer.Option(1024, "--max-tokens"),
@@ -261,12 +280,12 @@ def explore(
     from reasonloop.problems import resolve_problems
     from reasonloop.store import open_store
 
+    settings = _sampling(
+        SamplingSettings, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed
+    )
     probs = resolve_problems(problems, data_dir=data_dir, limit=limit, gpqa_password=gpqa_password)
     _code_boundary((p.domain for p in probs), unsafe_code_exec)
-    settings = SamplingSettings(
-        temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed
-    )
-    eng = load_engine(engine)
+    eng = load_engine(engine)  # everything is checked before the store file is created
     with open_store(store) as st, progress_bar(len(probs), "explore") as bar:
         task = bar.add_task("explore", total=len(probs), rate="")
         summary = run_explore(
@@ -280,7 +299,7 @@ def explore(
             on_progress=_rate_callback(bar, task, time.perf_counter()),
         )
     eng.close()
-    table = Table(title=f"explore → {store}")
+    table = Table(title=plain(f"explore → {store}"))
     for col in (
         "problems",
         "solved",
@@ -356,7 +375,7 @@ def eval_(
         "--option",
         help="More strategy options, KEY=VALUE (e.g. expand=2, children=3, step_tokens=64).",
     ),
-    limit: int | None = typer.Option(None, "--limit"),
+    limit: int | None = LIMIT,
     temperature: float = typer.Option(0.7, "--temperature"),
     max_tokens: int = typer.Option(1024, "--max-tokens"),
     seed: int = typer.Option(0, "--seed"),
@@ -373,8 +392,9 @@ def eval_(
     import time
 
     from reasonloop.engines import load_engine
-    from reasonloop.evaluate.run import EvalSettings, evaluate, load_spend
+    from reasonloop.evaluate.run import EvalSettings, evaluate, load_spend, make_eval_scorer
     from reasonloop.problems import resolve_problems
+    from reasonloop.search import make_strategy
 
     try:
         settings = EvalSettings(
@@ -393,6 +413,11 @@ def eval_(
     probs = resolve_problems(benchmark, data_dir=data_dir, limit=limit, gpqa_password=gpqa_password)
     _code_boundary((p.domain for p in probs), unsafe_code_exec)
     eng = load_engine(engine)
+    # The scorer (a reward model is loaded) and the strategy's options are checked before the
+    # output directory and its store are created.
+    scorer = make_eval_scorer(settings, eng)
+    if settings.searches:
+        make_strategy(settings.strategy, **settings.strategy_options(scorer))
     with progress_bar(len(probs), "eval") as bar:
         task = bar.add_task("eval", total=len(probs), rate="")
         result = evaluate(
@@ -402,10 +427,13 @@ def eval_(
             out_dir,
             settings,
             on_progress=_rate_callback(bar, task, time.perf_counter()),
+            scorer=scorer,
         )
     eng.close()
     table = Table(
-        title=f"{benchmark} — {result.model} ({result.strategy}, {result.n_problems} problems)"
+        title=plain(
+            f"{benchmark} — {result.model} ({result.strategy}, {result.n_problems} problems)"
+        )
     )
     table.add_column("metric")
     table.add_column("%", justify="right")
@@ -414,8 +442,11 @@ def eval_(
     out.print(table)
     spend = load_spend(out_dir).get("tokens_per_problem")
     out.print(
-        f"mean tokens {result.mean_tokens or 0:.0f}; tokens spent per problem {spend or 0:.0f}; "
-        f"wrote {out_dir}/report.md"
+        plain(
+            f"mean tokens {result.mean_tokens or 0:.0f}; tokens spent per problem "
+            f"{spend or 0:.0f}; wrote {out_dir}/report.md"
+        ),
+        soft_wrap=True,
     )
 
 
@@ -428,10 +459,10 @@ def compare(dirs: list[Path] = typer.Argument(..., help="Eval output directories
     table = Table(title="compare")
     for col in header:
         table.add_column(
-            col, justify="left" if col in ("model", "benchmark", "strategy") else "right"
+            plain(col), justify="left" if col in ("model", "benchmark", "strategy") else "right"
         )
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*map(plain, row))
     out.print(table)
 
 
@@ -480,7 +511,7 @@ def export(
             ds = to_hf_dataset(st, **opts)  # type: ignore[arg-type]
             ds.save_to_disk(str(out_path))
             n = len(ds)
-    out.print(f"wrote {n} {kind} rows to {out_path} ({fmt})")
+    out.print(plain(f"wrote {n} {kind} rows to {out_path} ({fmt})"), soft_wrap=True)
 
 
 @app.command("annotate-steps")
@@ -488,7 +519,7 @@ def annotate_steps_cmd(
     store: Path = STORE,
     engine: str = ENGINE,
     m: int = typer.Option(8, "-m", help="Completions sampled from each step prefix."),
-    limit: int | None = typer.Option(None, "--limit", help="Only the first N trajectories."),
+    limit: int | None = typer.Option(None, "--limit", min=0, help="Only the first N trajectories."),
     stage: str | None = typer.Option(None, "--stage", help="Only trajectories of this stage."),
     solved_only: bool = typer.Option(
         False,
@@ -540,7 +571,7 @@ def annotate_steps_cmd(
         summary = annotate_steps(eng, st, settings, on_progress=on_progress)
     key = labeler_key(eng, settings)
     eng.close()
-    table = Table(title=f"annotate-steps → {store}")
+    table = Table(title=plain(f"annotate-steps → {store}"))
     for col in ("trajectories", "steps labelled", "already done", "hard = true", "tokens"):
         table.add_column(col, justify="right")
     table.add_row(
@@ -551,7 +582,7 @@ def annotate_steps_cmd(
         str(summary.new_tokens),
     )
     out.print(table)
-    out.print(f"labeller {key}", highlight=False)
+    out.print(plain(f"labeller {key}"), soft_wrap=True)
     if summary.missing_problems:
         console.print(f"{len(summary.missing_problems)} problem(s) missing from the store: skipped")
 
@@ -582,12 +613,12 @@ def stats(
             source = t.generator.model if t.generator else "?"
             for key in (f"verdict={verdict}", f"source={source}"):
                 groups.setdefault(key, []).append(b)
-    table = Table(title=f"{store}: {s.problems} problems, {s.trajectories} trajectories")
+    table = Table(title=plain(f"{store}: {s.problems} problems, {s.trajectories} trajectories"))
     for col in ("stage", "trajectories", "problems", "correct", "incorrect", "ungraded"):
         table.add_column(col, justify="left" if col == "stage" else "right")
     for g in s.stages:
         table.add_row(
-            g.stage,
+            plain(g.stage),
             str(g.trajectories),
             str(g.problems),
             str(g.correct),
@@ -605,7 +636,7 @@ def stats(
         for name, rows in sorted(groups.items()):
             cells = [f"{stat.mean(r[k] for r in rows):.2f}" for k in keys[:-1]]
             cells.append(f"{stat.median(r['thought_words'] for r in rows):.0f}")
-            bt.add_row(name, str(len(rows)), *cells)
+            bt.add_row(plain(name), str(len(rows)), *cells)
         out.print(bt)
 
 
@@ -614,12 +645,12 @@ def distill(
     problems: str = typer.Option(..., "--problems", help="A benchmark name or a problems file."),
     store: Path = STORE,
     teacher: str = typer.Option(..., "--teacher", help="Engine spec of the teacher."),
-    n: int = typer.Option(4, "-n", help="Responses per problem."),
+    n: int = typer.Option(4, "-n", min=1, help="Responses per problem."),
     style: str = typer.Option("auto", "--style", help="auto | unified | r1 | qwq"),
     completer: str | None = typer.Option(
         None, "--completer", help="Engine that writes QwQ solutions (default: the teacher)."
     ),
-    limit: int | None = typer.Option(None, "--limit"),
+    limit: int | None = LIMIT,
     temperature: float = typer.Option(0.6, "--temperature"),
     max_tokens: int = typer.Option(4096, "--max-tokens"),
     seed: int = typer.Option(0, "--seed"),
@@ -630,16 +661,21 @@ def distill(
     _log_beside(store)
     import time
 
+    from reasonloop.distill import STYLES
     from reasonloop.distill import distill as run_distill
     from reasonloop.engines import load_engine
     from reasonloop.generate import SamplingSettings
     from reasonloop.problems import resolve_problems
     from reasonloop.store import open_store
 
+    if style not in STYLES:
+        raise ConfigError(f"--style must be one of {', '.join(STYLES)}, got {style!r}")
+    settings = _sampling(
+        SamplingSettings, n=n, temperature=temperature, max_tokens=max_tokens, seed=seed
+    )
     probs = resolve_problems(problems, data_dir=data_dir, limit=limit, gpqa_password=gpqa_password)
     teacher_engine = load_engine(teacher)
     completer_engine = load_engine(completer) if completer else teacher_engine
-    settings = SamplingSettings(n=n, temperature=temperature, max_tokens=max_tokens, seed=seed)
     with open_store(store) as st, progress_bar(len(probs), "distill") as bar:
         task = bar.add_task("distill", total=len(probs), rate="")
         summary = run_distill(
@@ -652,9 +688,12 @@ def distill(
             on_progress=_rate_callback(bar, task, time.perf_counter()),
         )
     out.print(
-        f"distill: {summary.problems} problems, {summary.samples} responses "
-        f"({summary.new_samples} new), {100 * summary.accuracy:.1f}% correct; "
-        + ", ".join(f"{k}={v}" for k, v in sorted(summary.reasons.items()))
+        plain(
+            f"distill: {summary.problems} problems, {summary.samples} responses "
+            f"({summary.new_samples} new), {100 * summary.accuracy:.1f}% correct; "
+            + ", ".join(f"{k}={v}" for k, v in sorted(summary.reasons.items()))
+        ),
+        soft_wrap=True,
     )
 
 
@@ -672,7 +711,7 @@ def rel(
     threshold: float = typer.Option(
         0.8, "--threshold", help="Critic score (0-1) that accepts a round."
     ),
-    limit: int | None = typer.Option(None, "--limit"),
+    limit: int | None = LIMIT,
     max_tokens: int = typer.Option(1024, "--max-tokens"),
     seed: int = typer.Option(0, "--seed"),
     data_dir: Path | None = DATA_DIR,
@@ -710,7 +749,7 @@ def rel(
             rounds_total += int(summ["rounds"])  # type: ignore[call-overload]
             correct += int(summ["correct_rounds"])  # type: ignore[call-overload]
             bar.update(task, advance=1, rate=f"{accepted} accepted")
-    table = Table(title=f"REL → {store}")
+    table = Table(title=plain(f"REL → {store}"))
     for col in ("problems", "accepted", "rounds", "validated rounds"):
         table.add_column(col, justify="right")
     table.add_row(str(len(probs)), str(accepted), str(rounds_total), str(correct))
@@ -781,17 +820,17 @@ def curate(
         from datasets import Dataset
 
         Dataset.from_json(str(out_dir / "train.jsonl")).save_to_disk(str(out_dir / "hf"))
-    table = Table(title=f"curate → {out_dir}/train.jsonl")
+    table = Table(title=plain(f"curate → {out_dir}/train.jsonl"))
     table.add_column("")
     table.add_column("rows", justify="right")
     table.add_row("seen", str(report.seen))
     for reason, count in report.dropped.most_common():
-        table.add_row(f"dropped: {reason}", str(count))
+        table.add_row(plain(f"dropped: {reason}"), str(count))
     table.add_row("kept", str(report.kept))
     for d, c in sorted(report.by_domain.items()):
-        table.add_row(f"  domain={d}", str(c))
+        table.add_row(plain(f"  domain={d}"), str(c))
     for lvl, c in sorted(report.by_level.items()):
-        table.add_row(f"  level={lvl}", str(c))
+        table.add_row(plain(f"  level={lvl}"), str(c))
     out.print(table)
 
 
@@ -835,7 +874,7 @@ def view(
     """A local web viewer of trajectories, REL chains, explore results and eval runs."""
     from reasonloop.view import serve
 
-    out.print(f"reasonloop view: http://{host}:{port}/  (Ctrl-C to stop)")
+    out.print(plain(f"reasonloop view: http://{host}:{port}/  (Ctrl-C to stop)"), soft_wrap=True)
     serve(store, runs, host, port)
 
 
@@ -1105,7 +1144,7 @@ def convert(
     from reasonloop.engines.convert import gguf_to_hf
 
     path = gguf_to_hf(gguf, out_dir, force=force)
-    out.print(str(path), highlight=False)
+    out.print(plain(path), soft_wrap=True)
 
 
 def _register_run() -> None:
@@ -1117,6 +1156,26 @@ def _register_run() -> None:
 _register_run()
 
 
+def plain(text: object) -> Text:
+    """``text`` for a rich console exactly as it is. File names, ids, answers, stage and model
+    names come from users and data: printed as a ``str`` they would be read as markup (``[red]``,
+    or ``[/x]`` which raises) and emoji codes (``in.jsonl:100:`` printed as ``in.jsonl💯``)."""
+    return Text(str(text))
+
+
+def labelled(label: str, style: str, text: object) -> Text:
+    """``label`` in ``style``, a space, then ``text`` as it is (see :func:`plain`)."""
+    return Text.assemble((label, style), " ", str(text))
+
+
+def _sampling(cls: type, **fields: object):
+    """``cls(**fields)`` (a settings dataclass); its ValueError becomes a ConfigError (exit 2)."""
+    try:
+        return cls(**fields)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def main() -> None:
     """Entry point: run the app, turning reasonloop errors into one line and an exit code."""
     try:
@@ -1124,19 +1183,22 @@ def main() -> None:
     except (DataError, ConfigError) as exc:
         if _STATE["debug"]:
             raise
-        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        console.print(labelled("error:", "red", exc), soft_wrap=True)
         sys.exit(2)
     except ReasonloopError as exc:
         if _STATE["debug"]:
             raise
-        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        console.print(labelled("error:", "red", exc), soft_wrap=True)
         sys.exit(1)
     except Exception as exc:  # a bug or an unexpected failure: one line, the traceback with --debug
         if _STATE["debug"]:
             raise
         console.print(
-            f"[red]error:[/red] {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-            highlight=False,
+            labelled(
+                "error:",
+                "red",
+                f"{type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            ),
             soft_wrap=True,
         )
         sys.exit(1)

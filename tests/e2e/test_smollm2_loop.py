@@ -1,8 +1,8 @@
 """End to end on the packaged SmolLM2-135M GGUF through llama.cpp: eval and explore, each killed
-once (SIGKILL) and resumed; REL over 5 MATH-train problems. Slow; they still run in CI."""
+once (SIGKILL) and resumed; REL over 5 MATH-train-style problems. The data is the
+miniature data dir the tests write (tests/benchdata.py). Slow; they still run in CI."""
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -13,10 +13,6 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.slow
-DATA = Path(
-    os.environ.get("REASONLOOP_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")
-)
-needs_data = pytest.mark.skipif(not (DATA / "gsm8k").exists(), reason="needs ../shared/data")
 
 
 def cli(*args):
@@ -41,14 +37,14 @@ def kill_after_first_rows(
     t0 = time.time()
     while proc.poll() is None and time.time() - t0 < timeout:
         if rows(db) >= at_least:
-            proc.send_signal(signal.SIGKILL)
             break
         time.sleep(0.2)
+    if proc.poll() is None:  # killed at its first rows, or past the timeout: never left running
+        proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
 
 
-@needs_data
-def test_eval_gsm8k_killed_and_resumed(tmp_path):
+def test_eval_gsm8k_killed_and_resumed(tmp_path, bench_data):
     out = tmp_path / "eval"
     args = cli(
         "eval",
@@ -57,7 +53,7 @@ def test_eval_gsm8k_killed_and_resumed(tmp_path):
         "--benchmark",
         "gsm8k",
         "--data-dir",
-        str(DATA),
+        str(bench_data),  # the miniature GSM8K (tests/benchdata.py): 10 problems
         "--limit",
         "10",
         "--strategy",
@@ -115,12 +111,9 @@ def test_explore_countdown_killed_and_resumed(tmp_path):
             assert n == 4
 
 
-@needs_data
-def test_rel_on_math_train_stores_every_round(tmp_path):
+def test_rel_on_math_train_stores_every_round(tmp_path, bench_data):
     db = tmp_path / "rel.db"
-    src = tmp_path / "five.jsonl"
-    lines = (DATA / "math_train" / "prealgebra.jsonl").read_text().splitlines()[:5]
-    src.write_text("\n".join(lines) + "\n")
+    src = bench_data / "math_train" / "prealgebra.jsonl"  # the miniature one: 5 problems
     r = subprocess.run(
         cli(
             "rel",

@@ -90,6 +90,26 @@ BAD_LINES = [
 ]  # fmt: skip
 
 
+def test_a_code_row_may_omit_its_answer_or_set_it_to_null(tmp_path: Path) -> None:
+    code = {"domain": "code", "problem": "def f():\n", "tests": "def check(c): ...\n",
+            "entry_point": "f"}  # fmt: skip
+    rows = [{"id": "c1", **code}, {"id": "c2", "answer": None, **code}, ROWS[2]]
+    assert [p.answer for p in load_problems(write_jsonl(tmp_path / "c.jsonl", rows))] == [
+        "",
+        "",
+        "    return 1\n",
+    ]
+    # ... and so may a code row whose domain comes from the argument, but not a math row.
+    no_domain = {k: v for k, v in code.items() if k != "domain"}
+    assert load_problems(write_jsonl(tmp_path / "d.jsonl", [{"id": "c", **no_domain}]),
+                         domain="code")[0].answer == ""  # fmt: skip
+    path = write_jsonl(tmp_path / "m.jsonl", [{"id": "m", "domain": "math", "problem": "q",
+                                                "answer": None}])  # fmt: skip
+    with pytest.raises(DataError) as info:
+        load_problems(path)
+    assert str(info.value) == f"{path}:1: field 'answer': expected a string, got NoneType None"
+
+
 @pytest.mark.parametrize(("line", "field", "message"), BAD_LINES)
 def test_bad_jsonl_line_names_file_line_and_field(
     tmp_path: Path, line: object, field: str | None, message: str

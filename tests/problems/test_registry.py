@@ -9,8 +9,16 @@ from typing import Any
 import pytest
 
 from reasonloop.errors import ConfigError, DataError
-from reasonloop.problems import BENCHMARKS, benchmark, load_benchmark, registry, resolve_problems
+from reasonloop.problems import (
+    BENCHMARKS,
+    benchmark,
+    check_problem_spec,
+    load_benchmark,
+    registry,
+    resolve_problems,
+)
 from reasonloop.problems.registry import MATH_SUBJECTS, last_boxed
+from reasonloop.records import Problem
 
 COUNTS = {
     "math500": 500,
@@ -44,8 +52,8 @@ def test_benchmark_names() -> None:
 
 
 @pytest.mark.parametrize("name", [n for n in BENCHMARKS if n != "gpqa"])
-def test_row_counts_and_ends(shared_data: Path, name: str) -> None:
-    problems = load_benchmark(name, data_dir=shared_data)
+def test_row_counts_and_ends(real_data: Path, name: str) -> None:
+    problems = load_benchmark(name, data_dir=real_data)
     first_id, first_answer, last_id, last_answer, domain, source = ENDS[name]
     assert len(problems) == COUNTS[name]
     assert len({p.id for p in problems}) == COUNTS[name]
@@ -55,34 +63,64 @@ def test_row_counts_and_ends(shared_data: Path, name: str) -> None:
     assert problems[-1].answer.startswith(last_answer)
     assert {p.domain for p in problems} == {domain}
     assert {p.source for p in problems} == {source}
+    if name == "humaneval":
+        assert problems[0].entry_point == "has_close_elements"
+        assert all(p.tests and "def check(candidate):" in p.tests for p in problems)
+        assert all(p.solution == p.problem + p.answer for p in problems)
 
 
-def test_humaneval_fields(shared_data: Path) -> None:
-    first = load_benchmark("humaneval", data_dir=shared_data, limit=1)[0]
-    assert first.entry_point == "has_close_elements"
-    assert first.tests is not None and "def check(candidate):" in first.tests
-    assert first.solution == first.problem + first.answer
-
-
-def test_math_train_concatenates_subjects_in_fixed_order(shared_data: Path) -> None:
-    problems = load_benchmark("math-train", data_dir=shared_data)
+def test_real_math_train_is_disjoint_from_math500(real_data: Path) -> None:
+    problems = load_benchmark("math-train", data_dir=real_data)
     subjects = [k for k, _ in itertools.groupby(p.id.split("/")[1] for p in problems)]
     assert subjects == list(MATH_SUBJECTS)
     assert sum(p.level is None for p in problems) == 2  # the two "Level ?" rows
-    math500 = {p.problem for p in load_benchmark("math500", data_dir=shared_data)}
+    math500 = {p.problem for p in load_benchmark("math500", data_dir=real_data)}
     assert not math500 & {p.problem for p in problems}
 
 
-def test_limit(shared_data: Path) -> None:
-    assert [p.id for p in load_benchmark("aime25", data_dir=shared_data, limit=3)] == [
+# --- the same code paths on the miniature data dir (tests/benchdata.py) ---------------------
+
+
+@pytest.mark.parametrize("name", [n for n in BENCHMARKS if n != "gpqa"])
+def test_every_benchmark_loads_its_rows_as_written(
+    bench_data: Path, bench_rows: dict[str, list[dict[str, Any]]], name: str
+) -> None:
+    assert load_benchmark(name, data_dir=bench_data) == [Problem(**r) for r in bench_rows[name]]
+
+
+def test_humaneval_fields(bench_data: Path) -> None:
+    first = load_benchmark("humaneval", data_dir=bench_data, limit=1)[0]
+    assert (first.id, first.domain, first.entry_point) == ("HumanEval/0", "code", "count_below")
+    assert first.tests is not None and first.tests.startswith("def check(candidate):")
+    assert first.solution == first.problem + first.answer
+
+
+def test_math_train_concatenates_subjects_in_fixed_order(bench_data: Path) -> None:
+    problems = load_benchmark("math-train", data_dir=bench_data)
+    subjects = [k for k, _ in itertools.groupby(p.id.split("/")[1] for p in problems)]
+    assert subjects == list(MATH_SUBJECTS)
+    assert [p.id for p in problems if p.level is None] == ["train/geometry/1.json"]
+    math500 = {p.problem for p in load_benchmark("math500", data_dir=bench_data)}
+    assert not math500 & {p.problem for p in problems}
+
+
+def test_limit(bench_data: Path) -> None:
+    assert [p.id for p in load_benchmark("aime25", data_dir=bench_data, limit=2)] == [
         "aime2025-I-01",
         "aime2025-I-02",
-        "aime2025-I-03",
     ]
-    assert load_benchmark("aime25", data_dir=shared_data, limit=0) == []
-    assert len(load_benchmark("math-train", data_dir=shared_data, limit=5)) == 5
+    assert load_benchmark("aime25", data_dir=bench_data, limit=0) == []
+    # Five rows of math-train span its first four subject files.
+    assert [p.id for p in load_benchmark("math-train", data_dir=bench_data, limit=5)] == [
+        "train/algebra/1.json",
+        "test/algebra/2.json",
+        "train/counting_and_probability/1.json",
+        "train/geometry/1.json",
+        "train/intermediate_algebra/1.json",
+    ]
+    assert len(load_benchmark("gsm8k", data_dir=bench_data, limit=100)) == 10
     with pytest.raises(ConfigError, match="limit must be >= 0, got -1"):
-        load_benchmark("aime25", data_dir=shared_data, limit=-1)
+        load_benchmark("aime25", data_dir=bench_data, limit=-1)
 
 
 def test_unknown_name_lists_the_valid_ones() -> None:
@@ -94,23 +132,24 @@ def test_unknown_name_lists_the_valid_ones() -> None:
         assert name in message
 
 
-def test_aliases_and_case(shared_data: Path) -> None:
-    assert load_benchmark("AIME2024", data_dir=shared_data) == load_benchmark(
-        "aime24", data_dir=shared_data
+def test_aliases_and_case(bench_data: Path) -> None:
+    assert load_benchmark("AIME2024", data_dir=bench_data) == load_benchmark(
+        "aime24", data_dir=bench_data
     )
+    assert load_benchmark(" Math-500 ", data_dir=bench_data, limit=1)[0].id == "test/algebra/1.json"
     assert benchmark("math_train").name == "math-train"
 
 
-def test_env_var_is_honoured(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REASONLOOP_DATA", str(shared_data))
+def test_env_var_is_honoured(bench_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REASONLOOP_DATA", str(bench_data))
     assert [p.id for p in load_benchmark("amc23", limit=2)] == ["amc2023-12A-01", "amc2023-12A-02"]
 
 
 def test_argument_beats_env_var(
-    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    bench_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("REASONLOOP_DATA", str(tmp_path))
-    assert len(load_benchmark("aime24", data_dir=shared_data)) == 30
+    assert len(load_benchmark("aime24", data_dir=bench_data)) == 3
     with pytest.raises(DataError) as info:
         load_benchmark("aime24")
     assert str(info.value) == (
@@ -142,8 +181,9 @@ def test_local_bad_row_names_the_file_and_line(tmp_path: Path) -> None:
 # --- resolve_problems -------------------------------------------------------------------------
 
 
-def test_resolve_name_and_path(shared_data: Path, tmp_path: Path) -> None:
-    assert len(resolve_problems("aime25", data_dir=shared_data)) == 30
+def test_resolve_name_and_path(bench_data: Path, tmp_path: Path) -> None:
+    assert len(resolve_problems("aime25", data_dir=bench_data)) == 3
+    assert len(resolve_problems("gsm8k", data_dir=bench_data, limit=4)) == 4
     path = tmp_path / "mine.jsonl"
     rows = [{"id": f"q{i}", "problem": "p", "answer": str(i)} for i in range(4)]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -157,14 +197,26 @@ def test_resolve_name_and_path(shared_data: Path, tmp_path: Path) -> None:
     assert "is neither a benchmark (math500, aime24" in str(info.value)
 
 
-def test_resolve_gpqa_zip_path(shared_data: Path, gpqa_password: str) -> None:
-    got = resolve_problems(
-        str(shared_data / "gpqa" / "dataset.zip"), gpqa_password=gpqa_password, limit=2
+def test_check_problem_spec_and_negative_limits(tmp_path: Path) -> None:
+    for spec in ("math500", "MATH-500", "aime2024", "gpqa-main", "countdown-hard", str(tmp_path)):
+        check_problem_spec(spec)
+    with pytest.raises(ConfigError) as info:
+        check_problem_spec("countdown-harder", key="explore.problems:")
+    assert str(info.value) == (
+        "explore.problems: 'countdown-harder' is neither a benchmark (math500, aime24, aime25, "
+        "amc23, gsm8k, gpqa, humaneval, math-train, countdown-easy|medium|hard) nor an existing "
+        "file or directory"
     )
-    assert [p.id for p in got] == [
-        "gpqa-diamond-rec06pnAkLOr2t2mp",
-        "gpqa-diamond-rec0Arme2jcXQZnAW",
-    ]
+    for spec in ("countdown-easy", "gsm8k", str(tmp_path)):  # every kind of set, before loading
+        with pytest.raises(ConfigError, match="limit must be >= 0, got -1"):
+            resolve_problems(spec, data_dir=tmp_path / "nowhere", limit=-1)
+
+
+def test_resolve_gpqa_zip_path(bench_data: Path, bench_gpqa: Any) -> None:
+    got = resolve_problems(
+        str(bench_data / "gpqa" / "dataset.zip"), gpqa_password=bench_gpqa.password, limit=2
+    )
+    assert [p.id for p in got] == ["gpqa-diamond-recFixture0001", "gpqa-diamond-recFixture0002"]
 
 
 # --- the HF hub path, with the network call replaced ------------------------------------------

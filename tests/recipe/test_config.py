@@ -149,3 +149,115 @@ def test_resolved_form_round_trips_and_diffs():
 def test_the_resolved_form_is_itself_a_recipe(name):
     r = load_recipe(RECIPES / f"{name}.yaml")
     assert parse_recipe(resolved(r)) == r
+
+
+# --- inputs that cannot hurt ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (with_(sft={"learning_rate": float("nan")}), "sft.learning_rate: expected a finite number"),
+        (
+            with_(sft={"learning_rate": "inf"}),
+            "sft.learning_rate: expected a finite number, got inf",
+        ),
+        (with_(teacher={"threshold": float("-inf")}), "teacher.threshold: expected a finite"),
+        (with_(curate={"mix": {"domains": {"math": float("nan")}}}), "curate.mix.domains.math"),
+        (with_(teacher={"limit": -1}), "teacher.limit must be >= 0, got -1"),
+        (with_(explore={"limit": -2}), "explore.limit must be >= 0, got -2"),
+        (with_(eval={"limit": -3}), "eval.limit must be >= 0, got -3"),
+        (with_(name="../escape"), "name: '../escape' is not a plain directory name"),
+        (with_(name="/tmp/run"), "name: '/tmp/run' is not a plain directory name"),
+        (with_(name=".."), "name: '..' is not a plain directory name"),
+        (with_(name=""), "name: '' is not a plain directory name"),
+        (with_(name="a\nb"), "name: 'a\\nb' is not a plain directory name"),
+        ({"kind": "demo", "name": "x/../../y"}, "name: 'x/../../y' is not a plain directory"),
+    ],
+)
+def test_values_that_cannot_be_run_are_refused(data, message):
+    with pytest.raises(ConfigError) as err:
+        parse_recipe(data)
+    assert message in str(err.value)
+
+
+def test_yaml_nan_and_a_key_given_twice_name_the_file_and_line(tmp_path):
+    import yaml
+
+    good = yaml.safe_dump(BASE, sort_keys=False)
+    path = tmp_path / "r.yaml"
+    path.write_text(good + "sft:\n  learning_rate: .nan\n")
+    with pytest.raises(ConfigError) as err:
+        load_recipe(path)
+    assert str(err.value) == f"{path}: sft.learning_rate: expected a finite number, got nan"
+    path.write_text(good + "seed: 1\nseed: 2\n")
+    with pytest.raises(ConfigError) as err:
+        load_recipe(path)
+    lines = path.read_text().splitlines()
+    assert str(err.value) == (
+        f"{path}:{lines.index('seed: 2') + 1}: duplicate key 'seed' "
+        f"(first on line {lines.index('seed: 1') + 1})"
+    )
+    nested = "teacher:\n  problems: countdown-easy\n  n: 2\n  n: 3\n"
+    path.write_text(nested)
+    with pytest.raises(ConfigError, match=r"r\.yaml:4: duplicate key 'n' \(first on line 3\)$"):
+        load_recipe(path)
+    # A key brought in by a << merge may still be overridden, as YAML allows.
+    path.write_text(good.replace("eval:\n", "eval:\n  <<: {limit: 5}\n  limit: 2\n"))
+    assert load_recipe(path).eval.limit == 2
+
+
+def test_problem_sets_must_exist_when_a_recipe_is_loaded(tmp_path, monkeypatch):
+    import yaml
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "seed.jsonl").write_text("")
+    path = tmp_path / "r.yaml"
+    for section, value, key in [
+        ("teacher", {"problems": "countdown-harder"}, "teacher.problems"),
+        ("explore", {"problems": "data/hard.jsonl"}, "explore.problems"),
+        ("eval", {"benchmarks": ["countdown-easy", "math501"]}, "eval.benchmarks[1]"),
+        ("curate", {"decontaminate": ["gsm8k", "gsm9k"]}, "curate.decontaminate[1]"),
+    ]:
+        path.write_text(yaml.safe_dump(with_(**{section: value})))
+        with pytest.raises(ConfigError) as err:
+            load_recipe(path)
+        bad = value.get("problems") or (value.get("benchmarks") or value["decontaminate"])[-1]
+        assert str(err.value) == (
+            f"{path}: {key}: {bad!r} is neither a benchmark (math500, aime24, aime25, amc23, "
+            "gsm8k, gpqa, humaneval, math-train, countdown-easy|medium|hard) nor an existing "
+            "file or directory"
+        )
+    # Names, aliases, Countdown sets and files relative to the working directory are fine.
+    path.write_text(
+        yaml.safe_dump(
+            with_(
+                teacher={"problems": "seed.jsonl"},
+                eval={"benchmarks": ["MATH-500", "aime2024", "countdown-hard"]},
+            )
+        )
+    )
+    assert load_recipe(path).teacher.problems == "seed.jsonl"
+
+
+def test_dry_run_refuses_an_unknown_problem_set_and_writes_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(with_(explore={"problems": "countdown-hardest"})))
+    out = tmp_path / "run"
+    r = subprocess.run(
+        [sys.executable, "-c", "from reasonloop.cli import main; main()", "run", str(path),
+         "--out", str(out), "--dry-run"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert r.stderr == (
+        f"error: {path}: explore.problems: 'countdown-hardest' is neither a benchmark (math500, "
+        "aime24, aime25, amc23, gsm8k, gpqa, humaneval, math-train, countdown-easy|medium|hard) "
+        "nor an existing file or directory\n"
+    )
+    assert not out.exists()

@@ -494,3 +494,79 @@ def test_a_version_1_store_reads_read_only_and_migrates_when_opened_for_writing(
         assert store.add_step_labels(_labels(tid), labeler="L") == 3
     with Store(path, readonly=True) as store:
         assert store.step_labelers() == {"L": 3}
+
+
+def _corrupt_store(path):
+    """A real store of 300 rows, checkpointed into the main file, with three pages in the
+    middle overwritten (the header and the schema page are intact)."""
+    with open_store(path) as st:
+        st.add_problems([Problem(f"p{i}", "math", "q" * 200, "1") for i in range(300)])
+        st.add_trajectories([Trajectory(f"p{i}", "text " * 100) for i in range(300)], stage="x")
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = path.stat().st_size
+    assert size > 64 * 4096
+    with path.open("r+b") as fh:
+        fh.seek((size // 2) // 4096 * 4096)
+        fh.write(b"\xff" * 3 * 4096)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+def test_a_corrupted_store_is_refused_on_open_naming_the_file(tmp_path, readonly):
+    path = tmp_path / "pool.db"
+    before = _corrupt_store(path)
+    with pytest.raises(DataError) as exc:
+        open_store(path, readonly=readonly)
+    message = str(exc.value)
+    assert message.startswith(f"{path} is corrupted (SQLite quick_check: ")
+    assert message.endswith(
+        "); restore it from a backup, or save what is readable into a new store with "
+        f"`sqlite3 {path} .recover | sqlite3 NEW.db`"
+    )
+    assert path.read_bytes() == before  # nothing written to it
+
+
+def test_the_cli_reports_a_corrupted_store_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "pool.db"
+    before = _corrupt_store(path)
+    r = subprocess.run(
+        [sys.executable, "-c", "from reasonloop.cli import main; main()", "stats", "--store", path],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2
+    (line,) = r.stderr.splitlines()
+    assert line.startswith(f"error: {path} is corrupted (SQLite quick_check: ")
+    assert path.read_bytes() == before
+
+
+def test_a_sound_store_is_checked_once_per_version_of_the_file(tmp_path, monkeypatch):
+    from reasonloop.store import db
+
+    class Checked(set):
+        adds = 0
+
+        def add(self, item):
+            Checked.adds += 1
+            super().add(item)
+
+    path = tmp_path / "pool.db"
+    with open_store(path) as st:
+        st.add_problems(PROBLEMS[:1])
+    monkeypatch.setattr(db, "_CHECKED", Checked())
+    for _ in range(3):
+        with open_store(path, readonly=True) as st:
+            assert len(list(st.problems())) == 1
+    assert Checked.adds == 1  # three opens of the unchanged file, one full check
+    with open_store(path) as st:
+        st.add_problems(PROBLEMS[1:2])
+    with sqlite3.connect(path) as conn:  # the rows reach the main file: a new version of it
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    with open_store(path, readonly=True) as st:
+        assert len(list(st.problems())) == 2
+    assert Checked.adds == 2

@@ -4,7 +4,6 @@ Hostile programs: test_sandbox_hostile.py."""
 
 import ast
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,10 +17,6 @@ needs_sandbox = pytest.mark.skipif(
     bwrap_problem() is not None, reason=f"no code sandbox here: {bwrap_problem()}"
 )
 
-DATA = Path(
-    os.environ.get("REASONLOOP_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")
-)
-HUMANEVAL = DATA / "humaneval" / "test.jsonl"
 TESTS = "def check(f):\n    assert f(2, 3) == 5\n    assert f(-1, 1) == 0\n"
 ADD = "```python\ndef add(a, b):\n    return a + b\n```"
 PROMPT = 'from typing import List\n\n\ndef total(xs: List[int]) -> int:\n    """Sum."""\n'
@@ -267,21 +262,13 @@ def test_the_tests_use_the_prompts_helpers_not_the_responses():
     assert grade_code(sneaky, tests, "decode", prompt=prompt, timeout_s=5).reason == "error"
 
 
-def humaneval_rows():
-    if not HUMANEVAL.exists():
-        pytest.skip("needs ../shared/data/humaneval")
-    return [json.loads(x) for x in HUMANEVAL.read_text().splitlines()]
-
-
 def grade_all(items, run):
     with ThreadPoolExecutor(4) as pool:
         return list(pool.map(run, items))
 
 
-@needs_sandbox
-@pytest.mark.slow
-def test_all_humaneval_canonical_solutions_pass():
-    rows = humaneval_rows()
+def canonical_failures(rows: list[dict]) -> list[tuple[str, str]]:
+    """(id, reason) of rows whose reference program, sent as a response, fails its own tests."""
 
     def run(row):
         resp = render("I will implement it.", py(row["solution"]))
@@ -290,8 +277,7 @@ def test_all_humaneval_canonical_solutions_pass():
         )
 
     verdicts = grade_all(rows, run)
-    failed = [(r["id"], v.reason) for r, v in zip(rows, verdicts, strict=True) if not v.correct]
-    assert failed == [] and len(rows) == 164
+    return [(r["id"], v.reason) for r, v in zip(rows, verdicts, strict=True) if not v.correct]
 
 
 def chat_style(solution: str) -> str:
@@ -304,12 +290,7 @@ def chat_style(solution: str) -> str:
     return render("I will implement it.", text + py(last))
 
 
-@needs_sandbox
-@pytest.mark.slow
-def test_canonical_solutions_without_the_prompts_imports_split_over_blocks_pass():
-    rows = humaneval_rows()
-    assert sum("from typing import" in r["problem"] for r in rows) == 21
-
+def chat_style_failures(rows: list[dict]) -> list[tuple[str, str]]:
     def run(row):
         return grade_code(
             chat_style(row["solution"]),
@@ -320,24 +301,21 @@ def test_canonical_solutions_without_the_prompts_imports_split_over_blocks_pass(
         )
 
     verdicts = grade_all(rows, run)
-    failed = [(r["id"], v.reason) for r, v in zip(rows, verdicts, strict=True) if not v.correct]
-    assert failed == []
+    return [(r["id"], v.reason) for r, v in zip(rows, verdicts, strict=True) if not v.correct]
 
 
 MUTATIONS = [(" < ", " > "), (" + ", " - "), (" == ", " != "), ("True", "False"), (" >= ", " < ")]
 
 
-@needs_sandbox
-@pytest.mark.slow
-def test_simple_mutants_fail():
-    rows = humaneval_rows()
+def mutants_that_survive(rows: list[dict]) -> tuple[int, list[str]]:
+    """Each row's canonical body with its first mutable operator flipped, graded: (how many
+    mutants, ids of those that still pass)."""
     mutants = []
     for row in rows:
         for a, b in MUTATIONS:
             if a in row["answer"]:
                 mutants.append((row, row["answer"].replace(a, b, 1)))
                 break
-    assert len(mutants) > 100
 
     def run(item):
         row, body = item
@@ -350,6 +328,45 @@ def test_simple_mutants_fail():
         )
 
     verdicts = grade_all(mutants, run)
-    survived = [row["id"] for (row, _), v in zip(mutants, verdicts, strict=True) if v.correct]
+    return len(mutants), [
+        row["id"] for (row, _), v in zip(mutants, verdicts, strict=True) if v.correct
+    ]
+
+
+@needs_sandbox
+def test_fixture_canonical_solutions_pass_and_mutants_fail(bench_rows: dict[str, list[dict]]):
+    """On the miniature HumanEval (tests/benchdata.py): every reference passes, also restated
+    chat-style without the prompt's imports, and every mutant fails."""
+    rows = bench_rows["humaneval"]
+    assert canonical_failures(rows) == []
+    assert chat_style_failures(rows) == []
+    assert mutants_that_survive(rows) == (len(rows), [])
+
+
+def real_humaneval(real_data: Path) -> list[dict]:
+    path = real_data / "humaneval" / "test.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+@needs_sandbox
+@pytest.mark.slow
+def test_all_humaneval_canonical_solutions_pass(real_data: Path):
+    rows = real_humaneval(real_data)
+    assert len(rows) == 164 and canonical_failures(rows) == []
+
+
+@needs_sandbox
+@pytest.mark.slow
+def test_canonical_solutions_without_the_prompts_imports_split_over_blocks_pass(real_data: Path):
+    rows = real_humaneval(real_data)
+    assert sum("from typing import" in r["problem"] for r in rows) == 21
+    assert chat_style_failures(rows) == []
+
+
+@needs_sandbox
+@pytest.mark.slow
+def test_simple_mutants_fail(real_data: Path):
+    n, survived = mutants_that_survive(real_humaneval(real_data))
+    assert n > 100
     # a mutant can be equivalent or escape weak tests; almost all must be caught
-    assert len(survived) <= 0.1 * len(mutants), survived
+    assert len(survived) <= 0.1 * n, survived

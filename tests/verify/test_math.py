@@ -30,8 +30,6 @@ from reasonloop.verify.math import (
 )
 from reasonloop.verify.pool import CallResult, WorkerPool
 
-_BESIDE_REPO = Path(__file__).parents[2].parent / "shared" / "data"
-
 
 def _load_cases():  # pytest runs with --import-mode=importlib: load the table module by path
     spec = importlib.util.spec_from_file_location(
@@ -44,15 +42,6 @@ def _load_cases():  # pytest runs with --import-mode=importlib: load the table m
 
 _cases = _load_cases()
 EQUIV, RESPONSES, perturb = _cases.EQUIV, _cases.RESPONSES, _cases.perturb
-
-
-@pytest.fixture(scope="module")
-def math500() -> list[dict]:
-    root = Path(os.environ.get("REASONLOOP_DATA") or _BESIDE_REPO)
-    path = root / "math500" / "test.jsonl"
-    if not path.is_file():
-        pytest.skip(f"benchmark data not found at {root} (set REASONLOOP_DATA)")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")
@@ -126,23 +115,39 @@ def test_normalize_answer(raw: str, expected: str) -> None:
 # --- MATH-500 ----------------------------------------------------------------------------------
 
 
-def test_math500_gold_against_itself_and_a_perturbed_copy(math500: list[dict]) -> None:
-    assert len(math500) == 500
+def assert_golds_grade_as_themselves(rows: list[dict]) -> None:
+    """Each gold answer boxed, and the reference solution, grade correct; a perturbed copy of each
+    gold grades wrong; all of it decided in-process (no sympy worker)."""
     with MathGrader(MathGraderConfig(workers=1)) as g:
-        golds = [row["answer"] for row in math500]
+        golds = [row["answer"] for row in rows]
         self_verdicts = g.grade_many([(a, f"The answer is $\\boxed{{{a}}}$.") for a in golds])
-        assert [v.reason for v in self_verdicts] == ["correct"] * 500
+        assert [v.reason for v in self_verdicts] == ["correct"] * len(rows)
         assert [v.extracted for v in self_verdicts] == [clean_answer(a) for a in golds]
         # The reference solution text itself (its last box is the answer).
-        sol_verdicts = g.grade_many([(row["answer"], row["solution"]) for row in math500])
-        assert sum(v.correct for v in sol_verdicts) == 500
+        sol_verdicts = g.grade_many([(row["answer"], row["solution"]) for row in rows])
+        assert sum(v.correct for v in sol_verdicts) == len(rows)
         perturbed = [perturb(a) for a in golds]
         assert all(p != a for p, a in zip(perturbed, golds, strict=True))
         bad = g.grade_many([(a, f"\\boxed{{{p}}}") for a, p in zip(golds, perturbed, strict=True)])
         assert [v for v in bad if v.correct] == []
         assert {v.reason for v in bad} == {"wrong"}
-        # All of it decided in-process: no sympy worker was needed.
         assert g.stats["worker"] == 0
+
+
+def test_math500_gold_against_itself_and_a_perturbed_copy(real_data: Path) -> None:
+    path = real_data / "math500" / "test.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    assert len(rows) == 500
+    assert_golds_grade_as_themselves(rows)
+
+
+def test_fixture_math500_gold_against_itself_and_a_perturbed_copy(
+    bench_rows: dict[str, list[dict]],
+) -> None:
+    """The same on the miniature MATH-500 (tests/benchdata.py): an interval, a fraction, degrees,
+    a matrix, a base subscript, a radical, a \\text answer, a complex number."""
+    assert_golds_grade_as_themselves(bench_rows["math500"])
+    assert_golds_grade_as_themselves(bench_rows["math-train"])
 
 
 def test_fast_path_does_not_import_sympy() -> None:

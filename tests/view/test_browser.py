@@ -1,4 +1,5 @@
-"""The viewer in headless Chromium (Debian's /usr/bin/chromium driven by Playwright).
+"""The viewer in headless Chromium (a system Chromium driven by Playwright: $REASONLOOP_CHROMIUM,
+else `chromium` on the PATH, e.g. Debian's /usr/bin/chromium).
 
 Skipped, with the reason, when either is missing. Screenshots of each page go to a temp dir, or to
 ``$REASONLOOP_VIEW_SCREENSHOTS`` (e.g. ``docs/screenshots``) when that is set.
@@ -12,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+# The Chromium `make test` found (see its chromium-check): $REASONLOOP_CHROMIUM, else on the PATH.
+CHROMIUM = (
+    os.environ.get("REASONLOOP_CHROMIUM")
+    or shutil.which("chromium")
+    or shutil.which("chromium-browser")
+    or "/usr/bin/chromium"
+)
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -26,7 +33,8 @@ ARGS = [
 
 if not Path(CHROMIUM).exists():
     pytest.skip(
-        f"{CHROMIUM} is missing (apt-get install -y chromium) — browser tests skipped",
+        f"no Chromium at {CHROMIUM}: install one (Debian/Ubuntu: apt-get install chromium; macOS: "
+        "brew install --cask chromium) or set REASONLOOP_CHROMIUM to its path",
         allow_module_level=True,
     )
 sync_api = pytest.importorskip(

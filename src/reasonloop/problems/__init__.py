@@ -7,7 +7,8 @@
 - :func:`load_problems` / :func:`iter_problems`: JSONL, JSON, parquet, HF ``save_to_disk`` dirs;
 - :func:`load_benchmark` / :data:`BENCHMARKS`: ``math500``, ``aime24``, ``aime25``, ``amc23``,
   ``gsm8k``, ``gpqa`` (diamond), ``humaneval``, ``math-train``, from a data dir or the HF hub;
-- :func:`resolve_problems`: a CLI ``--problems NAME|PATH``;
+- :func:`resolve_problems`: a CLI ``--problems NAME|PATH`` (:func:`check_problem_spec` checks one
+  without loading it);
 - :func:`load_gpqa`: the encrypted GPQA archive, decrypted in memory;
 - :func:`prompt_for` / :func:`format_choices`: the user message for a problem.
 """
@@ -23,6 +24,7 @@ from reasonloop.problems.registry import (
     DATA_ENV,
     Benchmark,
     benchmark,
+    check_problem_spec,
     load_benchmark,
     resolve_problems,
 )
@@ -34,6 +36,7 @@ __all__ = [
     "GPQA_VARIANTS",
     "Benchmark",
     "benchmark",
+    "check_problem_spec",
     "format_choices",
     "iter_problems",
     "load_benchmark",

@@ -16,9 +16,10 @@ Formats, picked by the path:
 Columns are those of ``Problem`` (id, domain, problem, answer, solution, choices, tests, entry_point,
 source, level, subject); extra columns are ignored. Leniencies, because datasets store these as
 numbers: an integer ``id``, ``answer`` or ``level`` becomes its decimal string, and so does an
-integral float ``answer`` (``27.0`` -> ``"27"``); any other non-string answer is an error. A row with
-no ``domain`` takes the ``domain=`` argument; a row's own domain is never overridden. Duplicate ids
-within one load are an error (the trajectory store keys on them).
+integral float ``answer`` (``27.0`` -> ``"27"``); any other non-string answer is an error. A code row
+may leave out ``answer`` (its reference completion) or set it to null: it reads as ``""``, since its
+``tests`` grade it. A row with no ``domain`` takes the ``domain=`` argument; a row's own domain is
+never overridden. Duplicate ids within one load are an error (the trajectory store keys on them).
 
 What it does not do: no schema guessing (a ``question`` column is not read as ``problem``; the
 benchmark registry does such mappings), no download, no GPQA zip (see :mod:`reasonloop.problems.gpqa`).
@@ -89,7 +90,9 @@ def problem_from_row(row: Any, *, where: str, domain: str | None = None) -> Prob
     for name in ("id", "level"):
         if _is_int(row.get(name)):
             row[name] = str(row[name])
-    if "answer" in row:
+    if row.get("answer") is None and row["domain"] == "code":
+        row["answer"] = ""  # a code problem is graded by its tests; the reference is optional
+    elif "answer" in row:
         row["answer"] = _answer_text(row["answer"], where=where)
     return from_dict(Problem, row, where=where)
 

@@ -148,7 +148,10 @@ def resolve_problems(
     ``seed`` picks the set), needing no data at all.
     A ``.zip`` path is read as the GPQA archive. ``domain`` fills rows that lack one (files only).
     """
-    generated = re.fullmatch(r"countdown-(easy|medium|hard)", spec.strip().lower())
+    if limit is not None and limit < 0:
+        raise ConfigError(f"limit must be >= 0, got {limit}")
+    check_problem_spec(spec)
+    generated = _COUNTDOWN.fullmatch(spec.strip().lower())
     if generated:
         from reasonloop.demo.countdown import countdown_set
 
@@ -157,19 +160,28 @@ def resolve_problems(
         return load_benchmark(
             spec, data_dir=data_dir, gpqa_password=gpqa_password, seed=seed, limit=limit
         )
-    if limit is not None and limit < 0:
-        raise ConfigError(f"limit must be >= 0, got {limit}")
     path = Path(spec).expanduser()
-    if not path.exists():
-        raise ConfigError(
-            f"--problems {spec!r} is neither a benchmark ({', '.join(BENCHMARKS)}, "
-            "countdown-easy|medium|hard) nor an existing file or directory"
-        )
     if path.suffix.lower() == ".zip":
         problems = gpqa.load_gpqa(path, password=gpqa_password, seed=seed)
     else:
         problems = load_problems(path, domain=domain)
     return problems[:limit]
+
+
+_COUNTDOWN = re.compile(r"countdown-(easy|medium|hard)")
+
+
+def check_problem_spec(spec: str, *, key: str = "--problems") -> None:
+    """Raise ConfigError unless ``spec`` names a problem set :func:`resolve_problems` can read: a
+    benchmark name or alias, a generated Countdown set, or an existing file or directory. Loads
+    nothing (a recipe checks its sets with it before anything runs); ``key`` names the setting."""
+    name = spec.strip().lower()
+    if _COUNTDOWN.fullmatch(name) or _lookup(spec) is not None or Path(spec).expanduser().exists():
+        return
+    raise ConfigError(
+        f"{key} {spec!r} is neither a benchmark ({', '.join(BENCHMARKS)}, "
+        "countdown-easy|medium|hard) nor an existing file or directory"
+    )
 
 
 def _lookup(name: str) -> tuple[str, str | None] | None:

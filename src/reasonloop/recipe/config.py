@@ -8,17 +8,24 @@ Two kinds of recipe:
 - ``kind: demo`` — the CPU demo on Countdown; its ``demo`` section holds
   :class:`reasonloop.demo.run.DemoConfig` fields.
 
-Every key is checked: an unknown key, a value of the wrong type or out of range is a
-:class:`~reasonloop.errors.ConfigError` naming the file and the dotted key (``sft.max_steps``).
-Training sections hold the library's own settings (``SFTSettings``, ``DPOSettings`` without their
-paths, which the run fills in), so a recipe says exactly what ``reasonloop train`` would get.
+Every key is checked: an unknown key, a key given twice, a value of the wrong type, out of range
+or not finite (``.nan``, ``.inf``) is a :class:`~reasonloop.errors.ConfigError` naming the file and
+the dotted key (``sft.max_steps``). Training sections hold the library's own settings
+(``SFTSettings``, ``DPOSettings`` without their paths, which the run fills in), so a recipe says
+exactly what ``reasonloop train`` would get. The run's ``name`` must be a plain directory name (the
+run goes to ``runs/NAME``, never outside it).
 
-It does not check that models, servers or problem files exist: that happens when a stage runs.
+:func:`load_recipe` also checks that every problem set names a benchmark, a Countdown set or an
+existing file or directory (relative to the working directory, as the stages read them);
+:func:`parse_recipe` checks the mapping alone. Neither checks that models or servers exist: that
+happens when a stage runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -33,6 +40,7 @@ from reasonloop.demo.run import DemoConfig
 from reasonloop.distill import STYLES
 from reasonloop.errors import ConfigError
 from reasonloop.evaluate.run import EvalSettings
+from reasonloop.problems import check_problem_spec
 from reasonloop.train.dpo import DPOSettings
 from reasonloop.train.sft import LoraSettings, SFTSettings
 
@@ -58,7 +66,7 @@ def check_engine_spec(spec: str, key: str) -> None:
 
 def _at_least(obj: Any, name: str, low: int) -> None:
     value = getattr(obj, name)
-    if value < low:
+    if value is not None and value < low:
         raise ConfigError(f"{name} must be >= {low}, got {value}")
 
 
@@ -86,6 +94,7 @@ class TeacherConfig:
             raise ConfigError(f"method must be one of {list(TEACHER_METHODS)}, got {self.method!r}")
         if self.style not in STYLES:
             raise ConfigError(f"style must be one of {list(STYLES)}, got {self.style!r}")
+        _at_least(self, "limit", 0)
         _at_least(self, "n", 1)
         _at_least(self, "max_tokens", 1)
         _at_least(self, "rounds", 0)
@@ -136,6 +145,7 @@ class ExploreConfig:
     max_tokens: int = 1024
 
     def __post_init__(self) -> None:
+        _at_least(self, "limit", 0)
         _at_least(self, "max_rollouts", 1)
         _at_least(self, "batch", 1)
         _at_least(self, "max_tokens", 1)
@@ -178,6 +188,7 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if not self.benchmarks:
             raise ConfigError("benchmarks must name at least one benchmark or problems file")
+        _at_least(self, "limit", 0)
         try:
             EvalSettings(strategy=self.strategy, k=self.k, max_tokens=self.max_tokens)
         except ValueError as exc:
@@ -252,13 +263,56 @@ def load_recipe(path: str | Path) -> Recipe:
     except FileNotFoundError:
         raise ConfigError(f"{path}: recipe not found") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{path}:{exc}") from None
     try:
-        return parse_recipe(data if data is not None else {}, default_name=path.stem)
+        recipe = parse_recipe(data if data is not None else {}, default_name=path.stem)
+        check_problem_sets(recipe)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    return recipe
+
+
+class _DuplicateKey(Exception):
+    """A mapping gives a key twice (its message: ``LINE: duplicate key ...``)."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error (PyYAML
+    keeps the last one silently). Keys brought in by a ``<<`` merge may still be overridden."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.setdefault(key, line)
+            except TypeError:  # an unhashable key: PyYAML's own error says so below
+                continue
+            if first != line:
+                raise _DuplicateKey(f"{line}: duplicate key {key!r} (first on line {first})")
+        return super().construct_mapping(node, deep=deep)
+
+
+def check_problem_sets(recipe: Recipe) -> None:
+    """Every problem set of a loop recipe names a benchmark, a Countdown set, or an existing file
+    or directory (see :func:`reasonloop.problems.check_problem_spec`); nothing is loaded."""
+    if not isinstance(recipe, LoopRecipe):
+        return
+    specs = [
+        ("teacher.problems", recipe.teacher.problems),
+        ("explore.problems", recipe.explore.problems),
+        *((f"eval.benchmarks[{i}]", b) for i, b in enumerate(recipe.eval.benchmarks)),
+        *((f"curate.decontaminate[{i}]", b) for i, b in enumerate(recipe.curate.decontaminate)),
+    ]
+    for key, spec in specs:
+        check_problem_spec(spec, key=f"{key}:")
 
 
 def parse_recipe(data: Any, *, default_name: str = "run") -> Recipe:
@@ -269,10 +323,11 @@ def parse_recipe(data: Any, *, default_name: str = "run") -> Recipe:
     if kind not in KINDS:
         raise ConfigError(f"kind: must be one of {list(KINDS)}, got {kind!r}")
     data = {"name": default_name, **data}
+    name = _run_name(data["name"])
     if kind == "demo":
         _reject_unknown(data, {"kind", "name", "demo"}, "")
         demo = build(DemoConfig, data.get("demo"), "demo", skip={"out"})
-        return DemoRecipe(name=_typed(data["name"], str, "name"), demo=demo)
+        return DemoRecipe(name=name, demo=demo)
     valid = {f.name for f in dataclasses.fields(LoopRecipe)}
     _reject_unknown(data, valid, "")
     for key in ("teacher", "student", "explore", "eval"):
@@ -283,7 +338,7 @@ def parse_recipe(data: Any, *, default_name: str = "run") -> Recipe:
     sft = build(SFTSettings, data.get("sft"), "sft", skip=set(PATHS), defaults={"seed": seed})
     sft = dataclasses.replace(sft, model="", data="", output_dir="")
     recipe = LoopRecipe(
-        name=_typed(data["name"], str, "name"),
+        name=name,
         seed=seed,
         data_dir=_typed(data.get("data_dir"), str | None, "data_dir"),
         system_prompt=_typed(data.get("system_prompt", True), bool, "system_prompt"),
@@ -298,6 +353,22 @@ def parse_recipe(data: Any, *, default_name: str = "run") -> Recipe:
     )
     _check_launch(recipe)
     return recipe
+
+
+def _run_name(value: Any) -> str:
+    """The run's name: one plain path component, so that ``runs/NAME`` stays inside ``runs/``."""
+    name = _typed(value, str, "name")
+    if (
+        not name.strip()
+        or name in (".", "..")
+        or any(c in name for c in "/\\")
+        or not name.isprintable()
+    ):
+        raise ConfigError(
+            f"name: {name!r} is not a plain directory name (the run goes to runs/NAME); use "
+            "letters, digits, '-', '_' and '.', without '/', or set the directory with --out"
+        )
+    return name
 
 
 def _curate_section(data: Any) -> CurateSection:
@@ -484,12 +555,12 @@ def _typed(value: Any, tp: Any, key: str) -> Any:
         return value
     if tp is float:
         if isinstance(value, str):  # YAML 1.1 reads 1e-5 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
+            with contextlib.suppress(ValueError):  # left as text: "expected a number" below
+                value = float(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -560,6 +631,7 @@ __all__ = [
     "TeacherConfig",
     "build",
     "changed_keys",
+    "check_problem_sets",
     "load_recipe",
     "parse_recipe",
     "resolved",

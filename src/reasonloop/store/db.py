@@ -55,6 +55,7 @@ APPLICATION = "reasonloop"
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 60.0
 _SQLITE_HEADER = b"SQLite format 3\x00"
+_CHECKED: set[tuple[int, int, int, int]] = set()  # file versions that passed quick_check
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -287,6 +288,13 @@ def _check_stage(stage: Any) -> str:
     return stage
 
 
+def _recover(path: Path) -> str:
+    return (
+        "restore it from a backup, or save what is readable into a new store with "
+        f"`sqlite3 {path} .recover | sqlite3 NEW.db`"
+    )
+
+
 # --- the store ------------------------------------------------------------------------------------
 
 
@@ -300,7 +308,7 @@ class Store:
 
     ``create``: make a new store when the file is missing (or empty); ``readonly``: open for
     reading only (the file must exist). Raises :class:`DataError` when the file is not a reasonloop
-    store or was written by a newer reasonloop.
+    store, is corrupted (``PRAGMA quick_check`` on open) or was written by a newer reasonloop.
     """
 
     def __init__(
@@ -345,6 +353,8 @@ class Store:
             conn = sqlite3.connect(str(p), timeout=busy_timeout, isolation_level=None)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            if size:
+                self._quick_check(conn)
             tables = self._tables(conn)
             if tables:
                 self._check(conn, tables)
@@ -358,10 +368,37 @@ class Store:
                 self._create(conn)
             elif not self.readonly:
                 self._migrate(conn)
+        except sqlite3.OperationalError:  # e.g. "database is locked": not damage
+            conn.close()
+            raise
+        except sqlite3.DatabaseError as exc:  # damage that quick_check cannot see (a bad header)
+            conn.close()
+            raise DataError(f"{p} is corrupted or not a database ({exc}); {_recover(p)}") from None
         except BaseException:
             conn.close()
             raise
         return conn
+
+    def _quick_check(self, conn: sqlite3.Connection) -> None:
+        """SQLite's ``PRAGMA quick_check`` (every page and b-tree, not index contents), once per
+        process for each version of the file: the viewer opens the store on every request, and
+        the check reads the whole file (about a second per few hundred MB)."""
+        st = self.path.stat()
+        version = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        if version in _CHECKED:
+            return
+        try:
+            found = [row[0] for row in conn.execute("PRAGMA quick_check(5)")]
+        except sqlite3.OperationalError:  # e.g. "database is locked": not damage
+            raise
+        except sqlite3.DatabaseError as exc:  # "database disk image is malformed"
+            found = [str(exc)]
+        if found != ["ok"]:
+            raise DataError(
+                f"{self.path} is corrupted (SQLite quick_check: {'; '.join(found)}); "
+                + _recover(self.path)
+            )
+        _CHECKED.add(version)
 
     @staticmethod
     def _tables(conn: sqlite3.Connection) -> list[str]:

@@ -14,9 +14,11 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
-from reasonloop.errors import DataError
-from reasonloop.records import Problem, Verdict, from_dict
+from reasonloop.errors import ConfigError, DataError
+from reasonloop.problems.load import problem_from_row
+from reasonloop.records import Problem, Verdict
 
 _GRADE_KEYS = frozenset(
     {"id", "domain", "answer", "response", "choices", "tests", "entry_point", "problem"}
@@ -124,33 +126,70 @@ def _parse_line(line: str, where: str) -> GradeItem:
             f"expected a string, got {type(response).__name__}", where=where, field="response"
         )
     row.setdefault("problem", "")
-    return GradeItem(from_dict(Problem, row, where=where), response)
+    # The problem files' rules (a code row's answer is optional, numeric answers become text).
+    return GradeItem(problem_from_row(row, where=where), response)
+
+
+def check_output(src: Path, dest: Path) -> None:
+    """Refuse a ``dest`` that would lose data or leave debris: the input file itself (or a link
+    to it), a directory, or a file in a directory that does not exist. Raises ConfigError."""
+    if dest.is_dir():
+        raise ConfigError(
+            f"output {dest} is a directory; name a file in it, e.g. {dest / 'verdicts.jsonl'}"
+        )
+    if dest.exists() and src.exists() and os.path.samefile(src, dest):
+        raise ConfigError(
+            f"output {dest} is the input file; the verdicts would overwrite it: name another file"
+        )
+    if not dest.parent.is_dir():
+        raise ConfigError(f"output {dest}: no directory {dest.parent}; create it first")
 
 
 def grade_file(src: Path, dest: Path, *, workers: int | None = None) -> GradeSummary:
-    """Grade every valid line of ``src`` into ``dest`` (JSONL, input order); report bad lines."""
-    items, errors = read_grade_items(Path(src))
+    """Grade every valid line of ``src`` into ``dest`` (JSONL, input order); report bad lines.
+
+    ``dest`` is checked before anything is read (see :func:`check_output`) and replaced in one
+    step at the end, from a temporary file beside it that is removed if anything fails.
+    """
+    src, dest = Path(src), Path(dest)
+    check_output(src, dest)
+    items, errors = read_grade_items(src)
     verdicts = grade_many(items, workers=workers)
     summary = GradeSummary(errors=errors)
     by_domain: dict[str, list[int]] = {}
-    tmp = Path(f"{dest}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for item, v in zip(items, verdicts, strict=True):
-            row = {
-                "id": item.problem.id,
-                "correct": v.correct,
-                "extracted": v.extracted,
-                "reason": v.reason,
-            }
-            if v.boundary is not None:
-                row["boundary"] = v.boundary
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-            summary.graded += 1
-            summary.correct += v.correct
-            summary.reasons[v.reason] += 1
-            counts = by_domain.setdefault(item.problem.domain, [0, 0])
-            counts[0] += 1
-            counts[1] += v.correct
-    tmp.replace(dest)
+    # Named by our pid: no other live process writes it, and it gets the usual permissions.
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as fh:
+            _write_verdicts(fh, items, verdicts, summary, by_domain)
+        tmp.replace(dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     summary.by_domain = {d: (n, k) for d, (n, k) in by_domain.items()}
     return summary
+
+
+def _write_verdicts(
+    fh: TextIO,
+    items: Sequence[GradeItem],
+    verdicts: Sequence[Verdict],
+    summary: GradeSummary,
+    by_domain: dict[str, list[int]],
+) -> None:
+    for item, v in zip(items, verdicts, strict=True):
+        row = {
+            "id": item.problem.id,
+            "correct": v.correct,
+            "extracted": v.extracted,
+            "reason": v.reason,
+        }
+        if v.boundary is not None:
+            row["boundary"] = v.boundary
+        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        summary.graded += 1
+        summary.correct += v.correct
+        summary.reasons[v.reason] += 1
+        counts = by_domain.setdefault(item.problem.domain, [0, 0])
+        counts[0] += 1
+        counts[1] += v.correct
