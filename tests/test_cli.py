@@ -226,8 +226,20 @@ def test_grade_code_rows_may_omit_the_answer_or_set_it_to_null(tmp_path):
     r = run("grade", str(src), "-o", str(dest), "--workers", "1")
     assert r.returncode == 2  # the math row without an answer is still an error
     assert [json.loads(x) for x in dest.read_text().splitlines()] == [
-        {"id": "c1", "correct": True, "extracted": "def f():\n    return 1", "reason": "correct"},
-        {"id": "c2", "correct": True, "extracted": "def f():\n    return 1", "reason": "correct"},
+        {
+            "id": "c1",
+            "correct": True,
+            "extracted": "def f():\n    return 1",
+            "reason": "correct",
+            "boundary": "bwrap",
+        },
+        {
+            "id": "c2",
+            "correct": True,
+            "extracted": "def f():\n    return 1",
+            "reason": "correct",
+            "boundary": "bwrap",
+        },
     ]
     assert r.stderr.splitlines() == [
         f"skipped {src}:3: field 'answer': expected a string, got NoneType None",
