@@ -204,12 +204,16 @@ def cpu_backend() -> CpuBackend:
         raise MissingDependency("llama-cpp-python", "llamacpp") from exc
     g = _ggml(lc)
     lib_dir = Path(lc.__file__).parent / "lib"
-    if not g.ggml_backend_reg_count():
-        lc.llama_backend_init()  # loads the backends from GGML_BACKEND_DIR when built with it
-    reg = g.ggml_backend_reg_by_name(b"CPU")
-    if not reg:
-        g.ggml_backend_load_all_from_path(str(lib_dir).encode())
+    from llama_cpp._utils import suppress_stdout_stderr
+
+    # quiet, as llama-cpp-python's own calls with verbose=False (the loader logs every file)
+    with suppress_stdout_stderr(disable=False):
+        if not g.ggml_backend_reg_count():
+            lc.llama_backend_init()  # loads the backends from GGML_BACKEND_DIR when built with it
         reg = g.ggml_backend_reg_by_name(b"CPU")
+        if not reg:
+            g.ggml_backend_load_all_from_path(str(lib_dir).encode())
+            reg = g.ggml_backend_reg_by_name(b"CPU")
     if not reg:
         raise EngineError(
             f"llama.cpp has no CPU backend: none was found in its build's backend directory nor in "
