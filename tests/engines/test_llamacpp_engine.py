@@ -1,6 +1,7 @@
 """The llama.cpp engine on the packaged SmolLM2-135M-Instruct GGUF (real model, no mocks)."""
 
 import codecs
+import logging
 from dataclasses import replace
 
 import numpy as np
@@ -30,6 +31,19 @@ def engine():
 
 def texts(result):
     return [s.text for s in result.samples]
+
+
+def test_start_logs_the_cpu_code_llama_cpp_runs(engine, caplog):
+    from reasonloop.engines.llamacpp import LlamaCppEngine, cpu_backend
+
+    with caplog.at_level(logging.INFO, logger="reasonloop.engines.llamacpp"):
+        LlamaCppEngine(engine.path, n_ctx=256, n_parallel=1).close()
+    lines = [r.getMessage() for r in caplog.records if "llama.cpp CPU backend" in r.getMessage()]
+    info = cpu_backend()
+    assert len(lines) == 1 and info.system_info.strip() in lines[0] and info.library in lines[0]
+    assert "AVX2" in info.features or "NEON" in info.features  # what the README requires
+    if info.variant:
+        assert f"variant {info.variant} (score {info.score}" in lines[0]
 
 
 def test_chat_template_and_greedy_determinism(engine):

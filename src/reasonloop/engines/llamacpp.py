@@ -50,6 +50,7 @@ import codecs
 import ctypes
 import logging
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,11 +94,168 @@ def default_engine_model() -> tuple[str, str]:
 
 
 def _llama_cpp():
+    """The ``llama_cpp`` bindings, with a CPU backend loaded (see :func:`cpu_backend`)."""
     try:
         import llama_cpp
     except ImportError as exc:
         raise MissingDependency("llama-cpp-python", "llamacpp") from exc
+    if _CPU_BACKEND is None:
+        cpu_backend()
     return llama_cpp
+
+
+# -- which CPU code the loaded library runs -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CpuBackend:
+    """The CPU code that the loaded llama.cpp runs (what :func:`cpu_backend` found).
+
+    ``variant``: the name of the CPU backend variant that llama.cpp picked at run time for this
+    CPU (``haswell``, ``zen4``, ``armv8.2_2``, ...; from the file name ``libggml-cpu-NAME.so``), or
+    None when the library was built with one fixed CPU backend (for example with ``GGML_NATIVE``,
+    llama-cpp-python's default: code for the CPU that built it). ``score``: that variant's own score
+    for this CPU (llama.cpp loads the highest; 0 means it cannot run here). ``library``: the file
+    holding the CPU code. ``features``: the instruction sets and options compiled into it, as
+    llama.cpp reports them (``AVX2``, ``AVX512_VNNI``, ``AMX_INT8``, ``REPACK``, ...).
+    ``available``: every variant file beside it. ``system_info``: ``llama_print_system_info()``."""
+
+    variant: str | None
+    score: int | None
+    library: str
+    features: tuple[str, ...]
+    available: tuple[str, ...]
+    system_info: str
+
+    def describe(self) -> str:
+        """One line for the log."""
+        which = (
+            f"variant {self.variant} (score {self.score}; of {', '.join(self.available)})"
+            if self.variant
+            else "one fixed CPU build (no run-time variants)"
+        )
+        return f"llama.cpp CPU backend: {which} from {self.library}; {self.system_info.strip()}"
+
+
+_CPU_BACKEND: CpuBackend | None = None
+_VARIANT_FILE = re.compile(r"^(?:lib)?ggml-cpu-(?P<name>.+)\.(?:so|dll|dylib)$")
+
+
+class _Feature(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char_p), ("value", ctypes.c_char_p)]
+
+
+class _DlInfo(ctypes.Structure):
+    _fields_ = [
+        ("dli_fname", ctypes.c_char_p),
+        ("dli_fbase", ctypes.c_void_p),
+        ("dli_sname", ctypes.c_char_p),
+        ("dli_saddr", ctypes.c_void_p),
+    ]
+
+
+def _file_holding(address: int) -> str | None:
+    """The shared object that holds ``address`` (``dladdr``; None where it is not available)."""
+    try:
+        dladdr = ctypes.CDLL(None).dladdr
+    except (AttributeError, OSError):  # pragma: no cover - Windows
+        return None
+    dladdr.argtypes = [ctypes.c_void_p, ctypes.POINTER(_DlInfo)]
+    info = _DlInfo()
+    if not dladdr(address, ctypes.byref(info)) or not info.dli_fname:
+        return None
+    return os.path.realpath(info.dli_fname.decode())
+
+
+def _ggml(lc: Any) -> Any:
+    """ggml's backend registry (``libggml`` beside ``libllama``) with the signatures used here."""
+    from llama_cpp._ggml import libggml as g
+
+    vp, cp, sz = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t
+    for name, res, args in (
+        ("ggml_backend_reg_count", sz, []),
+        ("ggml_backend_reg_by_name", vp, [cp]),
+        ("ggml_backend_reg_name", cp, [vp]),
+        ("ggml_backend_reg_get_proc_address", vp, [vp, cp]),
+        ("ggml_backend_load_all_from_path", None, [cp]),
+    ):
+        fn = getattr(g, name)
+        fn.restype, fn.argtypes = res, args
+    return g
+
+
+def cpu_backend() -> CpuBackend:
+    """Load llama.cpp's CPU backend if the library has not (once per process) and say which
+    CPU code it runs.
+
+    A library built with ``GGML_BACKEND_DL`` (as ``make install`` builds it) holds its CPU code in
+    separate files, one per CPU variant, and loads the best one for the CPU when llama-cpp-python
+    initialises it, from the directory compiled in (``GGML_BACKEND_DIR``). If it found none there (a
+    wheel built for another path), they are loaded here from the bindings' own ``lib`` directory.
+    Raises :class:`EngineError` when no CPU backend can be loaded. Does not check that the variant
+    is safe to run: that is the install's job (it leaves out the variants known to crash). Logs
+    nothing: :class:`LlamaCppEngine` logs :meth:`CpuBackend.describe` when it starts."""
+    global _CPU_BACKEND
+    if _CPU_BACKEND is not None:
+        return _CPU_BACKEND
+    try:
+        import llama_cpp as lc
+    except ImportError as exc:
+        raise MissingDependency("llama-cpp-python", "llamacpp") from exc
+    g = _ggml(lc)
+    lib_dir = Path(lc.__file__).parent / "lib"
+    from llama_cpp._utils import suppress_stdout_stderr
+
+    # quiet, as llama-cpp-python's own calls with verbose=False (the loader logs every file)
+    with suppress_stdout_stderr(disable=False):
+        if not g.ggml_backend_reg_count():
+            lc.llama_backend_init()  # loads the backends from GGML_BACKEND_DIR when built with it
+        reg = g.ggml_backend_reg_by_name(b"CPU")
+        if not reg:
+            g.ggml_backend_load_all_from_path(str(lib_dir).encode())
+            reg = g.ggml_backend_reg_by_name(b"CPU")
+    if not reg:
+        raise EngineError(
+            f"llama.cpp has no CPU backend: none was found in its build's backend directory nor in "
+            f"{lib_dir}; reinstall llama-cpp-python with `make install`"
+        )
+    features: list[str] = []
+    get_features = g.ggml_backend_reg_get_proc_address(reg, b"ggml_backend_get_features")
+    if get_features:
+        fn = ctypes.CFUNCTYPE(ctypes.POINTER(_Feature), ctypes.c_void_p)(get_features)
+        items = fn(reg)
+        k = 0
+        while items[k].name:
+            name, value = items[k].name.decode(), items[k].value.decode()
+            features.append(name if value == "1" else f"{name}={value}")
+            k += 1
+    library = _file_holding(get_features or reg) or "?"
+    found = _VARIANT_FILE.match(os.path.basename(library))
+    variant = found["name"] if found else None
+    score = None
+    if variant:
+        score_fn = getattr(ctypes.CDLL(library), "ggml_backend_score", None)
+        if score_fn is not None:
+            score_fn.restype = ctypes.c_int
+            score = int(score_fn())
+    available = tuple(
+        sorted(
+            m["name"]
+            for m in (_VARIANT_FILE.match(p.name) for p in Path(library).parent.iterdir())
+            if m
+        )
+        if variant
+        else ()
+    )
+    _CPU_BACKEND = CpuBackend(
+        variant=variant,
+        score=score,
+        library=library,
+        features=tuple(features),
+        available=available,
+        system_info=lc.llama_print_system_info().decode("utf-8", "replace"),
+    )
+    return _CPU_BACKEND
 
 
 DEFAULT_KV_BYTES = 2 << 30  # what the parallel context's KV cache may take by default
@@ -280,6 +438,7 @@ class LlamaCppEngine:
         **kw: Any,
     ):
         llama_cpp = _llama_cpp()
+        log.info("%s", cpu_backend().describe())
         if not Path(path).exists():
             raise EngineError(f"llamacpp: no such model file: {path}")
         if n_parallel < 1:
