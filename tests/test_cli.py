@@ -290,7 +290,12 @@ def test_a_negative_limit_is_refused_before_anything_is_made(tmp_path, command):
     args = [a.replace("{tmp}", str(tmp_path)) for a in LIMITED.get(command, ["countdown-easy"])]
     r = run(*command.split(), *args, "--limit", "-1")
     assert r.returncode == 2
-    assert "Invalid value for '--limit'" in r.stderr and "greater than or equal to 0" in r.stderr
+    if command in ("annotate-steps", "problems show"):  # Typer's own range check
+        assert (
+            "Invalid value for '--limit'" in r.stderr and "greater than or equal to 0" in r.stderr
+        )
+    else:  # a stage config's: one line naming the field
+        assert r.stderr == "error: limit must be >= 0, got -1\n"
     assert list(tmp_path.iterdir()) == []
 
 
@@ -298,12 +303,16 @@ def test_a_negative_limit_is_refused_before_anything_is_made(tmp_path, command):
     ("args", "message"),
     [
         (["generate", "--engine", "bogus:x"], "unknown engine spec 'bogus:x'"),
-        (["generate", "-n", "0"], "Invalid value for '-n'"),
-        (["generate", "--batch", "0"], "Invalid value for '--batch'"),
+        (["generate", "-n", "0"], "error: n must be >= 1, got 0"),
+        (["generate", "--batch", "0"], "error: batch must be >= 1, got 0"),
         (["generate", "--max-tokens", "0"], "error: max_tokens must be >= 1, got 0"),
-        (["explore", "--max-rollouts", "0"], "Invalid value for '--max-rollouts'"),
+        (["explore", "--max-rollouts", "0"], "error: max_rollouts must be >= 1, got 0"),
+        (["generate", "--top-p", "0"], "error: top_p must be > 0, got 0.0"),
         (["explore", "--engine", "llamacpp:"], "unknown engine spec 'llamacpp:'"),
-        (["distill", "--teacher", "default", "--style", "poem"], "--style must be one of"),
+        (
+            ["distill", "--teacher", "default", "--style", "poem"],
+            "error: style must be one of auto, unified, r1, qwq, got 'poem'",
+        ),
         (["distill", "--teacher", "nope"], "unknown engine spec 'nope'"),
         (["rel", "--threshold", "2"], "error: threshold must be in [0, 1], got 2.0"),
         (["generate", "--problems", "countdown-hardest"], "is neither a benchmark"),

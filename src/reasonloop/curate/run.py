@@ -52,9 +52,9 @@ class SelectConfig:
     def __post_init__(self) -> None:
         valid = ("longest", "shortest", "perplexity_high", "perplexity_low", "first")
         if self.by not in valid:
-            raise ConfigError(f"select.by: {self.by!r} is not one of {list(valid)}")
+            raise ConfigError(f"must be one of {list(valid)}, got {self.by!r}", field="by")
         if self.per_problem < 1:
-            raise ConfigError(f"select.per_problem must be >= 1, got {self.per_problem}")
+            raise ConfigError(f"must be >= 1, got {self.per_problem}", field="per_problem")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +107,10 @@ def load_recipe(path: Path) -> CurateConfig:
             _reject_unknown(path, key + ".", sub, set(cls.__dataclass_fields__))
             try:
                 kwargs[key] = cls(**sub)
-            except (TypeError, ValueError) as exc:
+            except ConfigError as exc:
+                field = f"{key}.{exc.field}" if exc.field else key
+                raise ConfigError(exc.message, field=field, where=str(path)) from None
+            except TypeError as exc:
                 raise ConfigError(f"{path}: {key}: {exc}") from None
     return CurateConfig(**kwargs)
 

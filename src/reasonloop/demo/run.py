@@ -369,6 +369,7 @@ def run_demo(cfg: DemoConfig, reporter: Reporter | None = None) -> dict[str, Any
                     strategy="greedy" if k == 1 else "sample",
                     k=k,
                     temperature=0.8,
+                    top_p=0.95,  # the maj@k rows were measured so (eval's default is now 1.0)
                     max_tokens=cfg.max_new_tokens,
                     system_prompt=False,
                 )

@@ -28,6 +28,7 @@ runs as ``LAUNCHER -m reasonloop.cli train ...`` in a subprocess, its output in 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shlex
@@ -221,25 +222,32 @@ class Loop:
     def _evals(self, model: str) -> list[Step]:
         return [self._eval(model, b) for b in self.r.eval.benchmarks]
 
+    def run_filled(self) -> dict[str, Any]:
+        """What the run fills in for every stage config (never the recipe)."""
+        return {"seed": self.r.seed, "data_dir": self.r.data_dir}
+
     def _eval(self, model: str, benchmark: str) -> Step:
         r = self.r
         out = self.layout.eval_dir(model, benchmark)
 
+        def config():
+            return r.eval.stage(
+                benchmark=benchmark,
+                out=str(out),
+                engine=self.student_spec(model),
+                system_prompt=r.system_prompt,
+                **self.run_filled(),
+            )
+
         def run() -> dict[str, Any]:
-            from reasonloop.evaluate.run import EvalSettings, evaluate
+            from reasonloop.evaluate.run import evaluate
 
             probs = self.problems(benchmark, r.eval.limit)
-            settings = EvalSettings(
-                strategy=r.eval.strategy,
-                k=r.eval.k,
-                temperature=r.eval.temperature,
-                max_tokens=r.eval.max_tokens,
-                seed=r.seed,
-                system_prompt=r.system_prompt,
-            )
             eng = self.engine(self.student_spec(model))
             with self.reporter.task(f"eval {model} on {benchmark}", len(probs)) as progress:
-                res = evaluate(eng, benchmark, probs, out, settings, on_progress=progress)
+                res = evaluate(
+                    eng, benchmark, probs, out, config().settings(), on_progress=progress
+                )
             return {
                 "model": model,
                 "benchmark": benchmark,
@@ -255,35 +263,28 @@ class Loop:
             lambda v: (
                 f"{model} {percent(v['metrics']):.1f}% on {benchmark} ({v['problems']} problems)"
             ),
-            lambda: [
-                cmd.reasonloop(cmd.eval_args(r, benchmark, out, self.student_spec(model))),
-            ],
+            lambda: [cmd.reasonloop(cmd.stage_args("eval", config()))],
             serve=lambda: self.student_serve(model),
         )
 
     def _distill(self) -> Step:
         r, t = self.r, self.r.teacher
 
-        def run() -> dict[str, Any]:
-            from reasonloop.distill import distill
-            from reasonloop.generate import SamplingSettings
+        def config():
+            return t.distill(store=str(self.layout.store), **self.run_filled())
 
-            probs = self.problems(t.problems, t.limit)
+        def run() -> dict[str, Any]:
+            from reasonloop.distill import run_distill
+
             teacher = self.engine(t.engine)
-            completer = self.engine(t.completer) if t.completer else teacher
-            s = SamplingSettings(
-                n=t.n, temperature=t.temperature, max_tokens=t.max_tokens, seed=r.seed
+            summ = run_distill(
+                config(),
+                self.reporter,
+                teacher=teacher,
+                completer=self.engine(t.completer) if t.completer else teacher,
+                store=self.store,
+                problems=self.problems(t.problems, t.limit),
             )
-            with self.reporter.task("distill", len(probs)) as progress:
-                summ = distill(
-                    teacher,
-                    probs,
-                    self.store,
-                    s,
-                    style=t.style,
-                    completer=completer,
-                    on_progress=progress,
-                )
             return {
                 "problems": summ.problems,
                 "samples": summ.samples,
@@ -299,50 +300,30 @@ class Loop:
                 f"{v['samples']} teacher responses to {v['problems']} problems ({v['new']} new), "
                 f"{100 * v['correct'] / max(1, v['samples']):.1f}% correct"
             ),
-            lambda: [
-                *cmd.notes(r, "distill"),
-                cmd.reasonloop(cmd.distill_args(r, self.layout.store)),
-            ],
+            lambda: [*cmd.notes(r, "distill"), cmd.reasonloop(cmd.stage_args("distill", config()))],
             serve=self.teacher_serve,
         )
 
     def _rel(self) -> Step:
         r, t = self.r, self.r.teacher
 
-        def run() -> dict[str, Any]:
-            from reasonloop.rel.loop import RELConfig, chain_summary, run_rel
+        def config():
+            return t.rel(store=str(self.layout.store), **self.run_filled())
 
-            probs = self.problems(t.problems, t.limit)
+        def run() -> dict[str, Any]:
+            from reasonloop.rel.loop import run_rel_stage
+
             gen = self.engine(t.engine)
             critic = self.engine(t.critic) if t.critic and t.critic != t.engine else gen
-            cfg = RELConfig(
-                rounds=t.rounds, threshold=t.threshold, max_tokens=t.max_tokens, seed=r.seed
+            s = run_rel_stage(
+                config(),
+                self.reporter,
+                generator=gen,
+                critic=critic,
+                store=self.store,
+                problems=self.problems(t.problems, t.limit),
             )
-            store = self.store
-            store.add_problems(probs)
-            accepted = rounds = correct = 0
-            with self.reporter.task("rel", len(probs)) as progress:
-                for n, p in enumerate(probs, 1):
-                    done = list(store.trajectories(problem_id=p.id, stage="rel"))
-                    chain = run_rel(
-                        p,
-                        gen,
-                        critic,
-                        cfg,
-                        done=done,
-                        on_round=lambda tr: store.add_trajectories([tr], stage="rel"),
-                    )
-                    s = chain_summary(chain, cfg.threshold)
-                    accepted += bool(s["accepted"])
-                    rounds += int(s["rounds"])  # type: ignore[call-overload]
-                    correct += int(s["correct_rounds"])  # type: ignore[call-overload]
-                    progress(n, 0)
-            return {
-                "problems": len(probs),
-                "accepted": accepted,
-                "rounds": rounds,
-                "correct_rounds": correct,
-            }
+            return dataclasses.asdict(s)
 
         return Step(
             "rel",
@@ -352,7 +333,7 @@ class Loop:
                 f"{v['accepted']} of {v['problems']} problems accepted; {v['rounds']} rounds, "
                 f"{v['correct_rounds']} validated"
             ),
-            lambda: [*cmd.notes(r, "rel"), cmd.reasonloop(cmd.rel_args(r, self.layout.store))],
+            lambda: [*cmd.notes(r, "rel"), cmd.reasonloop(cmd.stage_args("rel", config()))],
             serve=self.teacher_serve,
         )
 
@@ -439,13 +420,13 @@ class Loop:
             f"SFT → {model}",
             run,
             lambda v: f"{v['global_step']} steps, train loss {v['train_loss']:.4f} → {v['model']}",
-            lambda: [cmd.reasonloop(cmd.train_sft_args(settings()), self.r.launch.train)],
+            lambda: [cmd.reasonloop(cmd.stage_args("train sft", settings()), self.r.launch.train)],
             trains=True,
         )
 
     def _train(self, name: str, kind: str, s: Any) -> dict[str, Any]:
         if self.r.launch.train:
-            args = cmd.train_sft_args(s) if kind == "sft" else cmd.train_dpo_args(s)
+            args = cmd.stage_args(f"train {kind}", s)
             argv = [*shlex.split(self.r.launch.train), "-m", "reasonloop.cli", *args]
             self.layout.logs.mkdir(parents=True, exist_ok=True)
             logfile = self.layout.logs / f"{name}.log"
@@ -477,35 +458,30 @@ class Loop:
         }
 
     def _explore(self, i: int) -> Step:
-        r, e = self.r, self.r.explore
+        r = self.r
         policy = self.policy(i)
         stage = f"explore-r{i}"
 
-        def run() -> dict[str, Any]:
-            from reasonloop.explore import explore
-            from reasonloop.generate import SamplingSettings
+        def config():
+            return r.explore.stage(
+                store=str(self.layout.store),
+                engine=self.student_spec(policy),
+                stage=stage,
+                **self.run_filled(),
+            )
 
-            probs = self.problems(e.problems, e.limit)
-            s = SamplingSettings(
-                temperature=e.temperature,
-                top_p=e.top_p,
-                max_tokens=e.max_tokens,
-                seed=r.seed,
+        def run() -> dict[str, Any]:
+            from reasonloop.explore import run_explore
+
+            summ = run_explore(
+                config(),
+                self.reporter,
+                engine=self.engine(self.student_spec(policy)),
+                store=self.store,
+                problems=self.problems(r.explore.problems, r.explore.limit),
                 system_prompt=r.system_prompt,
                 logprobs=True,  # each rollout's perplexity, for selection and pairs
             )
-            eng = self.engine(self.student_spec(policy))
-            with self.reporter.task(f"explore (round {i}, {policy})", len(probs)) as progress:
-                summ = explore(
-                    eng,
-                    probs,
-                    self.store,
-                    s,
-                    max_rollouts=e.max_rollouts,
-                    batch=e.batch,
-                    stage=stage,
-                    on_progress=progress,
-                )
             return {
                 "model": policy,
                 "problems": len(summ.results),
@@ -523,12 +499,7 @@ class Loop:
                 f"{v['model']} solved {v['solved']}/{v['problems']} hard problems in "
                 f"{v['rollouts']} rollouts ({v['new']} new)"
             ),
-            lambda: [
-                *cmd.notes(r, "explore"),
-                cmd.reasonloop(
-                    cmd.explore_args(r, self.layout.store, self.student_spec(policy), stage)
-                ),
-            ],
+            lambda: [*cmd.notes(r, "explore"), cmd.reasonloop(cmd.stage_args("explore", config()))],
             serve=lambda: self.student_serve(policy),
         )
 
@@ -660,7 +631,7 @@ class Loop:
             f"round {i}: thought-only DPO from {start}",
             run,
             summary,
-            lambda: [cmd.reasonloop(cmd.train_dpo_args(settings()), r.launch.train)],
+            lambda: [cmd.reasonloop(cmd.stage_args("train dpo", settings()), r.launch.train)],
             trains=True,
         )
 
