@@ -555,12 +555,9 @@ def curate(
     scorer = None
     if perplexity_engine:
         from reasonloop.engines import load_engine
-        from reasonloop.generate import messages_for
+        from reasonloop.generate import perplexity_scorer
 
-        eng = load_engine(perplexity_engine)
-
-        def scorer(p, t):
-            return eng.score(messages_for(p, system_prompt=cfg.system_prompt), t.text).perplexity
+        scorer = perplexity_scorer(load_engine(perplexity_engine), system_prompt=cfg.system_prompt)
 
     if not store.exists():
         raise DataError("no such store", where=str(store))

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from reasonloop.engines.base import Engine, Request
+from reasonloop.errors import ConfigError
 from reasonloop.generate import (
     Inputs,
     Sampling,
@@ -122,7 +123,9 @@ def explore(
 ) -> ExploreSummary:
     """Explore ``problems``; returns a record per problem (in input order)."""
     if batch < 1 or max_rollouts < 1:
-        raise ValueError(f"batch and max_rollouts must be >= 1, got {batch}, {max_rollouts}")
+        raise ConfigError(
+            f"batch and max_rollouts must be >= 1, got {batch}, {max_rollouts}", field="batch"
+        )
     t0 = time.perf_counter()
     gen = generator_for(engine, s, role="explore", round=round)
     store.add_problems(problems)

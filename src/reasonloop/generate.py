@@ -175,6 +175,21 @@ def messages_for(problem: Problem, *, system_prompt: bool = True):
     return user_messages(prompt_for(problem), SYSTEM_PROMPT if system_prompt else None)
 
 
+def perplexity_scorer(
+    engine: Engine | Callable[[], Engine], *, system_prompt: bool = True
+) -> Callable[[Problem, Trajectory], float | None]:
+    """``score(problem, trajectory)``: the perplexity of the trajectory's text after the problem's
+    prompt under ``engine`` (or under the engine a zero-argument callable returns, fetched at each
+    call, so that it is loaded only once a score is needed). Selection and DPO pairs use it for
+    rows stored without one."""
+
+    def score(problem: Problem, t: Trajectory) -> float | None:
+        eng = engine() if callable(engine) and not hasattr(engine, "score") else engine
+        return eng.score(messages_for(problem, system_prompt=system_prompt), t.text).perplexity  # type: ignore[union-attr]
+
+    return score
+
+
 def to_trajectory(problem: Problem, sample: Sample, generator: Generator) -> Trajectory:
     """Grade a sample and wrap it as a trajectory."""
     verdict = grade(problem, sample.text)

@@ -342,14 +342,11 @@ class Loop:
         served student's rollouts carry their log-probs)."""
         if self.r.student.engine != "hf":
             return None
-        from reasonloop.generate import messages_for
+        from reasonloop.generate import perplexity_scorer
 
-        def score(problem, t) -> float:
-            eng = self.engine(self.student_spec(model))
-            msgs = messages_for(problem, system_prompt=self.r.system_prompt)
-            return eng.score(msgs, t.text).perplexity
-
-        return score
+        return perplexity_scorer(
+            lambda: self.engine(self.student_spec(model)), system_prompt=self.r.system_prompt
+        )
 
     def _curate_imitate(self) -> Step:
         r = self.r
