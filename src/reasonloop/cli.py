@@ -609,16 +609,19 @@ def demo(
         0, "--seeds", help="Seeds for the self-improvement comparison (0 = the default)."
     ),
 ) -> None:
-    """The CPU demo: imitate → explore → self-improve on Countdown with a small student, measured."""
+    """The CPU demo: imitate → explore → self-improve on Countdown with a small student, measured.
+    The short way to run the demo recipe (recipes/cpu-demo.yaml runs it with three seeds)."""
     from dataclasses import replace
 
-    from reasonloop.demo.run import DemoConfig, run_demo
+    from reasonloop.demo.run import DemoConfig
+    from reasonloop.recipe.config import DemoRecipe
+    from reasonloop.recipe.runner import run_recipe
 
     log_to(out_dir / "run.log")
     cfg = DemoConfig.quick(str(out_dir)) if quick else DemoConfig(out=str(out_dir))
     if seeds:
         cfg = replace(cfg, seeds=tuple(range(seeds)))
-    final = run_demo(cfg, terminal.RichReporter())
+    final = run_recipe(DemoRecipe(name="demo", demo=cfg), out_dir, reporter=terminal.RichReporter())
     out.print(terminal.table(final["table"]["header"], final["table"]["rows"], f"demo → {out_dir}"))
     out.print(f"report: {out_dir}/report.md", highlight=False)
     out.print(

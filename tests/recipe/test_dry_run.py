@@ -184,7 +184,7 @@ def test_demo_recipe_is_one_command(tmp_path):
     assert shlex.split(line) == [
         "python",
         "-c",
-        "from reasonloop.demo.run import DemoConfig, run_demo; "
+        "from reasonloop.demo.run import DemoConfig; from reasonloop.recipe.demo import run_demo; "
         f'run_demo(DemoConfig(out="{tmp_path}/odd", sft_steps=7))',
     ]
 

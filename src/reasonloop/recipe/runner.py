@@ -34,13 +34,12 @@ import logging
 import shlex
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from reasonloop.demo.run import Step as Once
 from reasonloop.errors import ConfigError, DataError, ReasonloopError
 from reasonloop.progress import LogReporter, Reporter
 from reasonloop.recipe import commands as cmd
@@ -53,8 +52,11 @@ from reasonloop.recipe.config import (
     changed_keys,
     resolved,
 )
+from reasonloop.recipe.demo import run_demo
 from reasonloop.recipe.report import percent
 from reasonloop.recipe.servers import Serve, ServerProcess, ready_url
+from reasonloop.recipe.steps import Step, run_steps
+from reasonloop.recipe.steps import marker as step_marker
 from reasonloop.recipe.teacher import SPEC as COUNTDOWN
 from reasonloop.recipe.teacher import CountdownTeacher
 
@@ -62,18 +64,6 @@ log = logging.getLogger(__name__)
 
 # keys a resumed run may change: more (or fewer) rounds, and how processes are launched
 RESUMABLE_CHANGES = ("improve.rounds", "launch.")
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    title: str
-    run: Callable[[], dict[str, Any]]
-    summary: Callable[[dict[str, Any]], str]
-    commands: Callable[[], list[str]]
-    serve: Callable[[], Serve | None] = lambda: None
-    script_serve: Callable[[], Serve | None] | None = None  # what its command lines need
-    trains: bool = False
 
 
 def open_engine(spec: str, *, batch_size: int = 16) -> Any:
@@ -120,8 +110,7 @@ class Loop:
 
     def marker(self, name: str) -> dict[str, Any] | None:
         """The summary a finished step left (None while it has not finished)."""
-        path = self.layout.steps / f"{name}.json"
-        return json.loads(path.read_text())["value"] if path.exists() else None
+        return step_marker(self.layout.root, name)
 
     def model_path(self, name: str) -> str:
         if name == "backbone":
@@ -653,25 +642,8 @@ class Loop:
 
     def run(self) -> dict[str, Any]:
         self.write_configs()
-        once = Once(self.layout.root)
-        current = None
         try:
-            for step in self.steps():
-                current = step.name
-                done = self.marker(step.name)
-                if done is not None:
-                    self.reporter.line(f"{step.name}: done before; {step.summary(done)}")
-                    continue
-                self._switch(step)
-                result = once(step.name, step.run)
-                self.reporter.line(
-                    f"{step.name}: {step.summary(result['value'])} [{result['seconds']:.0f}s]"
-                )
-            current = None
-        except BaseException:
-            if current is not None:
-                self.reporter.line(f"{current}: failed; run the same command again to resume here")
-            raise
+            run_steps(self.layout.root, self.steps(), self.reporter, before=self._switch)
         finally:
             self.close()
         from reasonloop.recipe.report import write_report
@@ -747,7 +719,7 @@ def demo_command(recipe: DemoRecipe, out: Path) -> str:
         f"{name}={json.dumps(v) if isinstance(v, str) else repr(v)}" for name, v in changed
     ]
     code = (
-        "from reasonloop.demo.run import DemoConfig, run_demo; "
+        "from reasonloop.demo.run import DemoConfig; from reasonloop.recipe.demo import run_demo; "
         f"run_demo(DemoConfig({', '.join(args)}))"
     )
     return f"python -c {shlex.quote(code)}"
@@ -802,8 +774,6 @@ def run_recipe(
     prepare_run_dir(recipe, out)
     reporter = reporter or LogReporter()
     if isinstance(recipe, DemoRecipe):
-        from reasonloop.demo.run import run_demo
-
         summary = run_demo(replace(recipe.demo, out=str(out)), reporter)
         return {**summary, "report": str(out / "report.md")}
     return Loop(recipe, out, reporter=reporter, recipe_path=recipe_path).run()
