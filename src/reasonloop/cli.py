@@ -214,31 +214,6 @@ def problems_show(
     out.print(plain(f"{len(problems)} problems in {spec}"), soft_wrap=True)
 
 
-def progress_bar(total: int, description: str):
-    """A rich progress bar with tokens/s, for the CLI's long jobs."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
-
-
-def _rate_callback(bar, task, t0):
-    import time
-
-    def on_progress(done: int, tokens: int) -> None:
-        dt = time.perf_counter() - t0
-        bar.update(task, completed=done, rate=f"{tokens / dt:.1f} tok/s" if dt and tokens else "")
-
-    return on_progress
-
-
 @config_command(app, "generate", GenerateConfig)
 def generate(config: GenerateConfig) -> None:
     """Sample K responses per problem, grade them, store them. Resumable: rerun to finish."""
@@ -423,7 +398,6 @@ def annotate_steps_cmd(
     """Math-Shepherd step labels: per step prefix, M completions graded; soft = fraction correct,
     hard = any correct. Stored in the store; resumable."""
     _log_beside(store)
-    import time
 
     from reasonloop.engines import load_engine
     from reasonloop.search.annotate import AnnotateSettings, annotate_steps, labeler_key
@@ -443,14 +417,10 @@ def annotate_steps_cmd(
     if not store.exists():
         raise DataError("no such store", where=str(store))
     eng = load_engine(engine)
-    with open_store(store, create=False) as st, progress_bar(0, "annotate") as bar:
-        task = bar.add_task("annotate-steps", total=None, rate="")
-        t0 = time.perf_counter()
+    with open_store(store, create=False) as st, terminal.task("annotate-steps") as update:
 
         def on_progress(done: int, total: int, tokens: int) -> None:
-            dt = time.perf_counter() - t0
-            rate = f"{tokens / dt:.1f} tok/s" if dt and tokens else ""
-            bar.update(task, completed=done, total=total, rate=rate)
+            update(done, tokens, total=total)
 
         summary = annotate_steps(eng, st, settings, on_progress=on_progress)
     key = labeler_key(eng, settings)
@@ -543,44 +513,18 @@ def curate(
 ) -> None:
     """Clean, deduplicate, decontaminate, select and mix stored trajectories into an SFT set."""
     log_to(out_dir / "curate.log")
-    from reasonloop.curate.run import CurateConfig, load_recipe
-    from reasonloop.curate.run import curate as run_curate
-    from reasonloop.problems import resolve_problems
-    from reasonloop.store import open_store
+    from reasonloop.curate.run import CurateConfig, load_recipe, run_curate
 
-    cfg = load_recipe(recipe) if recipe else CurateConfig()
-    bench_texts = [
-        p.problem for name in decontaminate for p in resolve_problems(name, data_dir=data_dir)
-    ]
-    scorer = None
-    if perplexity_engine:
-        from reasonloop.engines import load_engine
-        from reasonloop.generate import perplexity_scorer
-
-        scorer = perplexity_scorer(load_engine(perplexity_engine), system_prompt=cfg.system_prompt)
-
-    if not store.exists():
-        raise DataError("no such store", where=str(store))
-    with open_store(store, create=False, readonly=True) as st:
-        problems = {p.id: p for p in st.problems()}
-        stages = set(stage)
-
-        def rows():
-            for s in st.stored():
-                if (not stages or s.stage in stages) and s.trajectory.problem_id in problems:
-                    yield problems[s.trajectory.problem_id], s.trajectory
-
-        with progress_bar(st.count(), "curate") as bar:
-            task = bar.add_task("curate", total=len(st), rate="")
-            report = run_curate(
-                rows(),
-                out_dir,
-                cfg,
-                benchmark_texts=bench_texts,
-                perplexity=scorer,
-                progress=lambda n: bar.update(task, completed=n),
-            )
-            bar.update(task, completed=report.seen)
+    report = run_curate(
+        store,
+        out_dir,
+        load_recipe(recipe) if recipe else CurateConfig(),
+        stages=stage,
+        decontaminate=decontaminate,
+        data_dir=data_dir,
+        perplexity_engine=perplexity_engine,
+        reporter=terminal.RichReporter(),
+    )
     if to_hf:
         from datasets import Dataset
 

@@ -161,11 +161,9 @@ class DemoRun:
     def _curate(self) -> Step:
         def run(update: Update) -> dict[str, Any]:
             from reasonloop.curate.filters import FilterConfig
-            from reasonloop.curate.run import CurateConfig, SelectConfig, curate
+            from reasonloop.curate.run import CurateConfig, SelectConfig, curate, store_rows
 
-            rows = (
-                (self.problems[t.problem_id], t) for t in self.store.trajectories(stage="distill")
-            )
+            rows = store_rows(self.store, ["distill"])
             config = CurateConfig(
                 filters=FilterConfig(
                     min_thought_words=4, max_ngram_repeat_fraction=0.9, max_line_repeat=50

@@ -343,15 +343,9 @@ class Loop:
         needs_ppl = r.curate.config.select.by.startswith("perplexity")
 
         def run() -> dict[str, Any]:
-            from reasonloop.curate.run import curate
+            from reasonloop.curate.run import curate, store_rows
 
-            store = self.store
-            problems = {p.id: p for p in store.problems()}
-            rows = (
-                (problems[t.problem_id], t)
-                for t in store.trajectories(stage=stage)
-                if t.problem_id in problems
-            )
+            rows = store_rows(self.store, [stage])
             bench = [p.problem for b in r.curate.decontaminate for p in self.problems(b, None)]
             rep = curate(
                 rows,
@@ -496,18 +490,10 @@ class Loop:
         policy = self.policy(i)
 
         def run() -> dict[str, Any]:
-            from reasonloop.curate.run import curate
+            from reasonloop.curate.run import curate, store_rows
 
-            store = self.store
-            problems = {p.id: p for p in store.problems()}
-            rows = (
-                (problems[t.problem_id], t)
-                for s in stages
-                for t in store.trajectories(stage=s)
-                if t.problem_id in problems
-            )
             rep = curate(
-                rows,
+                store_rows(self.store, stages),
                 self.layout.explored_dir(i),
                 self._explored_curate_config(),
                 perplexity=self._perplexity_scorer(policy) if needs_ppl else None,
