@@ -326,3 +326,37 @@ def test_rejected_engines_and_settings_create_no_store(tmp_path, args, message):
     assert r.returncode == 2, r.stderr
     assert message in r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_stats_counts_stages_and_behaviour_groups(tmp_path):
+    from reasonloop.format import render
+    from reasonloop.records import Generator, Problem, Trajectory, Verdict
+    from reasonloop.store import open_store
+
+    gen = Generator(engine="e", model="m")
+    with open_store(tmp_path / "s.db") as st:
+        st.add_problems([Problem(id="p", domain="math", problem="2+2?", answer="4")])
+        st.add_trajectories(
+            [
+                Trajectory(
+                    "p",
+                    render("First, add. Wait, let me check.", "4"),
+                    verdict=Verdict(True, "4", "correct"),
+                    generator=gen,
+                ),
+                Trajectory(
+                    "p", render("Guess.", "5"), verdict=Verdict(False, "5", "wrong"), generator=gen
+                ),
+            ],
+            stage="distill",
+            sample_indices=range(2),
+        )
+    r = run("stats", "--store", str(tmp_path / "s.db"))
+    assert r.returncode == 0, r.stderr
+    rows = [line.split("│")[1:-1] for line in r.stdout.splitlines() if line.count("│") > 3]
+    cells = [[c.strip() for c in row] for row in rows]
+    assert ["distill", "2", "1", "1", "1", "0"] in cells
+    by_group = {row[0][:9]: row[1:] for row in cells}  # a narrow terminal cuts the group names
+    assert by_group["source=m"] == ["2", "0.00", "0.50", "0.50", "0.50", "4"]  # median 3.5 → 4
+    assert by_group["verdict=c"] == ["1", "0.00", "1.00", "1.00", "1.00", "6"]
+    assert by_group["verdict=i"] == ["1", "0.00", "0.00", "0.00", "0.00", "1"]

@@ -447,26 +447,14 @@ def stats(
     stage: str | None = typer.Option(None, "--stage", help="Only this stage."),
 ) -> None:
     """Store counts per stage, and thought-behaviour statistics by verdict and by source."""
-    import statistics as stat
-
-    from reasonloop.curate.behaviours import count_behaviours
+    from reasonloop.curate.behaviours import BEHAVIOUR_KEYS, behaviour_groups
     from reasonloop.store import open_store
 
     if not store.exists():
         raise DataError("no such store", where=str(store))
-    groups: dict[str, list] = {}
     with open_store(store, create=False, readonly=True) as st:
         s = st.stats()
-        for t in st.trajectories(stage=stage):
-            b = count_behaviours(t.text).as_dict()
-            verdict = (
-                "ungraded"
-                if t.verdict is None
-                else ("correct" if t.verdict.correct else "incorrect")
-            )
-            source = t.generator.model if t.generator else "?"
-            for key in (f"verdict={verdict}", f"source={source}"):
-                groups.setdefault(key, []).append(b)
+        groups = behaviour_groups(st.trajectories(stage=stage))
     table = Table(title=plain(f"{store}: {s.problems} problems, {s.trajectories} trajectories"))
     for col in ("stage", "trajectories", "problems", "correct", "incorrect", "ungraded"):
         table.add_column(col, justify="left" if col == "stage" else "right")
@@ -481,16 +469,12 @@ def stats(
         )
     out.print(table)
     if groups:
-        keys = ["strategy_switch", "verification", "backtracking", "planning", "thought_words"]
         bt = Table(title="thought behaviours (mean per trajectory; thought words: median)")
-        bt.add_column("group")
-        bt.add_column("n", justify="right")
-        for k in keys:
-            bt.add_column(k, justify="right")
-        for name, rows in sorted(groups.items()):
-            cells = [f"{stat.mean(r[k] for r in rows):.2f}" for k in keys[:-1]]
-            cells.append(f"{stat.median(r['thought_words'] for r in rows):.0f}")
-            bt.add_row(plain(name), str(len(rows)), *cells)
+        for col in ("group", "n", *BEHAVIOUR_KEYS, "thought_words"):
+            bt.add_column(col, justify="left" if col == "group" else "right")
+        for name, g in groups.items():
+            cells = [f"{g[k]:.2f}" for k in BEHAVIOUR_KEYS] + [f"{g['thought_words']:.0f}"]
+            bt.add_row(plain(name), str(g["n"]), *cells)
         out.print(bt)
 
 
