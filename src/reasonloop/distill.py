@@ -16,6 +16,7 @@ Resumable like ``generate`` (the same store keys: stage ``distill`` and the teac
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 from reasonloop.engines.base import Engine, Request, Sample, user_messages
@@ -27,6 +28,7 @@ from reasonloop.generate import (
     Sampling,
     SamplingSettings,
     generate,
+    held,
     load_inputs,
     sampling_of,
 )
@@ -156,18 +158,12 @@ def run_distill(
 
     reporter = reporter or LogReporter()
     probs = list(problems) if problems is not None else load_inputs(config, config.problems)
-    opened = []
-    if teacher is None:
-        teacher = load_engine(config.teacher)
-        opened.append(teacher)
-    if completer is None:
-        if config.completer:
-            completer = load_engine(config.completer)
-            opened.append(completer)
-        else:
+    with ExitStack() as stack:
+        teacher = held(stack, teacher, lambda: load_engine(config.teacher))
+        if completer is None and not config.completer:
             completer = teacher
-    st = store if store is not None else open_store(config.store)
-    try:
+        completer = held(stack, completer, lambda: load_engine(config.completer))  # type: ignore[arg-type]
+        st = held(stack, store, lambda: open_store(config.store))
         with reporter.task("distill", len(probs)) as update:
             return distill(
                 teacher,
@@ -178,11 +174,6 @@ def run_distill(
                 completer=completer,
                 on_progress=update,
             )
-    finally:
-        if store is None:
-            st.close()
-        for eng in opened:
-            eng.close()
 
 
 __all__ = ["STYLES", "DistillConfig", "convert", "detect_style", "distill", "parse", "run_distill"]

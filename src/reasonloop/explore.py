@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from reasonloop.engines.base import Engine, Request
@@ -21,6 +22,7 @@ from reasonloop.generate import (
     Sampling,
     SamplingSettings,
     generator_for,
+    held,
     load_inputs,
     messages_for,
     sampling_of,
@@ -206,9 +208,9 @@ def run_explore(
 
     reporter = reporter or LogReporter()
     probs = list(problems) if problems is not None else load_inputs(config, config.problems)
-    eng = engine if engine is not None else load_engine(config.engine)
-    st = store if store is not None else open_store(config.store)
-    try:
+    with ExitStack() as stack:
+        eng = held(stack, engine, lambda: load_engine(config.engine))
+        st = held(stack, store, lambda: open_store(config.store))
         with reporter.task(config.stage, len(probs)) as update:
             return explore(
                 eng,
@@ -221,8 +223,3 @@ def run_explore(
                 batch_problems=batch_problems,
                 on_progress=update,
             )
-    finally:
-        if store is None:
-            st.close()
-        if engine is None:
-            eng.close()

@@ -13,7 +13,9 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from reasonloop.engines.base import Engine, Request, Sample, user_messages
 from reasonloop.format import SYSTEM_PROMPT, parse
@@ -22,6 +24,8 @@ from reasonloop.progress import LogReporter, Reporter
 from reasonloop.records import Generator, Problem, Trajectory
 from reasonloop.verify import grade
 from reasonloop.verify.sandbox import UNSAFE_ENV
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +122,16 @@ def code_boundary(domains: Iterable[str], unsafe: bool) -> None:
         allow_unsafe_exec()
     if "code" in set(domains):
         resolve_boundary()
+
+
+def held(stack: ExitStack, given: T | None, open_: Callable[[], T]) -> T:
+    """What a stage runs on: ``given`` when its caller holds it already (an orchestrator's engine
+    or store), else ``open_()``, closed when ``stack`` closes."""
+    if given is not None:
+        return given
+    thing = open_()
+    stack.callback(thing.close)  # type: ignore[attr-defined]
+    return thing
 
 
 def load_inputs(config: object, spec: str) -> list[Problem]:
@@ -316,9 +330,10 @@ def run_generate(config: GenerateConfig, reporter: Reporter | None = None) -> Ge
 
     reporter = reporter or LogReporter()
     probs = load_inputs(config, config.problems)
-    eng = load_engine(config.engine)
-    try:
-        with open_store(config.store) as st, reporter.task("generate", len(probs)) as update:
+    with ExitStack() as stack:
+        eng = held(stack, None, lambda: load_engine(config.engine))
+        st = held(stack, None, lambda: open_store(config.store))
+        with reporter.task("generate", len(probs)) as update:
             return generate(
                 eng,
                 probs,
@@ -328,5 +343,3 @@ def run_generate(config: GenerateConfig, reporter: Reporter | None = None) -> Ge
                 batch_problems=config.batch,
                 on_progress=update,
             )
-    finally:
-        eng.close()

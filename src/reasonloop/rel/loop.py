@@ -19,12 +19,13 @@ import json
 import logging
 import re
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from importlib import resources
 
 from reasonloop.engines.base import Engine, Request, user_messages
 from reasonloop.format import parse
-from reasonloop.generate import Inputs, Sampling, load_inputs
+from reasonloop.generate import Inputs, Sampling, held, load_inputs
 from reasonloop.options import check_options, include, option
 from reasonloop.progress import LogReporter, Reporter
 from reasonloop.records import Generator, Problem, Trajectory
@@ -151,19 +152,13 @@ def run_rel_stage(
     reporter = reporter or LogReporter()
     cfg = config.loop()
     probs = list(problems) if problems is not None else load_inputs(config, config.problems)
-    opened = []
-    if generator is None:
-        generator = load_engine(config.generator)
-        opened.append(generator)
-    if critic is None:
-        if config.critic == config.generator:
-            critic = generator
-        else:
-            critic = load_engine(config.critic)
-            opened.append(critic)
-    st = store if store is not None else open_store(config.store)
     accepted_ = rounds = correct = 0
-    try:
+    with ExitStack() as stack:
+        generator = held(stack, generator, lambda: load_engine(config.generator))
+        if critic is None and config.critic == config.generator:
+            critic = generator
+        critic = held(stack, critic, lambda: load_engine(config.critic))
+        st = held(stack, store, lambda: open_store(config.store))
         st.add_problems(probs)
         with reporter.task("rel", len(probs)) as update:
             for n, p in enumerate(probs, 1):
@@ -181,11 +176,6 @@ def run_rel_stage(
                 rounds += int(summ["rounds"])  # type: ignore[call-overload]
                 correct += int(summ["correct_rounds"])  # type: ignore[call-overload]
                 update(n, note=f"{accepted_} accepted")
-    finally:
-        if store is None:
-            st.close()
-        for eng in opened:
-            eng.close()
     return RELSummary(len(probs), accepted_, rounds, correct)
 
 
