@@ -482,7 +482,7 @@ def build(
         if exc.field is None:
             raise ConfigError(exc.message, where=where or None) from None
         raise ConfigError(exc.message, field=_key(where, exc.field)) from None
-    except (TypeError, ValueError) as exc:
+    except TypeError as exc:  # a field the section does not take
         raise ConfigError(f"{where}: {exc}" if where else str(exc)) from None
 
 
