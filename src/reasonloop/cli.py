@@ -2,11 +2,18 @@
 
 Exit codes: 0 ok, 1 the run failed, 2 bad input (a malformed file, a wrong flag or config).
 Errors print as one line; ``--debug`` shows the traceback.
+
+The options of ``generate``, ``explore``, ``eval``, ``distill``, ``rel`` and ``train *`` are not
+declared here: :func:`config_command` derives them from the fields of each stage's config
+dataclass (see :mod:`reasonloop.options`), so a flag, its help and its default exist once.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
+import typing
 from pathlib import Path
 
 import typer
@@ -14,9 +21,17 @@ from rich.table import Table
 from rich.text import Text
 
 from reasonloop import terminal
+from reasonloop.distill import DistillConfig, run_distill
 from reasonloop.errors import ConfigError, DataError, ReasonloopError
+from reasonloop.evaluate.run import EvalConfig, run_eval
+from reasonloop.explore import ExploreConfig, run_explore
+from reasonloop.generate import GenerateConfig, Inputs, Sampling, code_boundary, run_generate
+from reasonloop.options import cli_fields, default_of, flags
+from reasonloop.rel.loop import RELRunConfig, run_rel_stage
 from reasonloop.terminal import console, log_to, out
-from reasonloop.verify.sandbox import UNSAFE_ENV
+from reasonloop.train.dpo import DPOSettings
+from reasonloop.train.rm import RMSettings
+from reasonloop.train.sft import LoraSettings, SFTSettings
 
 app = typer.Typer(
     name="reasonloop",
@@ -47,23 +62,80 @@ def _log_beside(path: Path) -> Path:
     return log_to(path.with_suffix(".log"))
 
 
-UNSAFE_CODE_EXEC = typer.Option(
-    False,
-    "--unsafe-code-exec",
-    envvar=UNSAFE_ENV,
-    help="Where no OS sandbox (bubblewrap) can run, run model-written code unconfined instead of "
-    "refusing. Only on a machine that is itself the boundary (a throwaway VM or container).",
-)
+# -- options derived from the stages' config fields ------------------------------------------------
 
 
-def _code_boundary(domains, unsafe: bool) -> None:
-    """Before any work: refuse (one line, exit 2) when code must be graded and cannot be safely."""
-    from reasonloop.verify.sandbox import allow_unsafe_exec, resolve_boundary
+def _typer_param(f, spec, tp) -> list[inspect.Parameter]:
+    """The Typer parameter(s) of one declared option (``--lora`` adds ``--lora-r``)."""
+    names = flags(f, spec)
+    default = ... if spec.required else default_of(f)
+    kw = inspect.Parameter.KEYWORD_ONLY
+    if spec.lora:
+        rank = typer.Option(LoraSettings().r, f"{names[0]}-r", help="LoRA rank (alpha = 2 x rank).")
+        return [
+            inspect.Parameter(
+                f.name, kw, default=typer.Option(False, names[0], help=spec.help), annotation=bool
+            ),
+            inspect.Parameter(f"{f.name}_r", kw, default=rank, annotation=int),
+        ]
+    if tp is bool and spec.negatable:
+        names = (f"{names[0]}/--no-{names[0].removeprefix('--')}",)
+    optional = type(None) in typing.get_args(tp)
+    if spec.path:
+        tp = Path | None if optional else Path
+    elif typing.get_origin(tp) is tuple:
+        tp, default = list[typing.get_args(tp)[0]], list(default)
+    opt = typer.Option(default, *names, help=spec.help, envvar=spec.envvar, show_default=True)
+    return [inspect.Parameter(f.name, kw, default=opt, annotation=tp)]
 
-    if unsafe:
-        allow_unsafe_exec()
-    if "code" in set(domains):
-        resolve_boundary()
+
+def cli_option(cls: type, name: str):
+    """The Typer option of the field ``name`` of ``cls`` (for a command not built from a config)."""
+    hints = typing.get_type_hints(cls)
+    for f, spec in cli_fields(cls):
+        if f.name == name:
+            return _typer_param(f, spec, hints[name])[0].default
+    raise KeyError(name)
+
+
+def config_command(group: typer.Typer, name: str, cls: type, *, exclude=(), fixed=None):
+    """Register ``fn(config)`` as the command ``name`` whose options are ``cls``'s option fields
+    (less ``exclude``); the parsed values (and ``fixed``) make the config."""
+    hints = typing.get_type_hints(cls)
+    params: list[inspect.Parameter] = []
+    for f, spec in cli_fields(cls):
+        if f.name not in exclude:
+            params += _typer_param(f, spec, hints[f.name])
+    lora = [f.name for f, spec in cli_fields(cls) if spec.lora and f.name not in exclude]
+    paths = {f.name for f, spec in cli_fields(cls) if spec.path}
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def command(**values):
+            for key in lora:
+                rank = values.pop(f"{key}_r")
+                values[key] = LoraSettings(r=rank, alpha=2 * rank) if values[key] else None
+            for key, value in values.items():
+                if key in paths and value is not None:
+                    values[key] = str(value)
+                elif isinstance(value, list):
+                    values[key] = tuple(value)
+            return fn(cls(**(fixed or {}), **values))
+
+        del command.__wrapped__  # Typer reads the signature below, not fn's
+        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        group.command(name)(command)
+        return fn
+
+    return decorate
+
+
+UNSAFE_CODE_EXEC = cli_option(Inputs, "unsafe_code_exec")
+DATA_DIR = cli_option(Inputs, "data_dir")
+GPQA_PASSWORD = cli_option(Inputs, "gpqa_password")
+ENGINE = cli_option(Inputs, "engine")
+STORE = cli_option(Inputs, "store")
 
 
 @app.command()
@@ -85,7 +157,7 @@ def grade(
     """Grade model responses against gold answers (math, multiple choice, code)."""
     from reasonloop.verify.batch import grade_file
 
-    _code_boundary((), unsafe_code_exec)  # grade_many checks the boundary once it sees code
+    code_boundary((), unsafe_code_exec)  # grade_many checks the boundary once it sees code
     summary = grade_file(input, output, workers=workers or None)
     table = Table(title=plain(f"graded {input}"))
     for col in ("domain", "lines", "correct", "accuracy"):
@@ -109,13 +181,6 @@ def grade(
 
 problems_app = typer.Typer(help="List and inspect problem sets.", no_args_is_help=True)
 app.add_typer(problems_app, name="problems")
-
-DATA_DIR = typer.Option(
-    None, "--data-dir", envvar="REASONLOOP_DATA", help="Benchmark data directory (else the HF hub)."
-)
-GPQA_PASSWORD = typer.Option(
-    None, "--gpqa-password", envvar="REASONLOOP_GPQA_PASSWORD", help="Password of GPQA's zip."
-)
 
 
 @problems_app.command("list")
@@ -149,95 +214,12 @@ def problems_show(
     out.print(plain(f"{len(problems)} problems in {spec}"), soft_wrap=True)
 
 
-ENGINE = typer.Option(
-    "default",
-    "--engine",
-    help="default | llamacpp:PATH.gguf | hf:PATH | openai:URL#MODEL[,URL#MODEL]",
-)
-STORE = typer.Option(..., "--store", help="The trajectory store (SQLite; created if missing).")
-LIMIT = typer.Option(None, "--limit", min=0, help="Only the first N problems.")
-
-
-def progress_bar(total: int, description: str):
-    """A rich progress bar with tokens/s, for the CLI's long jobs."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
-
-
-def _rate_callback(bar, task, t0):
-    import time
-
-    def on_progress(done: int, tokens: int) -> None:
-        dt = time.perf_counter() - t0
-        bar.update(task, completed=done, rate=f"{tokens / dt:.1f} tok/s" if dt and tokens else "")
-
-    return on_progress
-
-
-@app.command()
-def generate(
-    problems: str = typer.Option(..., "--problems", help="A benchmark name or a problems file."),
-    store: Path = STORE,
-    engine: str = ENGINE,
-    n: int = typer.Option(1, "-n", min=1, help="Samples per problem."),
-    limit: int | None = LIMIT,
-    temperature: float = typer.Option(0.7, "--temperature"),
-    top_p: float = typer.Option(1.0, "--top-p"),
-    max_tokens: int = typer.Option(1024, "--max-tokens"),
-    seed: int = typer.Option(0, "--seed", help="Sample i of a problem uses seed + i."),
-    stage: str = typer.Option(
-        "generate", "--stage", help="A tag that separates runs in the store."
-    ),
-    batch: int = typer.Option(
-        4, "--batch", min=1, help="Problems sampled together (one engine call)."
-    ),
-    data_dir: Path | None = DATA_DIR,
-    gpqa_password: str | None = GPQA_PASSWORD,
-    unsafe_code_exec: bool = UNSAFE_CODE_EXEC,
-) -> None:
+@config_command(app, "generate", GenerateConfig)
+def generate(config: GenerateConfig) -> None:
     """Sample K responses per problem, grade them, store them. Resumable: rerun to finish."""
-    _log_beside(store)
-    import time
-
-    from reasonloop.engines import load_engine
-    from reasonloop.generate import SamplingSettings
-    from reasonloop.generate import generate as run_generate
-    from reasonloop.problems import resolve_problems
-    from reasonloop.store import open_store
-
-    settings = _sampling(
-        SamplingSettings,
-        n=n,
-        temperature=temperature,
-        top_p=top_p,
-        max_tokens=max_tokens,
-        seed=seed,
-    )
-    probs = resolve_problems(problems, data_dir=data_dir, limit=limit, gpqa_password=gpqa_password)
-    _code_boundary((p.domain for p in probs), unsafe_code_exec)
-    eng = load_engine(engine)  # everything is checked before the store file is created
-    with open_store(store) as st, progress_bar(len(probs), "generate") as bar:
-        task = bar.add_task("generate", total=len(probs), rate="")
-        summary = run_generate(
-            eng,
-            probs,
-            st,
-            settings,
-            stage=stage,
-            batch_problems=batch,
-            on_progress=_rate_callback(bar, task, time.perf_counter()),
-        )
-    eng.close()
-    table = Table(title=plain(f"generate → {store}"))
+    _log_beside(Path(config.store))
+    summary = run_generate(config, terminal.RichReporter())
+    table = Table(title=plain(f"generate → {config.store}"))
     for col in ("problems", "samples", "new", "accuracy", "tokens/s"):
         table.add_column(col, justify="right")
     table.add_row(
@@ -250,66 +232,16 @@ def generate(
     out.print(table)
 
 
-@app.command()
-def explore(
-    problems: str = typer.Option(..., "--problems", help="A benchmark name or a problems file."),
-    store: Path = STORE,
-    engine: str = ENGINE,
-    max_rollouts: int = typer.Option(
-        20, "--max-rollouts", min=1, help="Budget of rollouts per problem."
-    ),
-    batch: int = typer.Option(4, "--batch", min=1, help="Rollouts drawn per problem at a time."),
-    limit: int | None = LIMIT,
-    temperature: float = typer.Option(1.0, "--temperature"),
-    top_p: float = typer.Option(1.0, "--top-p"),
-    max_tokens: int = typer.Option(1024, "--max-tokens"),
-    seed: int = typer.Option(0, "--seed"),
-    stage: str = typer.Option("explore", "--stage"),
-    data_dir: Path | None = DATA_DIR,
-    gpqa_password: str | None = GPQA_PASSWORD,
-    unsafe_code_exec: bool = UNSAFE_CODE_EXEC,
-) -> None:
+@config_command(app, "explore", ExploreConfig)
+def explore(config: ExploreConfig) -> None:
     """Sample each problem until a rollout is correct or the budget is spent; keep every rollout."""
-    _log_beside(store)
-    import time
-
-    from reasonloop.engines import load_engine
     from reasonloop.explore import BUCKETS
-    from reasonloop.explore import explore as run_explore
-    from reasonloop.generate import SamplingSettings
-    from reasonloop.problems import resolve_problems
-    from reasonloop.store import open_store
 
-    settings = _sampling(
-        SamplingSettings, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed
-    )
-    probs = resolve_problems(problems, data_dir=data_dir, limit=limit, gpqa_password=gpqa_password)
-    _code_boundary((p.domain for p in probs), unsafe_code_exec)
-    eng = load_engine(engine)  # everything is checked before the store file is created
-    with open_store(store) as st, progress_bar(len(probs), "explore") as bar:
-        task = bar.add_task("explore", total=len(probs), rate="")
-        summary = run_explore(
-            eng,
-            probs,
-            st,
-            settings,
-            max_rollouts=max_rollouts,
-            batch=batch,
-            stage=stage,
-            on_progress=_rate_callback(bar, task, time.perf_counter()),
-        )
-    eng.close()
-    table = Table(title=plain(f"explore → {store}"))
-    for col in (
-        "problems",
-        "solved",
-        "at once",
-        "with search",
-        "unsolved",
-        "rollouts",
-        "new",
-        "tok/s",
-    ):
+    _log_beside(Path(config.store))
+    summary = run_explore(config, terminal.RichReporter())
+    table = Table(title=plain(f"explore → {config.store}"))
+    cols = ("problems", "solved", "at once", "with search", "unsolved", "rollouts", "new", "tok/s")
+    for col in cols:
         table.add_column(col, justify="right")
     b = summary.buckets
     rate = summary.new_tokens / summary.seconds if summary.seconds else 0.0
@@ -324,117 +256,17 @@ def explore(
     out.print(table)
 
 
-def _parse_options(items: list[str]) -> tuple[tuple[str, object], ...]:
-    """``KEY=VALUE`` pairs; values read as int, float, true/false, or text."""
-    out = []
-    for item in items:
-        key, eq, raw = item.partition("=")
-        if not eq or not key.strip():
-            raise ConfigError(f"--option must look like KEY=VALUE, got {item!r}")
-        value: object = raw
-        for cast in (int, float):
-            try:
-                value = cast(raw)
-                break
-            except ValueError:
-                continue
-        if raw.lower() in ("true", "false"):
-            value = raw.lower() == "true"
-        out.append((key.strip().replace("-", "_"), value))
-    return tuple(out)
-
-
-@app.command("eval")
-def eval_(
-    benchmark: str = typer.Option(..., "--benchmark", help="A benchmark name or a problems file."),
-    out_dir: Path = typer.Option(
-        ..., "--out", help="Output directory (metrics.json, spend.json, report.md, plots)."
-    ),
-    engine: str = ENGINE,
-    strategy: str = typer.Option(
-        "greedy",
-        "--strategy",
-        help="greedy | sample | majority | weighted | best-of-n | beam | mcts | reflection",
-    ),
-    k: int = typer.Option(
-        1,
-        "-k",
-        help="Samples (sample, majority, weighted, best-of-n), beams (beam), iterations (mcts).",
-    ),
-    scorer: str | None = typer.Option(
-        None,
-        "--scorer",
-        help="weighted | best-of-n | beam | mcts: confidence (default) | logprob | prob | oracle "
-        "| orm:PATH | prm:PATH | genrm:PATH",
-    ),
-    aggregate: str = typer.Option(
-        "min", "--aggregate", help="How a PRM's step scores combine: min | last | mean."
-    ),
-    option: list[str] = typer.Option(
-        [],
-        "--option",
-        help="More strategy options, KEY=VALUE (e.g. expand=2, children=3, step_tokens=64).",
-    ),
-    limit: int | None = LIMIT,
-    temperature: float = typer.Option(0.7, "--temperature"),
-    max_tokens: int = typer.Option(1024, "--max-tokens"),
-    seed: int = typer.Option(0, "--seed"),
-    system_prompt: bool = typer.Option(
-        True, "--system-prompt/--no-system-prompt", help="Send the format's system prompt."
-    ),
-    data_dir: Path | None = DATA_DIR,
-    gpqa_password: str | None = GPQA_PASSWORD,
-    unsafe_code_exec: bool = UNSAFE_CODE_EXEC,
-) -> None:
+@config_command(app, "eval", EvalConfig)
+def eval_(config: EvalConfig) -> None:
     """Evaluate: greedy pass@1, k samples (pass@k, maj@k), or a test-time search strategy;
     reports accuracy and tokens spent per problem. Resumable."""
+    from reasonloop.evaluate.run import load_spend
+
+    out_dir = Path(config.out)
     log_to(out_dir / "eval.log")
-    import time
-
-    from reasonloop.engines import load_engine
-    from reasonloop.evaluate.run import EvalSettings, evaluate, load_spend, make_eval_scorer
-    from reasonloop.problems import resolve_problems
-    from reasonloop.search import make_strategy
-
-    try:
-        settings = EvalSettings(
-            strategy=strategy,
-            k=k,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            seed=seed,
-            system_prompt=system_prompt,
-            scorer=scorer,
-            aggregate=aggregate,
-            options=_parse_options(option),
-        )
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    probs = resolve_problems(benchmark, data_dir=data_dir, limit=limit, gpqa_password=gpqa_password)
-    _code_boundary((p.domain for p in probs), unsafe_code_exec)
-    eng = load_engine(engine)
-    # The scorer (a reward model is loaded) and the strategy's options are checked before the
-    # output directory and its store are created.
-    scorer = make_eval_scorer(settings, eng)
-    if settings.searches:
-        make_strategy(settings.strategy, **settings.strategy_options(scorer))
-    with progress_bar(len(probs), "eval") as bar:
-        task = bar.add_task("eval", total=len(probs), rate="")
-        result = evaluate(
-            eng,
-            benchmark,
-            probs,
-            out_dir,
-            settings,
-            on_progress=_rate_callback(bar, task, time.perf_counter()),
-            scorer=scorer,
-        )
-    eng.close()
-    table = Table(
-        title=plain(
-            f"{benchmark} — {result.model} ({result.strategy}, {result.n_problems} problems)"
-        )
-    )
+    result = run_eval(config, terminal.RichReporter())
+    title = f"{config.benchmark} — {result.model} ({result.strategy}, {result.n_problems} problems)"
+    table = Table(title=plain(title))
     table.add_column("metric")
     table.add_column("%", justify="right")
     for name, value in result.metrics.items():
@@ -448,6 +280,33 @@ def eval_(
         ),
         soft_wrap=True,
     )
+
+
+@config_command(app, "distill", DistillConfig)
+def distill(config: DistillConfig) -> None:
+    """Distil K long-form responses per problem from a teacher into the unified format. Resumable."""
+    _log_beside(Path(config.store))
+    summary = run_distill(config, terminal.RichReporter())
+    out.print(
+        plain(
+            f"distill: {summary.problems} problems, {summary.samples} responses "
+            f"({summary.new_samples} new), {100 * summary.accuracy:.1f}% correct; "
+            + ", ".join(f"{k}={v}" for k, v in sorted(summary.reasons.items()))
+        ),
+        soft_wrap=True,
+    )
+
+
+@config_command(app, "rel", RELRunConfig)
+def rel(config: RELRunConfig) -> None:
+    """ReasonSet / REL: rewrite seed solutions, critique, refine, validate. Every round is stored."""
+    _log_beside(Path(config.store))
+    s = run_rel_stage(config, terminal.RichReporter())
+    table = Table(title=plain(f"REL → {config.store}"))
+    for col in ("problems", "accepted", "rounds", "validated rounds"):
+        table.add_column(col, justify="right")
+    table.add_row(str(s.problems), str(s.accepted), str(s.rounds), str(s.correct_rounds))
+    out.print(table)
 
 
 @app.command()
@@ -526,10 +385,10 @@ def annotate_steps_cmd(
         "--solved-only",
         help="Only trajectories of problems with a correct trajectory (elsewhere every label is 0).",
     ),
-    temperature: float = typer.Option(0.7, "--temperature"),
-    top_p: float = typer.Option(1.0, "--top-p"),
-    max_tokens: int = typer.Option(1024, "--max-tokens", help="Tokens per completion."),
-    seed: int = typer.Option(0, "--seed"),
+    temperature: float = cli_option(Sampling, "temperature"),
+    top_p: float = cli_option(Sampling, "top_p"),
+    max_tokens: int = cli_option(Sampling, "max_tokens"),
+    seed: int = cli_option(Sampling, "seed"),
     system_prompt: bool = typer.Option(
         True,
         "--system-prompt/--no-system-prompt",
@@ -539,7 +398,6 @@ def annotate_steps_cmd(
     """Math-Shepherd step labels: per step prefix, M completions graded; soft = fraction correct,
     hard = any correct. Stored in the store; resumable."""
     _log_beside(store)
-    import time
 
     from reasonloop.engines import load_engine
     from reasonloop.search.annotate import AnnotateSettings, annotate_steps, labeler_key
@@ -559,14 +417,10 @@ def annotate_steps_cmd(
     if not store.exists():
         raise DataError("no such store", where=str(store))
     eng = load_engine(engine)
-    with open_store(store, create=False) as st, progress_bar(0, "annotate") as bar:
-        task = bar.add_task("annotate-steps", total=None, rate="")
-        t0 = time.perf_counter()
+    with open_store(store, create=False) as st, terminal.task("annotate-steps") as update:
 
         def on_progress(done: int, total: int, tokens: int) -> None:
-            dt = time.perf_counter() - t0
-            rate = f"{tokens / dt:.1f} tok/s" if dt and tokens else ""
-            bar.update(task, completed=done, total=total, rate=rate)
+            update(done, tokens, total=total)
 
         summary = annotate_steps(eng, st, settings, on_progress=on_progress)
     key = labeler_key(eng, settings)
@@ -593,26 +447,14 @@ def stats(
     stage: str | None = typer.Option(None, "--stage", help="Only this stage."),
 ) -> None:
     """Store counts per stage, and thought-behaviour statistics by verdict and by source."""
-    import statistics as stat
-
-    from reasonloop.curate.behaviours import count_behaviours
+    from reasonloop.curate.behaviours import BEHAVIOUR_KEYS, behaviour_groups
     from reasonloop.store import open_store
 
     if not store.exists():
         raise DataError("no such store", where=str(store))
-    groups: dict[str, list] = {}
     with open_store(store, create=False, readonly=True) as st:
         s = st.stats()
-        for t in st.trajectories(stage=stage):
-            b = count_behaviours(t.text).as_dict()
-            verdict = (
-                "ungraded"
-                if t.verdict is None
-                else ("correct" if t.verdict.correct else "incorrect")
-            )
-            source = t.generator.model if t.generator else "?"
-            for key in (f"verdict={verdict}", f"source={source}"):
-                groups.setdefault(key, []).append(b)
+        groups = behaviour_groups(st.trajectories(stage=stage))
     table = Table(title=plain(f"{store}: {s.problems} problems, {s.trajectories} trajectories"))
     for col in ("stage", "trajectories", "problems", "correct", "incorrect", "ungraded"):
         table.add_column(col, justify="left" if col == "stage" else "right")
@@ -627,133 +469,13 @@ def stats(
         )
     out.print(table)
     if groups:
-        keys = ["strategy_switch", "verification", "backtracking", "planning", "thought_words"]
         bt = Table(title="thought behaviours (mean per trajectory; thought words: median)")
-        bt.add_column("group")
-        bt.add_column("n", justify="right")
-        for k in keys:
-            bt.add_column(k, justify="right")
-        for name, rows in sorted(groups.items()):
-            cells = [f"{stat.mean(r[k] for r in rows):.2f}" for k in keys[:-1]]
-            cells.append(f"{stat.median(r['thought_words'] for r in rows):.0f}")
-            bt.add_row(plain(name), str(len(rows)), *cells)
+        for col in ("group", "n", *BEHAVIOUR_KEYS, "thought_words"):
+            bt.add_column(col, justify="left" if col == "group" else "right")
+        for name, g in groups.items():
+            cells = [f"{g[k]:.2f}" for k in BEHAVIOUR_KEYS] + [f"{g['thought_words']:.0f}"]
+            bt.add_row(plain(name), str(g["n"]), *cells)
         out.print(bt)
-
-
-@app.command()
-def distill(
-    problems: str = typer.Option(..., "--problems", help="A benchmark name or a problems file."),
-    store: Path = STORE,
-    teacher: str = typer.Option(..., "--teacher", help="Engine spec of the teacher."),
-    n: int = typer.Option(4, "-n", min=1, help="Responses per problem."),
-    style: str = typer.Option("auto", "--style", help="auto | unified | r1 | qwq"),
-    completer: str | None = typer.Option(
-        None, "--completer", help="Engine that writes QwQ solutions (default: the teacher)."
-    ),
-    limit: int | None = LIMIT,
-    temperature: float = typer.Option(0.6, "--temperature"),
-    max_tokens: int = typer.Option(4096, "--max-tokens"),
-    seed: int = typer.Option(0, "--seed"),
-    data_dir: Path | None = DATA_DIR,
-    gpqa_password: str | None = GPQA_PASSWORD,
-) -> None:
-    """Distil K long-form responses per problem from a teacher into the unified format. Resumable."""
-    _log_beside(store)
-    import time
-
-    from reasonloop.distill import STYLES
-    from reasonloop.distill import distill as run_distill
-    from reasonloop.engines import load_engine
-    from reasonloop.generate import SamplingSettings
-    from reasonloop.problems import resolve_problems
-    from reasonloop.store import open_store
-
-    if style not in STYLES:
-        raise ConfigError(f"--style must be one of {', '.join(STYLES)}, got {style!r}")
-    settings = _sampling(
-        SamplingSettings, n=n, temperature=temperature, max_tokens=max_tokens, seed=seed
-    )
-    probs = resolve_problems(problems, data_dir=data_dir, limit=limit, gpqa_password=gpqa_password)
-    teacher_engine = load_engine(teacher)
-    completer_engine = load_engine(completer) if completer else teacher_engine
-    with open_store(store) as st, progress_bar(len(probs), "distill") as bar:
-        task = bar.add_task("distill", total=len(probs), rate="")
-        summary = run_distill(
-            teacher_engine,
-            probs,
-            st,
-            settings,
-            style=style,
-            completer=completer_engine,
-            on_progress=_rate_callback(bar, task, time.perf_counter()),
-        )
-    out.print(
-        plain(
-            f"distill: {summary.problems} problems, {summary.samples} responses "
-            f"({summary.new_samples} new), {100 * summary.accuracy:.1f}% correct; "
-            + ", ".join(f"{k}={v}" for k, v in sorted(summary.reasons.items()))
-        ),
-        soft_wrap=True,
-    )
-
-
-@app.command()
-def rel(
-    problems: str = typer.Option(
-        ..., "--problems", help="Problems with seed solutions (name or file)."
-    ),
-    store: Path = STORE,
-    generator: str = typer.Option("default", "--generator", help="Engine that writes and revises."),
-    critic: str = typer.Option(
-        "default", "--critic", help="Engine that scores against the rubric."
-    ),
-    rounds: int = typer.Option(3, "--rounds", help="Revisions after the first rewrite."),
-    threshold: float = typer.Option(
-        0.8, "--threshold", help="Critic score (0-1) that accepts a round."
-    ),
-    limit: int | None = LIMIT,
-    max_tokens: int = typer.Option(1024, "--max-tokens"),
-    seed: int = typer.Option(0, "--seed"),
-    data_dir: Path | None = DATA_DIR,
-) -> None:
-    """ReasonSet / REL: rewrite seed solutions, critique, refine, validate. Every round is stored."""
-    _log_beside(store)
-    from reasonloop.engines import load_engine
-    from reasonloop.problems import resolve_problems
-    from reasonloop.rel.loop import RELConfig, chain_summary, run_rel
-    from reasonloop.store import open_store
-
-    probs = resolve_problems(problems, data_dir=data_dir, limit=limit)
-    try:
-        cfg = RELConfig(rounds=rounds, threshold=threshold, max_tokens=max_tokens, seed=seed)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    gen_engine = load_engine(generator)
-    critic_engine = gen_engine if critic == generator else load_engine(critic)
-    accepted = rounds_total = correct = 0
-    with open_store(store) as st, progress_bar(len(probs), "rel") as bar:
-        task = bar.add_task("rel", total=len(probs), rate="")
-        st.add_problems(probs)
-        for p in probs:
-            done = list(st.trajectories(problem_id=p.id, stage="rel"))
-            chain = run_rel(
-                p,
-                gen_engine,
-                critic_engine,
-                cfg,
-                done=done,
-                on_round=lambda t: st.add_trajectories([t], stage="rel"),
-            )
-            summ = chain_summary(chain, cfg.threshold)
-            accepted += bool(summ["accepted"])
-            rounds_total += int(summ["rounds"])  # type: ignore[call-overload]
-            correct += int(summ["correct_rounds"])  # type: ignore[call-overload]
-            bar.update(task, advance=1, rate=f"{accepted} accepted")
-    table = Table(title=plain(f"REL → {store}"))
-    for col in ("problems", "accepted", "rounds", "validated rounds"):
-        table.add_column(col, justify="right")
-    table.add_row(str(len(probs)), str(accepted), str(rounds_total), str(correct))
-    out.print(table)
 
 
 @app.command()
@@ -775,47 +497,18 @@ def curate(
 ) -> None:
     """Clean, deduplicate, decontaminate, select and mix stored trajectories into an SFT set."""
     log_to(out_dir / "curate.log")
-    from reasonloop.curate.run import CurateConfig, load_recipe
-    from reasonloop.curate.run import curate as run_curate
-    from reasonloop.problems import resolve_problems
-    from reasonloop.store import open_store
+    from reasonloop.curate.run import CurateConfig, load_recipe, run_curate
 
-    cfg = load_recipe(recipe) if recipe else CurateConfig()
-    bench_texts = [
-        p.problem for name in decontaminate for p in resolve_problems(name, data_dir=data_dir)
-    ]
-    scorer = None
-    if perplexity_engine:
-        from reasonloop.engines import load_engine
-        from reasonloop.generate import messages_for
-
-        eng = load_engine(perplexity_engine)
-
-        def scorer(p, t):
-            return eng.score(messages_for(p, system_prompt=cfg.system_prompt), t.text).perplexity
-
-    if not store.exists():
-        raise DataError("no such store", where=str(store))
-    with open_store(store, create=False, readonly=True) as st:
-        problems = {p.id: p for p in st.problems()}
-        stages = set(stage)
-
-        def rows():
-            for s in st.stored():
-                if (not stages or s.stage in stages) and s.trajectory.problem_id in problems:
-                    yield problems[s.trajectory.problem_id], s.trajectory
-
-        with progress_bar(st.count(), "curate") as bar:
-            task = bar.add_task("curate", total=len(st), rate="")
-            report = run_curate(
-                rows(),
-                out_dir,
-                cfg,
-                benchmark_texts=bench_texts,
-                perplexity=scorer,
-                progress=lambda n: bar.update(task, completed=n),
-            )
-            bar.update(task, completed=report.seen)
+    report = run_curate(
+        store,
+        out_dir,
+        load_recipe(recipe) if recipe else CurateConfig(),
+        stages=stage,
+        decontaminate=decontaminate,
+        data_dir=data_dir,
+        perplexity_engine=perplexity_engine,
+        reporter=terminal.RichReporter(),
+    )
     if to_hf:
         from datasets import Dataset
 
@@ -844,16 +537,19 @@ def demo(
         0, "--seeds", help="Seeds for the self-improvement comparison (0 = the default)."
     ),
 ) -> None:
-    """The CPU demo: imitate → explore → self-improve on Countdown with a small student, measured."""
+    """The CPU demo: imitate → explore → self-improve on Countdown with a small student, measured.
+    The short way to run the demo recipe (recipes/cpu-demo.yaml runs it with three seeds)."""
     from dataclasses import replace
 
-    from reasonloop.demo.run import DemoConfig, run_demo
+    from reasonloop.demo.run import DemoConfig
+    from reasonloop.recipe.config import DemoRecipe
+    from reasonloop.recipe.runner import run_recipe
 
     log_to(out_dir / "run.log")
     cfg = DemoConfig.quick(str(out_dir)) if quick else DemoConfig(out=str(out_dir))
     if seeds:
         cfg = replace(cfg, seeds=tuple(range(seeds)))
-    final = run_demo(cfg, terminal.RichReporter())
+    final = run_recipe(DemoRecipe(name="demo", demo=cfg), out_dir, reporter=terminal.RichReporter())
     out.print(terminal.table(final["table"]["header"], final["table"]["rows"], f"demo → {out_dir}"))
     out.print(f"report: {out_dir}/report.md", highlight=False)
     out.print(
@@ -885,140 +581,89 @@ train_app = typer.Typer(
 app.add_typer(train_app, name="train")
 
 
-def _lora(lora: bool, r: int):
-    from reasonloop.train.sft import LoraSettings
+train_app = typer.Typer(
+    help="Fine-tune a student (SFT, thought-only DPO) or train a reward model (ORM, PRM, GenRM).",
+    no_args_is_help=True,
+)
+app.add_typer(train_app, name="train")
 
-    return LoraSettings(r=r, alpha=2 * r) if lora else None
+
+def _steps(max_steps: int) -> int | None:
+    return max_steps if max_steps > 0 else None
 
 
-@train_app.command("sft")
-def train_sft_cmd(
-    model: str = typer.Option(..., "--model", help="A transformers model dir or hub id."),
-    data: Path = typer.Option(
-        ..., "--data", help="TRL conversational JSONL (e.g. curate's train.jsonl)."
-    ),
-    out_dir: Path = typer.Option(..., "--out", help="Where to save the fine-tuned model."),
-    lora: bool = typer.Option(False, "--lora", help="Train a LoRA adapter instead of all weights."),
-    lora_r: int = typer.Option(16, "--lora-r"),
-    epochs: float = typer.Option(1.0, "--epochs"),
-    max_steps: int = typer.Option(
-        -1, "--max-steps", help="Stop after N optimizer steps (-1: epochs)."
-    ),
-    learning_rate: float = typer.Option(1e-4, "--lr"),
-    batch_size: int = typer.Option(8, "--batch-size"),
-    max_length: int = typer.Option(1024, "--max-length"),
-    packing: bool = typer.Option(
-        False, "--packing", help="Padding-free packing (exact with FlashAttention)."
-    ),
-    seed: int = typer.Option(0, "--seed"),
-    bf16: bool = typer.Option(False, "--bf16", help="bf16 mixed precision (GPU; slow on CPU)."),
-) -> None:
+@config_command(train_app, "sft", SFTSettings)
+def train_sft_cmd(s: SFTSettings) -> None:
     """SFT on the assistant responses only; the saved model loads with --engine hf:OUT."""
-    from reasonloop.train.sft import SFTSettings, train_sft
+    from reasonloop.train.sft import train_sft
 
-    try:
-        s = SFTSettings(
-            model=model,
-            data=str(data),
-            output_dir=str(out_dir),
-            lora=_lora(lora, lora_r),
-            epochs=epochs,
-            max_steps=max_steps,
-            learning_rate=learning_rate,
-            batch_size=batch_size,
-            max_length=max_length,
-            packing=packing,
-            seed=seed,
-            bf16=bf16,
-        )
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    log_to(out_dir / "train.log")
-    with terminal.task("train sft", max_steps if max_steps > 0 else None) as update:
+    log_to(Path(s.output_dir) / "train.log")
+    with terminal.task("train sft", _steps(s.max_steps)) as update:
         m = train_sft(s, on_progress=update)
     out.print(
-        f"sft: {m['global_step']} steps, train loss {m['train_loss']:.4f}; saved {out_dir}",
+        f"sft: {m['global_step']} steps, train loss {m['train_loss']:.4f}; saved {s.output_dir}",
         highlight=False,
         soft_wrap=True,
     )
 
 
-@train_app.command("dpo")
-def train_dpo_cmd(
-    model: str = typer.Option(
-        ..., "--model", help="The policy to start from (e.g. the SFT output)."
-    ),
-    data: Path = typer.Option(
-        ..., "--data", help="TRL preference JSONL: prompt, chosen, rejected."
-    ),
-    out_dir: Path = typer.Option(..., "--out"),
-    align: str = typer.Option("thought", "--align", help="thought (STILL-2) | full"),
-    sft_weight: float = typer.Option(
-        0.0, "--sft-weight", help="Weight of the NLL term on the chosen response."
-    ),
-    beta: float = typer.Option(0.1, "--beta"),
-    lora: bool = typer.Option(False, "--lora"),
-    lora_r: int = typer.Option(16, "--lora-r"),
-    epochs: float = typer.Option(1.0, "--epochs"),
-    max_steps: int = typer.Option(-1, "--max-steps"),
-    learning_rate: float = typer.Option(5e-6, "--lr"),
-    batch_size: int = typer.Option(4, "--batch-size"),
-    max_length: int = typer.Option(1024, "--max-length"),
-    seed: int = typer.Option(0, "--seed"),
-    bf16: bool = typer.Option(False, "--bf16", help="bf16 mixed precision (GPU; slow on CPU)."),
-) -> None:
+@config_command(train_app, "dpo", DPOSettings)
+def train_dpo_cmd(s: DPOSettings) -> None:
     """DPO with the preference loss on the thought tokens only (--align thought) plus an SFT term."""
-    from reasonloop.train.dpo import DPOSettings, train_dpo
+    from reasonloop.train.dpo import train_dpo
 
-    try:
-        s = DPOSettings(
-            model=model,
-            data=str(data),
-            output_dir=str(out_dir),
-            align=align,
-            sft_weight=sft_weight,
-            beta=beta,
-            lora=_lora(lora, lora_r),
-            epochs=epochs,
-            max_steps=max_steps,
-            learning_rate=learning_rate,
-            batch_size=batch_size,
-            max_length=max_length,
-            seed=seed,
-            bf16=bf16,
-        )
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    log_to(out_dir / "train.log")
-    with terminal.task("train dpo", max_steps if max_steps > 0 else None) as update:
+    log_to(Path(s.output_dir) / "train.log")
+    with terminal.task("train dpo", _steps(s.max_steps)) as update:
         m = train_dpo(s, on_progress=update)
     out.print(
-        f"dpo ({align}, sft weight {sft_weight}): {m['global_step']} steps, loss {m['train_loss']:.4f}; saved {out_dir}",
+        f"dpo ({s.align}, sft weight {s.sft_weight}): {m['global_step']} steps, "
+        f"loss {m['train_loss']:.4f}; saved {s.output_dir}",
         highlight=False,
         soft_wrap=True,
     )
 
 
-def _train_rm(kind: str, **fields) -> None:
-    """``train orm|prm|genrm``: each command hands over its options as they are named."""
-    from reasonloop.train.rm import RMSettings, train_rm
+# each reward model's command takes the options of its kind
+RM_ONLY = {
+    "orm": ("pairs_per_problem",),
+    "prm": ("labels", "labeler"),
+    "genrm": ("method", "beta", "balance", "pairs_per_problem"),
+}
+RM_HELP = {
+    "orm": "Outcome reward model: TRL RewardTrainer on (correct, incorrect) pairs of the same "
+    "problem.",
+    "prm": "Process reward model on the store's step labels (run annotate-steps first).",
+    "genrm": 'Generative verifier: asked "Is the answer correct?", answers Yes or No.',
+}
 
-    lora, lora_r = fields.pop("lora"), fields.pop("lora_r")
-    fields["store"], fields["output_dir"] = str(fields["store"]), str(fields.pop("out_dir"))
-    try:
-        s = RMSettings(kind=kind, lora=_lora(lora, lora_r), **fields)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+
+def _train_rm(s: RMSettings) -> None:
+    from reasonloop.train.rm import train_rm
+
     log_to(Path(s.output_dir) / "train.log")
-    with terminal.task(f"train {kind}", s.max_steps if s.max_steps > 0 else None) as update:
+    with terminal.task(f"train {s.kind}", _steps(s.max_steps)) as update:
         m = train_rm(s, on_progress=update)
     out.print(
-        f"{kind}: {m['global_step']} steps, train loss {m['train_loss']:.4f}; "
+        f"{s.kind}: {m['global_step']} steps, train loss {m['train_loss']:.4f}; "
         f"{heldout_line(m['heldout'])}; saved {s.output_dir} "
-        f"(score with --scorer {kind}:{s.output_dir})",
+        f"(score with --scorer {s.kind}:{s.output_dir})",
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _register_rm(kind: str) -> None:
+    others = {n for k, names in RM_ONLY.items() if k != kind for n in names} - set(RM_ONLY[kind])
+
+    def command(s: RMSettings) -> None:
+        _train_rm(s)
+
+    command.__name__, command.__doc__ = f"train_{kind}_cmd", RM_HELP[kind]
+    config_command(train_app, kind, RMSettings, exclude=others, fixed={"kind": kind})(command)
+
+
+for _kind in RM_ONLY:
+    _register_rm(_kind)
 
 
 def heldout_line(h: dict) -> str:
@@ -1032,103 +677,6 @@ def heldout_line(h: dict) -> str:
         f"held-out {kind} accuracy {h['accuracy']:.3f} "
         f"({h['correct']} of {h['total']} {unit}, {problems})"
     )
-
-
-RM_MODEL = typer.Option(..., "--model", help="The causal LM to start from (dir or hub id).")
-RM_OUT = typer.Option(..., "--out", help="Where to save the reward model.")
-RM_STAGE = typer.Option(None, "--stage", help="Only trajectories of this stage.")
-RM_LORA = typer.Option(False, "--lora", help="Train a LoRA adapter (the head in full).")
-RM_LORA_R = typer.Option(16, "--lora-r")
-RM_EPOCHS = typer.Option(1.0, "--epochs")
-RM_MAX_STEPS = typer.Option(-1, "--max-steps", help="Stop after N optimizer steps (-1: epochs).")
-RM_LR = typer.Option(1e-5, "--lr")
-RM_BATCH = typer.Option(4, "--batch-size")
-RM_MAX_LENGTH = typer.Option(2048, "--max-length", help="Longer inputs lose their start.")
-RM_SEED = typer.Option(0, "--seed")
-RM_PAIRS = typer.Option(
-    4, "--pairs-per-problem", help="At most N (correct, incorrect) pairs per problem."
-)
-RM_EVAL_FRACTION = typer.Option(
-    0.1,
-    "--eval-fraction",
-    help="Share of the problems held out of training; the accuracy reported is measured on "
-    "them only (at least 1 problem of 2 or more; 0: none).",
-)
-
-
-@train_app.command("orm")
-def train_orm_cmd(
-    store: Path = STORE,
-    model: str = RM_MODEL,
-    out_dir: Path = RM_OUT,
-    stage: str | None = RM_STAGE,
-    pairs_per_problem: int = RM_PAIRS,
-    lora: bool = RM_LORA,
-    lora_r: int = RM_LORA_R,
-    epochs: float = RM_EPOCHS,
-    max_steps: int = RM_MAX_STEPS,
-    learning_rate: float = RM_LR,
-    batch_size: int = RM_BATCH,
-    max_length: int = RM_MAX_LENGTH,
-    seed: int = RM_SEED,
-    eval_fraction: float = RM_EVAL_FRACTION,
-) -> None:
-    """Outcome reward model: TRL RewardTrainer on (correct, incorrect) pairs of the same problem."""
-    _train_rm("orm", **locals())
-
-
-@train_app.command("prm")
-def train_prm_cmd(
-    store: Path = STORE,
-    model: str = RM_MODEL,
-    out_dir: Path = RM_OUT,
-    stage: str | None = RM_STAGE,
-    labels: str = typer.Option("hard", "--labels", help="hard (any correct) | soft (fraction)."),
-    labeler: str | None = typer.Option(
-        None, "--labeler", help="Only this labeller's step labels (default: all)."
-    ),
-    lora: bool = RM_LORA,
-    lora_r: int = RM_LORA_R,
-    epochs: float = RM_EPOCHS,
-    max_steps: int = RM_MAX_STEPS,
-    learning_rate: float = RM_LR,
-    batch_size: int = RM_BATCH,
-    max_length: int = RM_MAX_LENGTH,
-    seed: int = RM_SEED,
-    eval_fraction: float = RM_EVAL_FRACTION,
-) -> None:
-    """Process reward model on the store's step labels (run annotate-steps first)."""
-    _train_rm("prm", **locals())
-
-
-@train_app.command("genrm")
-def train_genrm_cmd(
-    store: Path = STORE,
-    model: str = RM_MODEL,
-    out_dir: Path = RM_OUT,
-    stage: str | None = RM_STAGE,
-    method: str = typer.Option(
-        "sft", "--method", help="sft (answer Yes/No) | dpo (prefer the right answer, V-STaR)."
-    ),
-    beta: float = typer.Option(0.1, "--beta", help="DPO beta (--method dpo)."),
-    balance: bool = typer.Option(
-        False,
-        "--balance",
-        help="Only trajectories of (correct, incorrect) pairs of one problem: as many Yes as No.",
-    ),
-    pairs_per_problem: int = RM_PAIRS,
-    lora: bool = RM_LORA,
-    lora_r: int = RM_LORA_R,
-    epochs: float = RM_EPOCHS,
-    max_steps: int = RM_MAX_STEPS,
-    learning_rate: float = RM_LR,
-    batch_size: int = RM_BATCH,
-    max_length: int = RM_MAX_LENGTH,
-    seed: int = RM_SEED,
-    eval_fraction: float = RM_EVAL_FRACTION,
-) -> None:
-    """Generative verifier: asked "Is the answer correct?", answers Yes or No."""
-    _train_rm("genrm", **locals())
 
 
 @app.command()
@@ -1166,14 +714,6 @@ def plain(text: object) -> Text:
 def labelled(label: str, style: str, text: object) -> Text:
     """``label`` in ``style``, a space, then ``text`` as it is (see :func:`plain`)."""
     return Text.assemble((label, style), " ", str(text))
-
-
-def _sampling(cls: type, **fields: object):
-    """``cls(**fields)`` (a settings dataclass); its ValueError becomes a ConfigError (exit 2)."""
-    try:
-        return cls(**fields)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
 
 
 def main() -> None:

@@ -16,10 +16,24 @@ Resumable like ``generate`` (the same store keys: stage ``distill`` and the teac
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
 
 from reasonloop.engines.base import Engine, Request, Sample, user_messages
+from reasonloop.errors import ConfigError
 from reasonloop.format import BEGIN_THOUGHT, END_THOUGHT, parse, render, to_unified
-from reasonloop.generate import GenerateSummary, SamplingSettings, generate
+from reasonloop.generate import (
+    GenerateSummary,
+    Inputs,
+    Sampling,
+    SamplingSettings,
+    generate,
+    held,
+    load_inputs,
+    sampling_of,
+)
+from reasonloop.options import check_options, include, option
+from reasonloop.progress import LogReporter, Reporter
 from reasonloop.records import Problem
 
 STYLES = ("auto", "unified", "r1", "qwq")
@@ -48,7 +62,7 @@ def convert(
 ) -> list[str]:
     """Unified-format texts for a batch of teacher samples (one completer call for the batch)."""
     if style not in STYLES:
-        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+        raise ConfigError(f"must be one of {', '.join(STYLES)}, got {style!r}", field="style")
     parsed = []
     for _, sample in batch:
         st = detect_style(sample.text) if style == "auto" else style
@@ -105,4 +119,61 @@ def distill(
     )
 
 
-__all__ = ["STYLES", "convert", "detect_style", "distill", "parse"]
+@dataclass(frozen=True, slots=True, kw_only=True)
+@include(Sampling, n=4, temperature=0.6)  # K responses; 0.6: what R1-style teachers advise
+@include(Inputs, exclude=("engine", "unsafe_code_exec"))
+class DistillConfig:
+    """``reasonloop distill`` and, with the teacher's other fields, a recipe's ``teacher:``
+    section."""
+
+    problems: str = option(cli="--problems", help="A benchmark name or a problems file.")
+    teacher: str = option(
+        cli="--teacher",
+        help="Engine spec of the teacher.",
+    )
+    style: str = option("auto", choices=STYLES, help="auto | unified | r1 | qwq")
+    completer: str | None = option(
+        None, help="Engine that writes QwQ solutions (default: the teacher)."
+    )
+
+    def __post_init__(self) -> None:
+        check_options(self)
+
+    def sampling(self, **extra: object) -> SamplingSettings:
+        return sampling_of(self, **extra)
+
+
+def run_distill(
+    config: DistillConfig,
+    reporter: Reporter | None = None,
+    *,
+    teacher: Engine | None = None,
+    completer: Engine | None = None,
+    store=None,
+    problems: Sequence[Problem] | None = None,
+) -> GenerateSummary:
+    """The ``distill`` stage (engines, store and problems opened here unless passed in)."""
+    from reasonloop.engines import load_engine
+    from reasonloop.store import open_store
+
+    reporter = reporter or LogReporter()
+    probs = list(problems) if problems is not None else load_inputs(config, config.problems)
+    with ExitStack() as stack:
+        teacher = held(stack, teacher, lambda: load_engine(config.teacher))
+        if completer is None and not config.completer:
+            completer = teacher
+        completer = held(stack, completer, lambda: load_engine(config.completer))  # type: ignore[arg-type]
+        st = held(stack, store, lambda: open_store(config.store))
+        with reporter.task("distill", len(probs)) as update:
+            return distill(
+                teacher,
+                probs,
+                st,
+                config.sampling(),
+                style=config.style,
+                completer=completer,
+                on_progress=update,
+            )
+
+
+__all__ = ["STYLES", "DistillConfig", "convert", "detect_style", "distill", "parse", "run_distill"]

@@ -8,7 +8,21 @@ class ReasonloopError(Exception):
 
 
 class ConfigError(ReasonloopError):
-    """A configuration value, CLI flag or recipe key is wrong."""
+    """A configuration value, CLI flag or recipe key is wrong.
+
+    ``field`` is the option's name (a dotted key inside a recipe: ``sft.max_steps``); the message
+    then reads ``FIELD MESSAGE`` (``max_tokens must be >= 1, got 0``). ``where`` is the file (or
+    ``file:line``) when known. ``message`` is the text without them, so that a caller that knows
+    more of the place (the recipe section) raises again with a longer ``field``, never by
+    parsing the text.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, where: str | None = None):
+        self.message = message
+        self.field = field
+        self.where = where
+        text = f"{field} {message}" if field else message
+        super().__init__(f"{where}: {text}" if where else text)
 
 
 class DataError(ReasonloopError):

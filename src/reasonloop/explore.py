@@ -12,10 +12,24 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from reasonloop.engines.base import Engine, Request
-from reasonloop.generate import SamplingSettings, generator_for, messages_for, to_trajectory
+from reasonloop.errors import ConfigError
+from reasonloop.generate import (
+    Inputs,
+    Sampling,
+    SamplingSettings,
+    generator_for,
+    held,
+    load_inputs,
+    messages_for,
+    sampling_of,
+    to_trajectory,
+)
+from reasonloop.options import check_options, include, option
+from reasonloop.progress import LogReporter, Reporter
 from reasonloop.records import Problem
 
 BUCKETS = ("solved_at_once", "solved_with_search", "unsolved")
@@ -59,6 +73,25 @@ class ExploreSummary:
         return sum(r.first_correct is not None for r in self.results)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+@include(Sampling, exclude=("n",), temperature=1.0)  # exploring wants diverse rollouts
+@include(Inputs)
+class ExploreConfig:
+    """``reasonloop explore`` and a recipe's ``explore:`` section (which leaves the store, engine,
+    stage and seed to the run)."""
+
+    problems: str = option(cli="--problems", help="A benchmark name or a problems file.")
+    max_rollouts: int = option(20, min=1, help="Budget of rollouts per problem.")
+    batch: int = option(4, min=1, help="Rollouts drawn per problem at a time.")
+    stage: str = option("explore", help="A tag that separates runs in the store.")
+
+    def __post_init__(self) -> None:
+        check_options(self)
+
+    def sampling(self, **extra: object) -> SamplingSettings:
+        return sampling_of(self, **extra)
+
+
 def classify(
     correct_flags: Sequence[bool], batch: int, max_rollouts: int
 ) -> ProblemExploration | None:
@@ -92,7 +125,9 @@ def explore(
 ) -> ExploreSummary:
     """Explore ``problems``; returns a record per problem (in input order)."""
     if batch < 1 or max_rollouts < 1:
-        raise ValueError(f"batch and max_rollouts must be >= 1, got {batch}, {max_rollouts}")
+        raise ConfigError(
+            f"batch and max_rollouts must be >= 1, got {batch}, {max_rollouts}", field="batch"
+        )
     t0 = time.perf_counter()
     gen = generator_for(engine, s, role="explore", round=round)
     store.add_problems(problems)
@@ -153,3 +188,38 @@ def explore(
 
 def _named(rec: ProblemExploration, pid: str) -> ProblemExploration:
     return ProblemExploration(pid, rec.attempts, rec.correct, rec.first_correct, rec.bucket)
+
+
+def run_explore(
+    config: ExploreConfig,
+    reporter: Reporter | None = None,
+    *,
+    engine: Engine | None = None,
+    store=None,
+    problems: Sequence[Problem] | None = None,
+    system_prompt: bool = True,
+    logprobs: bool = False,
+    batch_problems: int = 4,
+) -> ExploreSummary:
+    """The ``explore`` stage. An orchestrator that holds the engine, store or problems already
+    passes them (they are then neither opened nor closed here)."""
+    from reasonloop.engines import load_engine
+    from reasonloop.store import open_store
+
+    reporter = reporter or LogReporter()
+    probs = list(problems) if problems is not None else load_inputs(config, config.problems)
+    with ExitStack() as stack:
+        eng = held(stack, engine, lambda: load_engine(config.engine))
+        st = held(stack, store, lambda: open_store(config.store))
+        with reporter.task(config.stage, len(probs)) as update:
+            return explore(
+                eng,
+                probs,
+                st,
+                config.sampling(system_prompt=system_prompt, logprobs=logprobs),
+                max_rollouts=config.max_rollouts,
+                batch=config.batch,
+                stage=config.stage,
+                batch_problems=batch_problems,
+                on_progress=update,
+            )

@@ -8,35 +8,145 @@ rows of an uninterrupted run. Sample ``i`` of a problem is drawn with seed ``see
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from reasonloop.engines.base import Engine, Request, Sample, user_messages
 from reasonloop.format import SYSTEM_PROMPT, parse
+from reasonloop.options import check_options, include, option
+from reasonloop.progress import LogReporter, Reporter
 from reasonloop.records import Generator, Problem, Trajectory
 from reasonloop.verify import grade
+from reasonloop.verify.sandbox import UNSAFE_ENV
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class Sampling:
+    """The sampling block: declared once here, included by every stage that samples (generate,
+    explore, distill, eval, REL) with :func:`~reasonloop.options.include`.
+
+    Defaults, one per option: ``max_tokens`` 2048 (room for a worked thought; the search strategies
+    use the same), ``top_p`` 1.0 (sampling from the temperature alone, what the engines do when
+    unset). ``temperature`` is the one default a stage may change: exploring wants 1.0, a teacher
+    0.6 (R1's advice); the stage's config says so where it includes the block."""
+
+    n: int = option(1, cli="-n", min=1, help="Samples per problem.")
+    temperature: float = option(0.7, min=0, help="Sampling temperature (0: greedy).")
+    top_p: float = option(1.0, above=0, max=1, help="Nucleus sampling: keep the top_p mass.")
+    max_tokens: int = option(2048, min=1, help="Tokens per response at most.")
+    seed: int = option(0, help="Sample i of a problem uses seed + i.")
+
+
+@dataclass(frozen=True, slots=True)
+@include(Sampling)
 class SamplingSettings:
-    n: int = 1
-    temperature: float = 0.7
-    top_p: float = 1.0
-    max_tokens: int = 1024
-    seed: int = 0
-    system_prompt: bool = True
-    logprobs: bool = False
+    """What :func:`generate` and :func:`reasonloop.explore.explore` draw with: the sampling block
+    plus how the prompt is sent and whether log-probs come back (no flags: the stages set them)."""
+
+    system_prompt: bool = option(True, cli=None, help="Send the format's system prompt.")
+    logprobs: bool = option(False, cli=None, help="Keep each sample's token log-probs.")
 
     def __post_init__(self) -> None:
-        if self.n < 1:
-            raise ValueError(f"n must be >= 1, got {self.n}")
-        if self.max_tokens < 1:
-            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+        check_options(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """Where a stage reads problems and writes, and what it may run: declared once, included by
+    the stages' configs (each leaves out what it does not use)."""
+
+    store: str = option(
+        cli="--store", path=True, help="The trajectory store (SQLite; created if missing)."
+    )
+    engine: str = option(
+        "default", help="default | llamacpp:PATH.gguf | hf:PATH | openai:URL#MODEL[,URL#MODEL]"
+    )
+    limit: int | None = option(None, min=0, help="Only the first N problems.")
+    data_dir: str | None = option(
+        None,
+        path=True,
+        envvar="REASONLOOP_DATA",
+        help="Benchmark data directory (else the HF hub).",
+    )
+    gpqa_password: str | None = option(
+        None, envvar="REASONLOOP_GPQA_PASSWORD", help="Password of GPQA's zip."
+    )
+    unsafe_code_exec: bool = option(
+        False,
+        envvar=UNSAFE_ENV,
+        help="Where no OS sandbox (bubblewrap) can run, run model-written code unconfined instead "
+        "of refusing. Only on a machine that is itself the boundary (a throwaway VM or container).",
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+@include(Sampling)
+@include(Inputs)
+class GenerateConfig:
+    """``reasonloop generate``: K samples per problem, graded, stored."""
+
+    problems: str = option(cli="--problems", help="A benchmark name or a problems file.")
+    stage: str = option("generate", help="A tag that separates runs in the store.")
+    batch: int = option(4, min=1, help="Problems sampled together (one engine call).")
+
+    def __post_init__(self) -> None:
+        check_options(self)
+
+    def sampling(self, **extra: object) -> SamplingSettings:
+        return sampling_of(self, **extra)
+
+
+def sampling_of(config: object, **extra: object) -> SamplingSettings:
+    """The :class:`SamplingSettings` of a stage config that includes the sampling block (a block
+    field it leaves out keeps the block's default); ``extra``: ``system_prompt``, ``logprobs``."""
+    names = [f.name for f in dataclasses.fields(Sampling)]
+    values = {n: getattr(config, n) for n in names if hasattr(config, n)}
+    return SamplingSettings(**values, **extra)  # type: ignore[arg-type]
+
+
+def code_boundary(domains: Iterable[str], unsafe: bool) -> None:
+    """Before any work: refuse (ConfigError) when code must be graded and cannot be safely."""
+    from reasonloop.verify.sandbox import allow_unsafe_exec, resolve_boundary
+
+    if unsafe:
+        allow_unsafe_exec()
+    if "code" in set(domains):
+        resolve_boundary()
+
+
+def held(stack: ExitStack, given: T | None, open_: Callable[[], T]) -> T:
+    """What a stage runs on: ``given`` when its caller holds it already (an orchestrator's engine
+    or store), else ``open_()``, closed when ``stack`` closes."""
+    if given is not None:
+        return given
+    thing = open_()
+    stack.callback(thing.close)  # type: ignore[attr-defined]
+    return thing
+
+
+def load_inputs(config: object, spec: str) -> list[Problem]:
+    """The problems of ``spec`` under a config that includes :class:`Inputs`, the code boundary
+    checked for them (before any store or output is created)."""
+    from reasonloop.problems import resolve_problems
+
+    probs = resolve_problems(
+        spec,
+        data_dir=getattr(config, "data_dir", None),
+        limit=getattr(config, "limit", None),
+        gpqa_password=getattr(config, "gpqa_password", None),
+    )
+    code_boundary((p.domain for p in probs), getattr(config, "unsafe_code_exec", False))
+    return probs
 
 
 @dataclass
@@ -77,6 +187,21 @@ def messages_for(problem: Problem, *, system_prompt: bool = True):
     from reasonloop.problems.prompt import prompt_for
 
     return user_messages(prompt_for(problem), SYSTEM_PROMPT if system_prompt else None)
+
+
+def perplexity_scorer(
+    engine: Engine | Callable[[], Engine], *, system_prompt: bool = True
+) -> Callable[[Problem, Trajectory], float | None]:
+    """``score(problem, trajectory)``: the perplexity of the trajectory's text after the problem's
+    prompt under ``engine`` (or under the engine a zero-argument callable returns, fetched at each
+    call, so that it is loaded only once a score is needed). Selection and DPO pairs use it for
+    rows stored without one."""
+
+    def score(problem: Problem, t: Trajectory) -> float | None:
+        eng = engine() if callable(engine) and not hasattr(engine, "score") else engine
+        return eng.score(messages_for(problem, system_prompt=system_prompt), t.text).perplexity  # type: ignore[union-attr]
+
+    return score
 
 
 def to_trajectory(problem: Problem, sample: Sample, generator: Generator) -> Trajectory:
@@ -195,3 +320,26 @@ def generate(
             reason = t.verdict.reason if t.verdict else "ungraded"
             summary.reasons[reason] = summary.reasons.get(reason, 0) + 1
     return summary
+
+
+def run_generate(config: GenerateConfig, reporter: Reporter | None = None) -> GenerateSummary:
+    """The ``generate`` stage: problems and the code boundary checked, the engine loaded, then the
+    store opened (nothing is created before the inputs are known good) and filled. Resumable."""
+    from reasonloop.engines import load_engine
+    from reasonloop.store import open_store
+
+    reporter = reporter or LogReporter()
+    probs = load_inputs(config, config.problems)
+    with ExitStack() as stack:
+        eng = held(stack, None, lambda: load_engine(config.engine))
+        st = held(stack, None, lambda: open_store(config.store))
+        with reporter.task("generate", len(probs)) as update:
+            return generate(
+                eng,
+                probs,
+                st,
+                config.sampling(),
+                stage=config.stage,
+                batch_problems=config.batch,
+                on_progress=update,
+            )

@@ -18,6 +18,7 @@ from reasonloop.curate.filters import (
     make_short_thought,
     repeated_ngram_fraction,
 )
+from reasonloop.errors import ConfigError
 from reasonloop.format import render
 from reasonloop.records import Trajectory, Verdict
 
@@ -111,7 +112,7 @@ def test_pipeline_reports_first_reason_in_order():
 
 
 def test_config_validation_names_the_field():
-    with pytest.raises(ValueError, match="max_ngram_repeat_fraction"):
+    with pytest.raises(ConfigError, match="max_ngram_repeat_fraction must be in"):
         FilterConfig(max_ngram_repeat_fraction=0)
 
 

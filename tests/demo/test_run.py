@@ -8,7 +8,8 @@ import pytest
 pytest.importorskip("trl")
 
 from reasonloop.demo import run as demo  # noqa: E402
-from reasonloop.demo.run import DemoConfig, run_demo  # noqa: E402
+from reasonloop.demo.run import DemoConfig  # noqa: E402
+from reasonloop.recipe.demo import run_demo  # noqa: E402
 
 TOY = dict(
     seeds=(0,),

@@ -108,11 +108,14 @@ def _build(s, scorer=None):
 
 
 def test_bad_settings():
-    with pytest.raises(ValueError, match="strategy must be one of greedy, sample, majority"):
+    with pytest.raises(ConfigError, match="strategy must be one of greedy, sample, majority") as e:
         EvalSettings("vote")
-    with pytest.raises(ValueError, match="strategy 'majority' uses no scorer"):
+    assert e.value.field == "strategy"
+    with pytest.raises(ConfigError, match="strategy 'majority' uses no scorer"):
         EvalSettings("majority", scorer="confidence")
-    with pytest.raises(ValueError, match="strategy 'sample' takes no options"):
+    with pytest.raises(ConfigError, match="strategy 'sample' takes no options"):
         EvalSettings("sample", options=(("n", 2),))
+    with pytest.raises(ConfigError, match=r"top_p must be <= 1, got 1\.5"):
+        EvalSettings(top_p=1.5)
     with pytest.raises(ConfigError, match="strategy 'beam'"):
         _build(EvalSettings("beam", options=(("bogus", 1),)), scorer=Scorer())

@@ -42,8 +42,15 @@ def with_(**sections):
         (with_(sft={"learning_rate": -1}), "sft.learning_rate must be > 0, got -1.0"),
         (with_(sft={"model": "x"}), "sft.model: unknown key"),  # paths are the run's
         (with_(sft={"lora": {"r": 8, "alpah": 3}}), "sft.lora.alpah: unknown key"),
-        (with_(teacher={"method": "magic"}), "teacher.method must be one of ['distill', 'rel']"),
-        (with_(teacher={"engine": "gpt4"}), "teacher.engine: unknown engine spec 'gpt4'"),
+        (
+            with_(teacher={"method": "magic"}),
+            "teacher.method must be one of distill, rel, got 'magic'",
+        ),
+        (
+            with_(teacher={"engine": "gpt4"}),
+            "teacher.engine must be an engine spec (default, llamacpp:PATH.gguf, hf:PATH, "
+            "openai:URL#MODEL, countdown), got 'gpt4'",
+        ),
         (with_(teacher={"n": 0}), "teacher.n must be >= 1, got 0"),
         (with_(student={"engine": "vllm"}), "student.engine must be 'hf' or 'openai:URL#MODEL'"),
         (
@@ -53,10 +60,14 @@ def with_(**sections):
         (with_(launch={"serve": "vllm serve {model}"}), "launch.serve: set student.engine"),
         (with_(explore={"max_rollouts": 0}), "explore.max_rollouts must be >= 1, got 0"),
         (with_(improve={"method": "ppo"}), "improve.method must be one of ['rs-sft', 'dpo']"),
-        (with_(improve={"select": {"by": "random"}}), "improve.select.by: 'random' is not one of"),
+        (
+            with_(improve={"select": {"by": "random"}}),
+            "improve.select.by must be one of ['longest', 'shortest', 'perplexity_high', "
+            "'perplexity_low', 'first'], got 'random'",
+        ),
         (
             with_(improve={"dpo": {"align": "both"}}),
-            "improve.dpo.align must be 'thought' or 'full'",
+            "improve.dpo.align must be one of thought, full, got 'both'",
         ),
         (with_(improve={"dpo_from": "base"}), "improve.dpo_from must be one of"),
         (with_(eval={"benchmarks": []}), "eval.benchmarks must name at least one"),

@@ -39,7 +39,7 @@ def test_gpu_recipe_dry_run_prints_every_stage(tmp_path):
         "accelerate launch --config_file recipes/accelerate/zero2.yaml -m reasonloop.cli train sft"
     )
     sft_flags = (
-        "--epochs 2 --max-steps -1 --lr 1e-05 --batch-size 4 --max-length 4096 --bf16 --seed 0"
+        "--epochs 2 --max-steps -1 --lr 1e-05 --batch-size 4 --max-length 4096 --seed 0 --bf16"
     )
     expected = [
         # backbone eval, on a vLLM server of the base model
@@ -47,19 +47,19 @@ def test_gpu_recipe_dry_run_prints_every_stage(tmp_path):
         "SERVER_PID=$!",
         "until curl -sf http://127.0.0.1:8001/v1/models > /dev/null; do sleep 5; done",
         f"reasonloop eval --benchmark math500 --out {d}/evals/backbone/math500 --engine "
-        "'openai:http://127.0.0.1:8001/v1#backbone' --strategy greedy -k 1 --temperature 0.7 "
-        "--max-tokens 3584 --seed 0",
+        "'openai:http://127.0.0.1:8001/v1#backbone' --strategy greedy -k 1 --system-prompt "
+        "--aggregate min --temperature 0.7 --top-p 1 --max-tokens 3584 --seed 0",
         f"reasonloop eval --benchmark aime2024 --out {d}/evals/backbone/aime2024 --engine "
-        "'openai:http://127.0.0.1:8001/v1#backbone' --strategy greedy -k 1 --temperature 0.7 "
-        "--max-tokens 3584 --seed 0",
+        "'openai:http://127.0.0.1:8001/v1#backbone' --strategy greedy -k 1 --system-prompt "
+        "--aggregate min --temperature 0.7 --top-p 1 --max-tokens 3584 --seed 0",
         "kill $SERVER_PID; wait $SERVER_PID || true",
         # imitate: the teacher's server, distillation, curation, SFT under accelerate
         "vllm serve Qwen/QwQ-32B-Preview --port 8000 --served-model-name teacher "
         "--tensor-parallel-size 8 --max-model-len 8192 &",
         "until curl -sf http://127.0.0.1:8000/v1/models > /dev/null; do sleep 5; done",
-        f"reasonloop distill --problems math-train --store {d}/store.db --teacher "
-        "'openai:http://127.0.0.1:8000/v1#teacher' -n 4 --style auto --limit 4000 "
-        "--temperature 0.6 --max-tokens 3584 --seed 0",
+        "reasonloop distill --problems math-train --teacher "
+        f"'openai:http://127.0.0.1:8000/v1#teacher' --style auto --store {d}/store.db --limit 4000 "
+        "-n 4 --temperature 0.6 --top-p 1 --max-tokens 3584 --seed 0",
         "kill $SERVER_PID; wait $SERVER_PID || true",
         f"reasonloop curate --store {d}/store.db --out {d}/data/imitate --recipe "
         f"{d}/config/curate-imitate.yaml --stage distill --decontaminate math500 "
@@ -68,12 +68,12 @@ def test_gpu_recipe_dry_run_prints_every_stage(tmp_path):
         f"--out {d}/models/imitate {sft_flags}",
         f"vllm serve {d}/models/imitate --port 8001 --served-model-name imitate {serve} &",
         f"reasonloop eval --benchmark math500 --out {d}/evals/imitate/math500 --engine "
-        "'openai:http://127.0.0.1:8001/v1#imitate' --strategy greedy -k 1 --temperature 0.7 "
-        "--max-tokens 3584 --seed 0",
+        "'openai:http://127.0.0.1:8001/v1#imitate' --strategy greedy -k 1 --system-prompt "
+        "--aggregate min --temperature 0.7 --top-p 1 --max-tokens 3584 --seed 0",
         # round 1: the imitated model explores (same server), D_1, SFT from the base model
-        f"reasonloop explore --problems math-train --store {d}/store.db --engine "
-        "'openai:http://127.0.0.1:8001/v1#imitate' --max-rollouts 20 --batch 4 --limit 2000 "
-        "--temperature 1 --top-p 1 --max-tokens 3584 --seed 0 --stage explore-r1",
+        "reasonloop explore --problems math-train --max-rollouts 20 --batch 4 --stage explore-r1 "
+        f"--store {d}/store.db --engine 'openai:http://127.0.0.1:8001/v1#imitate' --limit 2000 "
+        "--temperature 1 --top-p 1 --max-tokens 3584 --seed 0",
         f"reasonloop curate --store {d}/store.db --out {d}/data/explored-r1 --recipe "
         f"{d}/config/curate-explored.yaml --stage explore-r1 --perplexity-engine "
         "'openai:http://127.0.0.1:8001/v1#imitate'",
@@ -83,20 +83,20 @@ def test_gpu_recipe_dry_run_prints_every_stage(tmp_path):
         f"--out {d}/models/round-1 {sft_flags}",
         f"vllm serve {d}/models/round-1 --port 8001 --served-model-name round-1 {serve} &",
         f"reasonloop eval --benchmark aime2024 --out {d}/evals/round-1/aime2024 --engine "
-        "'openai:http://127.0.0.1:8001/v1#round-1' --strategy greedy -k 1 --temperature 0.7 "
-        "--max-tokens 3584 --seed 0",
+        "'openai:http://127.0.0.1:8001/v1#round-1' --strategy greedy -k 1 --system-prompt "
+        "--aggregate min --temperature 0.7 --top-p 1 --max-tokens 3584 --seed 0",
         # round 2 explores with round 1's model; D_2 takes the correct rollouts of both rounds
-        f"reasonloop explore --problems math-train --store {d}/store.db --engine "
-        "'openai:http://127.0.0.1:8001/v1#round-1' --max-rollouts 20 --batch 4 --limit 2000 "
-        "--temperature 1 --top-p 1 --max-tokens 3584 --seed 0 --stage explore-r2",
+        "reasonloop explore --problems math-train --max-rollouts 20 --batch 4 --stage explore-r2 "
+        f"--store {d}/store.db --engine 'openai:http://127.0.0.1:8001/v1#round-1' --limit 2000 "
+        "--temperature 1 --top-p 1 --max-tokens 3584 --seed 0",
         f"reasonloop curate --store {d}/store.db --out {d}/data/explored-r2 --recipe "
         f"{d}/config/curate-explored.yaml --stage explore-r1 --stage explore-r2 "
         "--perplexity-engine 'openai:http://127.0.0.1:8001/v1#round-1'",
         f"{train} --model Qwen/Qwen2.5-Math-1.5B --data {d}/data/rs-r2.jsonl "
         f"--out {d}/models/round-2 {sft_flags}",
         f"reasonloop eval --benchmark aime2024 --out {d}/evals/round-2/aime2024 --engine "
-        "'openai:http://127.0.0.1:8001/v1#round-2' --strategy greedy -k 1 --temperature 0.7 "
-        "--max-tokens 3584 --seed 0",
+        "'openai:http://127.0.0.1:8001/v1#round-2' --strategy greedy -k 1 --system-prompt "
+        "--aggregate min --temperature 0.7 --top-p 1 --max-tokens 3584 --seed 0",
         "kill $SERVER_PID; wait $SERVER_PID || true",
     ]
     pos = -1
@@ -158,10 +158,7 @@ def test_dpo_and_tiny_recipe_lines(tmp_path):
         "--lr 5e-06 --batch-size 4 --max-length 1024 --seed 0"
     ) in lines
     assert any("system_prompt: false" in x for x in lines)  # explore has no flag for it
-    assert any(
-        x.startswith("reasonloop eval ") and x.endswith(" --seed 0 --no-system-prompt")
-        for x in lines
-    )
+    assert any(x.startswith("reasonloop eval ") and " --no-system-prompt " in x for x in lines)
     assert not any(x.startswith(("vllm", "kill")) for x in lines)
 
 
@@ -187,7 +184,7 @@ def test_demo_recipe_is_one_command(tmp_path):
     assert shlex.split(line) == [
         "python",
         "-c",
-        "from reasonloop.demo.run import DemoConfig, run_demo; "
+        "from reasonloop.demo.run import DemoConfig; from reasonloop.recipe.demo import run_demo; "
         f'run_demo(DemoConfig(out="{tmp_path}/odd", sft_steps=7))',
     ]
 
@@ -222,9 +219,9 @@ def test_rel_teacher_line(tmp_path):
     )
     lines = dry_run(r, tmp_path).splitlines()
     assert (
-        f"reasonloop rel --problems data/seed.jsonl --store {tmp_path}/store.db --generator default "
-        "--critic llamacpp:/m/critic.gguf --rounds 2 --threshold 0.8 --limit 5 --max-tokens 160 "
-        "--seed 0 --data-dir /data"
+        "reasonloop rel --problems data/seed.jsonl --generator default --critic "
+        f"llamacpp:/m/critic.gguf --store {tmp_path}/store.db --limit 5 --data-dir /data --rounds 2 "
+        "--threshold 0.8 --temperature 0.6 --max-tokens 160 --seed 0"
     ) in lines
     assert (
         f"reasonloop curate --store {tmp_path}/store.db --out {tmp_path}/data/imitate --recipe "

@@ -101,5 +101,8 @@ def test_train_sft_then_dpo_from_the_command_line(tmp_path, make_tiny, write_jso
         "--align",
         "solution",
     )
-    assert bad.returncode == 2 and "align must be 'thought' or 'full'" in bad.stderr
+    assert (
+        bad.returncode == 2
+        and bad.stderr == "error: align must be one of thought, full, got 'solution'\n"
+    )
     json.loads((tmp_path / "dpo" / "reasonloop_train.json").read_text())

@@ -374,7 +374,10 @@ def test_train_prm_from_the_command_line(store_path, base, tmp_path):
         text=True,
         timeout=600,
     )
-    assert bad.returncode == 2 and "labels must be 'hard' or 'soft'" in bad.stderr
+    assert (
+        bad.returncode == 2
+        and bad.stderr == "error: labels must be one of hard, soft, got 'fuzzy'\n"
+    )
 
 
 @pytest.mark.slow

@@ -8,9 +8,12 @@ phrase is counted wherever it appears, and a behaviour written in other words is
 from __future__ import annotations
 
 import re
+import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from reasonloop.format import parse
+from reasonloop.records import Trajectory
 
 CUES: dict[str, tuple[str, ...]] = {
     "strategy_switch": (
@@ -70,3 +73,29 @@ def count_behaviours(text: str) -> Behaviours:
     thought = p.thought if p.thought is not None else (p.solution or "")
     counts = {k: sum(len(rx.findall(thought)) for rx in rxs) for k, rxs in _COMPILED.items()}
     return Behaviours(**counts, thought_words=len(thought.split()))
+
+
+BEHAVIOUR_KEYS = ("strategy_switch", "verification", "backtracking", "planning")
+
+
+def behaviour_groups(trajectories: Iterable[Trajectory]) -> dict[str, dict[str, float]]:
+    """Thought-behaviour statistics by group (``verdict=correct|incorrect|ungraded`` and
+    ``source=MODEL``): ``n``, the mean count of each behaviour per trajectory, and the median
+    ``thought_words``."""
+    groups: dict[str, list[dict]] = {}
+    for t in trajectories:
+        b = count_behaviours(t.text).as_dict()
+        verdict = (
+            "ungraded" if t.verdict is None else ("correct" if t.verdict.correct else "incorrect")
+        )
+        source = t.generator.model if t.generator else "?"
+        for key in (f"verdict={verdict}", f"source={source}"):
+            groups.setdefault(key, []).append(b)
+    return {
+        name: {
+            "n": len(rows),
+            **{k: statistics.mean(r[k] for r in rows) for k in BEHAVIOUR_KEYS},
+            "thought_words": statistics.median(r["thought_words"] for r in rows),
+        }
+        for name, rows in sorted(groups.items())
+    }

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from reasonloop.curate.tokens import parts, words
+from reasonloop.errors import ConfigError
 from reasonloop.records import Trajectory
 
 Keep = bool | tuple[bool, str]
@@ -34,13 +35,16 @@ class FilterConfig:
 
     def __post_init__(self) -> None:
         if self.min_thought_words < 0:
-            raise ValueError(f"min_thought_words must be >= 0, got {self.min_thought_words}")
+            raise ConfigError(
+                f"must be >= 0, got {self.min_thought_words}", field="min_thought_words"
+            )
         if not 0 < self.max_ngram_repeat_fraction <= 1:
-            raise ValueError(
-                f"max_ngram_repeat_fraction must be in (0, 1], got {self.max_ngram_repeat_fraction}"
+            raise ConfigError(
+                f"must be in (0, 1], got {self.max_ngram_repeat_fraction}",
+                field="max_ngram_repeat_fraction",
             )
         if self.ngram < 1:
-            raise ValueError(f"ngram must be >= 1, got {self.ngram}")
+            raise ConfigError(f"must be >= 1, got {self.ngram}", field="ngram")
 
 
 def check_format(t: Trajectory) -> Keep:

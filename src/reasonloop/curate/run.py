@@ -33,8 +33,9 @@ from reasonloop.curate.dedup import (
 )
 from reasonloop.curate.filters import Filter, FilterConfig, default_filters, first_failure
 from reasonloop.curate.tokens import parts
-from reasonloop.errors import ConfigError
+from reasonloop.errors import ConfigError, DataError
 from reasonloop.format import SYSTEM_PROMPT
+from reasonloop.progress import LogReporter, Reporter
 from reasonloop.records import Problem, Trajectory
 
 log = logging.getLogger(__name__)
@@ -52,9 +53,9 @@ class SelectConfig:
     def __post_init__(self) -> None:
         valid = ("longest", "shortest", "perplexity_high", "perplexity_low", "first")
         if self.by not in valid:
-            raise ConfigError(f"select.by: {self.by!r} is not one of {list(valid)}")
+            raise ConfigError(f"must be one of {list(valid)}, got {self.by!r}", field="by")
         if self.per_problem < 1:
-            raise ConfigError(f"select.per_problem must be >= 1, got {self.per_problem}")
+            raise ConfigError(f"must be >= 1, got {self.per_problem}", field="per_problem")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +108,10 @@ def load_recipe(path: Path) -> CurateConfig:
             _reject_unknown(path, key + ".", sub, set(cls.__dataclass_fields__))
             try:
                 kwargs[key] = cls(**sub)
-            except (TypeError, ValueError) as exc:
+            except ConfigError as exc:
+                field = f"{key}.{exc.field}" if exc.field else key
+                raise ConfigError(exc.message, field=field, where=str(path)) from None
+            except TypeError as exc:
                 raise ConfigError(f"{path}: {key}: {exc}") from None
     return CurateConfig(**kwargs)
 
@@ -250,6 +254,60 @@ def curate(
         json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8"
     )
     return report
+
+
+def store_rows(store, stages: Iterable[str] = ()) -> Iterator[tuple[Problem, Trajectory]]:
+    """``(problem, trajectory)`` for the store's trajectories of ``stages`` (all when empty), in
+    store order; a trajectory whose problem is not in the store is left out."""
+    problems = {p.id: p for p in store.problems()}
+    wanted = set(stages)
+    for s in store.stored():
+        if (not wanted or s.stage in wanted) and s.trajectory.problem_id in problems:
+            yield problems[s.trajectory.problem_id], s.trajectory
+
+
+def run_curate(
+    store: str | Path,
+    out_dir: str | Path,
+    cfg: CurateConfig = CurateConfig(),
+    *,
+    stages: Iterable[str] = (),
+    decontaminate: Iterable[str] = (),
+    data_dir: str | Path | None = None,
+    perplexity_engine: str | None = None,
+    reporter: Reporter | None = None,
+) -> CurateReport:
+    """The ``curate`` stage over a store file: the benchmarks to decontaminate against are loaded
+    and the perplexity engine (if any) opened before the store is read (read-only)."""
+    from reasonloop.engines import load_engine
+    from reasonloop.generate import perplexity_scorer
+    from reasonloop.problems import resolve_problems
+    from reasonloop.store import open_store
+
+    reporter = reporter or LogReporter()
+    bench = [p.problem for name in decontaminate for p in resolve_problems(name, data_dir=data_dir)]
+    eng = load_engine(perplexity_engine) if perplexity_engine else None
+    scorer = perplexity_scorer(eng, system_prompt=cfg.system_prompt) if eng else None
+    if not Path(store).exists():
+        raise DataError("no such store", where=str(store))
+    try:
+        with (
+            open_store(store, create=False, readonly=True) as st,
+            reporter.task("curate", len(st)) as update,
+        ):
+            report = curate(
+                store_rows(st, stages),
+                Path(out_dir),
+                cfg,
+                benchmark_texts=bench,
+                perplexity=scorer,
+                progress=update,
+            )
+            update(report.seen)
+            return report
+    finally:
+        if eng is not None:
+            eng.close()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,8 @@
-"""The CPU demo: the whole imitate → explore → self-improve loop on Countdown, in minutes.
+"""The CPU demo's parts: its config, task sets, teacher traces, student and report.
 
-Phases (each resumable: a finished phase leaves a marker in ``OUT/steps/`` and is skipped on rerun):
+The demo runs as a recipe (``kind: demo``, ``recipes/cpu-demo.yaml``; ``reasonloop demo`` is the
+short way): :mod:`reasonloop.recipe.demo` plans these phases as steps of the recipe runner (each
+resumable: a finished phase leaves a marker in ``OUT/steps/`` and is skipped on rerun):
 
 1. **task** — Countdown problems: a training pool, a hard pool to explore, held-out test sets by
    difficulty (easy = 3 numbers, medium = 4, hard = 5).
@@ -20,8 +22,6 @@ Phases (each resumable: a finished phase leaves a marker in ``OUT/steps/`` and i
     the hard set, written to ``report.md`` with the table and a plot.
 
 Nothing is tuned by hand per run: sizes come from :class:`DemoConfig` (``--quick`` shrinks them).
-Each phase reports through a :class:`~reasonloop.progress.Reporter`: one progress task while it
-runs, one summary line when it ends (the library default logs the lines; the CLI shows them).
 """
 
 from __future__ import annotations
@@ -30,16 +30,14 @@ import json
 import logging
 import random
 import statistics
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reasonloop.demo.countdown import DIFFICULTY, make_problems, parse_problem
-from reasonloop.demo.teacher import answer_only, solve
+from reasonloop.demo.teacher import solve
 from reasonloop.format import parse
-from reasonloop.progress import LogReporter, Reporter, Update
+from reasonloop.progress import Update
 from reasonloop.records import Generator, Problem, Trajectory
 from reasonloop.verify import grade
 
@@ -81,6 +79,7 @@ class DemoConfig:
     explore_temperature: float = 1.0
     max_new_tokens: int = 224
     maj_k: int = 4
+    control: bool = True  # also train the answer-only control (the ReasonSet comparison)
 
     @classmethod
     def quick(cls, out: str = "runs/demo-quick") -> DemoConfig:
@@ -101,28 +100,6 @@ class DemoConfig:
     def n_hard_test(self) -> int:
         """Size of the hard held-out set (never smaller than the others)."""
         return max(self.test_problems, self.hard_test_problems)
-
-
-@dataclass
-class Step:
-    """Run a named phase once: its result is saved as JSON and returned on later runs."""
-
-    root: Path
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def __call__(self, name: str, fn: Callable[[], Any]) -> Any:
-        marker = self.root / "steps" / f"{name}.json"
-        if marker.exists():
-            return json.loads(marker.read_text())
-        t0 = time.perf_counter()
-        value = fn()
-        self.timings[name] = time.perf_counter() - t0
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        tmp = marker.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"value": value, "seconds": self.timings[name]}, default=str))
-        tmp.replace(marker)
-        log.info("%s done in %.1fs", name, self.timings[name])
-        return {"value": value, "seconds": self.timings[name]}
 
 
 def task_sets(cfg: DemoConfig) -> dict[str, list[Problem]]:
@@ -224,359 +201,6 @@ def build_backbone(cfg: DemoConfig, texts: list[str], out: Path, seed: int) -> s
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return str(out)
-
-
-def run_demo(cfg: DemoConfig, reporter: Reporter | None = None) -> dict[str, Any]:
-    """Run (or resume) the demo; returns the report's numbers (``backbone``, ``imitate``,
-    ``improved``: hard-set accuracy in %; ``minutes``; ``table``: the report's main table)."""
-    from reasonloop.curate.filters import FilterConfig
-    from reasonloop.curate.run import CurateConfig, SelectConfig, curate
-    from reasonloop.engines.hf import HFEngine
-    from reasonloop.evaluate.run import EvalSettings, evaluate
-    from reasonloop.explore import explore
-    from reasonloop.generate import SamplingSettings
-    from reasonloop.search.rewardmodels import NO, YES, verification_prompt
-    from reasonloop.store import open_store
-    from reasonloop.train.dpo import DPOSettings, train_dpo
-    from reasonloop.train.pairs import select_pairs
-    from reasonloop.train.sft import SFTSettings, train_sft
-
-    root = Path(cfg.out)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
-    reporter = reporter or LogReporter()
-    step = Step(root)
-
-    def phase(
-        name: str,
-        fn: Callable[[Update], Any],
-        summary: Callable[[Any], str],
-        total: int | None = None,
-    ) -> Any:
-        """Run ``fn(update)`` once as the phase ``name`` (one progress task), then say its
-        summary line; a phase finished before is only summarised. Returns its value."""
-
-        def run() -> Any:
-            with reporter.task(name, total) as update:
-                return fn(update)
-
-        result = step(name, run)
-        if name in step.timings:
-            reporter.line(f"{name}: {summary(result['value'])} [{result['seconds']:.0f}s]")
-        else:
-            reporter.line(f"{name}: done before; {summary(result['value'])}")
-        return result["value"]
-
-    sets = task_sets(cfg)
-    problems = {p.id: p for ps in sets.values() for p in ps}
-    store = open_store(root / "store.db")
-
-    def do_distill(update: Update):
-        trajs = distill(cfg, sets["train"], on_progress=update)
-        store.add_problems(sets["train"])  # so that `reasonloop curate --store` sees them too
-        store.add_trajectories(trajs, stage="distill")
-        update(len(trajs))
-        return {"traces": len(trajs), "correct": sum(t.verdict.correct for t in trajs)}
-
-    phase(
-        "distill",
-        do_distill,
-        lambda d: f"{d['traces']} teacher traces, {d['correct']} correct",
-        len(sets["train"]),
-    )
-
-    def do_curate(update: Update):
-        rows = ((problems[t.problem_id], t) for t in store.trajectories(stage="distill"))
-        rep = curate(
-            rows,
-            root / "data" / "curate",
-            CurateConfig(
-                filters=FilterConfig(
-                    min_thought_words=4, max_ngram_repeat_fraction=0.9, max_line_repeat=50
-                ),
-                near_dup_threshold=0.95,
-                select=SelectConfig(by="first"),
-                system_prompt=False,
-            ),
-            progress=update,
-        )
-        return rep.as_dict()
-
-    c = phase(
-        "curate",
-        do_curate,
-        lambda c: (
-            f"kept {c['kept']} of {c['seen']} "
-            f"({', '.join(f'{k}={v}' for k, v in c['dropped'].items()) or 'nothing dropped'})"
-        ),
-        len(sets["train"]),
-    )
-    imitate_data = root / "data" / "curate" / "train.jsonl"
-    kept_ids = [json.loads(x)["problem_id"] for x in imitate_data.read_text().splitlines()]
-
-    # the control set: the same problems, answer-only (no worked thought)
-    def do_control_data(update: Update):
-        rows = []
-        for pid in kept_ids:
-            t = next(store.trajectories(problem_id=pid, stage="distill"))
-            expr = t.extracted
-            rows.append(
-                {
-                    "messages": [
-                        {"role": "user", "content": problems[pid].problem},
-                        {
-                            "role": "assistant",
-                            "content": answer_only(expr),
-                        },
-                    ]
-                }
-            )
-        write_jsonl(root / "data" / "control.jsonl", rows)
-        return len(rows)
-
-    phase("control-data", do_control_data, lambda n: f"{n} answer-only rows (the control's data)")
-    alphabet_texts = [
-        m["content"]
-        for path in (imitate_data, root / "data" / "control.jsonl")
-        for line in path.read_text().splitlines()
-        for m in json.loads(line)["messages"]
-    ] + [p.problem for p in problems.values()]
-    # the words a generative verifier reads and answers with (`train genrm` on the student)
-    alphabet_texts += [verification_prompt("", ""), f"{YES} {NO}"]
-
-    results: dict[str, dict[str, dict[str, float]]] = {}
-    evals = {f"test-{b}": sets[f"test-{b}"] for b in SETS}
-
-    def eval_model(
-        name: str, path: Path, *, k: int = 1, only: tuple[str, ...] = (), limit: int | None = None
-    ) -> dict[str, dict[str, float]]:
-        chosen = {n: ps[:limit] for n, ps in evals.items() if not only or n in only}
-
-        def run(update: Update):
-            eng = HFEngine(str(path), spec=f"hf:{path}", batch_size=64)
-            out = {}
-            before = [0, 0]  # problems and tokens of the sets already evaluated
-            tokens = [0]  # the current set's tokens so far
-
-            def on_progress(n: int, t: int) -> None:
-                tokens[0] = t
-                update(before[0] + n, before[1] + t)
-
-            for set_name, ps in chosen.items():
-                tokens[0] = 0
-
-                s = EvalSettings(
-                    strategy="greedy" if k == 1 else "sample",
-                    k=k,
-                    temperature=0.8,
-                    max_tokens=cfg.max_new_tokens,
-                    system_prompt=False,
-                )
-                r = evaluate(
-                    eng,
-                    set_name,
-                    ps,
-                    root / "evals" / f"{name}-k{k}" / set_name,
-                    s,
-                    batch_problems=len(ps),
-                    on_progress=on_progress,
-                )
-                out[set_name] = r.metrics
-                before[0], before[1] = before[0] + len(ps), before[1] + tokens[0]
-            eng.close()
-            return out
-
-        def summary(metrics: dict[str, dict[str, float]]) -> str:
-            if k == 1:
-                cells = [
-                    f"{n.removeprefix('test-')} {_percent(m):.1f}%" for n, m in metrics.items()
-                ]
-                return "greedy accuracy " + ", ".join(cells)
-            cells = [
-                f"{n.removeprefix('test-')} {100 * m.get(f'maj@{k}', 0.0):.1f}%"
-                for n, m in metrics.items()
-            ]
-            return f"maj@{k} " + ", ".join(cells)
-
-        return phase(f"eval-{name}-k{k}", run, summary, sum(map(len, chosen.values())))
-
-    summary_rows = []
-
-    # one backbone, as in the papers (one base model; seeds vary the fine-tuning)
-    base = root / "models" / "backbone"
-    phase(
-        "backbone",
-        lambda update: build_backbone(cfg, alphabet_texts, base, 0),
-        lambda path: f"an untrained {cfg.layers}-layer student, hidden {cfg.hidden_size} → {path}",
-    )
-    results["backbone"] = eval_model("backbone", base)
-
-    def run_seed(seed: int) -> None:
-
-        def sft(name: str, data: Path, init: Path) -> Path:
-            out = root / "models" / f"{name}-s{seed}"
-            s = SFTSettings(
-                model=str(init),
-                data=str(data),
-                output_dir=str(out),
-                max_steps=cfg.sft_steps,
-                batch_size=cfg.batch_size,
-                learning_rate=cfg.learning_rate,
-                max_length=cfg.max_length,
-                seed=seed,
-                logging_steps=50,
-                warmup=0.05,
-            )
-            phase(
-                f"sft-{name}-s{seed}",
-                lambda update: train_sft(s, on_progress=update)["train_loss"],
-                lambda loss: f"{cfg.sft_steps} steps, train loss {loss:.4f} → {out}",
-                cfg.sft_steps,
-            )
-            return out
-
-        imitate = sft("imitate", imitate_data, base)
-        results[f"imitate-s{seed}"] = eval_model(f"imitate-s{seed}", imitate)
-
-        def do_explore(update: Update):
-            eng = HFEngine(str(imitate), spec=f"hf:{imitate}", batch_size=64)
-            s = explore(
-                eng,
-                sets["explore"],
-                store,
-                SamplingSettings(
-                    temperature=cfg.explore_temperature,
-                    max_tokens=cfg.max_new_tokens,
-                    system_prompt=False,
-                    seed=seed,
-                ),
-                max_rollouts=cfg.max_rollouts,
-                batch=cfg.explore_batch,
-                stage=f"explore-s{seed}",
-                batch_problems=64,
-                on_progress=update,
-            )
-            # perplexity of every explored rollout under the imitated model, for pair selection
-            scores = {}
-            rollouts = list(store.trajectories(stage=f"explore-s{seed}"))
-            update(0, total=len(rollouts), note="perplexity of the rollouts")
-            for i, t in enumerate(rollouts, 1):
-                sc = eng.score(_prompt(eng, problems[t.problem_id]), t.text)
-                scores[t.id] = sc.perplexity
-                update(i)
-            store.set_scores(f"ppl-imitate-s{seed}", scores)
-            eng.close()
-            return {
-                "solved": s.solved,
-                "buckets": dict(s.buckets),
-                "rollouts": sum(r.attempts for r in s.results),
-            }
-
-        phase(
-            f"explore-s{seed}",
-            do_explore,
-            lambda e: (
-                f"solved {e['solved']}/{len(sets['explore'])} hard problems, "
-                f"{e['rollouts']} rollouts"
-            ),
-            len(sets["explore"]),
-        )
-
-        def do_rs_data(update: Update):
-            good = [t for t in store.trajectories(stage=f"explore-s{seed}", correct=True)]
-            per_problem: dict[str, dict[str, Trajectory]] = {}
-            for t in good:  # distinct texts, the longest thoughts first (STILL-2 keeps harder ones)
-                per_problem.setdefault(t.problem_id, {}).setdefault(t.text, t)
-            picked = [
-                t
-                for found in per_problem.values()
-                for t in sorted(found.values(), key=lambda t: -len(t.text))[: cfg.rs_per_problem]
-            ]
-            rows = [json.loads(x) for x in imitate_data.read_text().splitlines()]
-            rows += sft_rows(problems, picked) * cfg.rs_repeat
-            write_jsonl(root / "data" / f"rs-sft-s{seed}.jsonl", rows)
-            return len(picked)
-
-        n_rs = phase(
-            f"rs-data-s{seed}",
-            do_rs_data,
-            lambda n: f"{n} distinct correct rollouts join D_0 (x{cfg.rs_repeat})",
-        )
-        rs = sft("rs-sft", root / "data" / f"rs-sft-s{seed}.jsonl", base)
-        results[f"rs-sft-s{seed}"] = eval_model(f"rs-sft-s{seed}", rs)
-
-        if seed == cfg.seeds[0]:
-
-            def do_pairs(update: Update):
-                ppl = store.scores(f"ppl-imitate-s{seed}")
-                trajs = [
-                    replace(t, perplexity=ppl.get(t.id))
-                    for t in store.trajectories(stage=f"explore-s{seed}")
-                ]
-                pairs = select_pairs(trajs, problems, prompt=lambda p: p.problem)
-                rows = [
-                    {
-                        "prompt": [{"role": "user", "content": p.prompt}],
-                        "chosen": [{"role": "assistant", "content": p.chosen}],
-                        "rejected": [{"role": "assistant", "content": p.rejected}],
-                    }
-                    for p in pairs
-                ]
-                write_jsonl(root / "data" / "dpo.jsonl", rows)
-                return len(rows)
-
-            n_pairs = phase("dpo-data", do_pairs, lambda n: f"{n} preference pairs")
-            if n_pairs:
-                dpo_out = root / "models" / f"dpo-s{seed}"
-                s = DPOSettings(
-                    model=str(imitate),
-                    data=str(root / "data" / "dpo.jsonl"),
-                    output_dir=str(dpo_out),
-                    align="thought",
-                    sft_weight=cfg.dpo_sft_weight,
-                    beta=cfg.dpo_beta,
-                    max_steps=cfg.dpo_steps,
-                    batch_size=8,
-                    learning_rate=cfg.dpo_learning_rate,
-                    max_length=cfg.max_length,
-                    seed=seed,
-                    logging_steps=10,
-                )
-                phase(
-                    "dpo",
-                    lambda update, s=s: train_dpo(s, on_progress=update)["train_loss"],
-                    lambda loss: f"{cfg.dpo_steps} steps, loss {loss:.4f} → {dpo_out}",
-                    cfg.dpo_steps,
-                )
-                results["dpo"] = eval_model("dpo", dpo_out)
-            control = sft("control", root / "data" / "control.jsonl", base)
-            results["control"] = eval_model("control", control)
-            # maj@k on the first test_problems hard puzzles only (k times the cost of greedy)
-            hard, first = ("test-hard",), cfg.test_problems
-            results["imitate-maj"] = eval_model(
-                f"imitate-s{seed}", imitate, k=cfg.maj_k, only=hard, limit=first
-            )
-            results["rs-sft-maj"] = eval_model(
-                f"rs-sft-s{seed}", rs, k=cfg.maj_k, only=hard, limit=first
-            )
-        summary_rows.append({"seed": seed, "explored_correct": n_rs})
-
-    for seed in cfg.seeds:
-        run_seed(seed)
-
-    store.close()
-    # the phases' own times, from their markers: a resumed run reports what the whole run took
-    seconds = sum(
-        json.loads(m.read_text()).get("seconds", 0.0) for m in (root / "steps").glob("*.json")
-    )
-    report = write_demo_report(root, cfg, results, c, summary_rows, seconds)
-    return report
-
-
-def _prompt(engine: Any, problem: Problem):
-    from reasonloop.generate import messages_for
-
-    return messages_for(problem, system_prompt=False)
 
 
 def _percent(metrics: dict[str, float]) -> float:

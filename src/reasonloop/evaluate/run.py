@@ -23,6 +23,7 @@ it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,9 +31,20 @@ from pathlib import Path
 from typing import Any
 
 from reasonloop.engines.base import Engine, Sample
+from reasonloop.errors import ConfigError
 from reasonloop.evaluate.report import write_report
 from reasonloop.evaluate.summary import Outcome, summarize
-from reasonloop.generate import SamplingSettings, generate, generator_for, messages_for
+from reasonloop.generate import (
+    Inputs,
+    Sampling,
+    SamplingSettings,
+    generate,
+    generator_for,
+    load_inputs,
+    messages_for,
+)
+from reasonloop.options import check_options, include, option
+from reasonloop.progress import LogReporter, Reporter
 from reasonloop.records import EvalResult, Generator, Problem
 
 SEARCH_STRATEGIES = ("majority", "weighted", "best-of-n", "beam", "mcts", "reflection")
@@ -41,38 +53,46 @@ _SCORED = ("weighted", "best-of-n", "beam", "mcts")  # the strategies that use a
 
 
 @dataclass(frozen=True, slots=True)
+@include(Sampling, exclude=("n",))  # k is the strategy's budget, not samples per problem
 class EvalSettings:
-    strategy: str = (
-        "greedy"  # greedy | sample | majority | weighted | best-of-n | beam | mcts | reflection
+    strategy: str = option(
+        "greedy",
+        choices=STRATEGIES,
+        help="greedy | sample | majority | weighted | best-of-n | beam | mcts | reflection",
     )
-    k: int = 1  # samples (sample, majority, weighted, best-of-n), beams (beam), iterations (mcts)
-    temperature: float = 0.7
-    top_p: float = 0.95
-    max_tokens: int = 1024
-    seed: int = 0
-    system_prompt: bool = True  # False for a student trained without one (the CPU demo's)
-    scorer: str | None = (
-        None  # weighted, best-of-n, beam, mcts: confidence | logprob | prob | oracle | orm:PATH | prm:PATH | genrm:PATH
+    k: int = option(
+        1,
+        cli="-k",
+        min=1,
+        help="Samples (sample, majority, weighted, best-of-n), beams (beam), iterations (mcts).",
     )
-    aggregate: str = "min"  # how a PRM's step scores combine: min | last | mean
-    options: tuple[tuple[str, Any], ...] = ()  # more strategy options, e.g. (("expand", 2),)
+    system_prompt: bool = option(
+        True,
+        negatable=True,
+        help="Send the format's system prompt (off for a student trained without one).",
+    )
+    scorer: str | None = option(
+        None,
+        help="weighted | best-of-n | beam | mcts: confidence (default) | logprob | prob | oracle "
+        "| orm:PATH | prm:PATH | genrm:PATH",
+    )
+    aggregate: str = option(
+        "min", choices=("min", "last", "mean"), help="How a PRM's step scores combine."
+    )
+    options: tuple[tuple[str, Any], ...] = option(
+        (), cli=None, help="More strategy options, e.g. (('expand', 2),)."
+    )
 
     def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise ValueError(
-                f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
-            )
-        if self.k < 1:
-            raise ValueError(f"k must be >= 1, got {self.k}")
+        check_options(self)
         if self.scorer is not None and self.strategy not in _SCORED:
-            raise ValueError(
-                f"strategy {self.strategy!r} uses no scorer (got scorer {self.scorer!r}); "
-                f"scored strategies: {', '.join(_SCORED)}"
+            raise ConfigError(
+                f"{self.strategy!r} uses no scorer (got scorer {self.scorer!r}); "
+                f"scored strategies: {', '.join(_SCORED)}",
+                field="strategy",
             )
         if self.options and self.strategy not in SEARCH_STRATEGIES:
-            raise ValueError(f"strategy {self.strategy!r} takes no options")
-        if self.aggregate not in ("min", "last", "mean"):
-            raise ValueError(f"aggregate must be min, last or mean, got {self.aggregate!r}")
+            raise ConfigError(f"{self.strategy!r} takes no options", field="strategy")
 
     @property
     def searches(self) -> bool:
@@ -302,6 +322,84 @@ def evaluate(
     return result
 
 
+def parse_options(items: Sequence[str]) -> tuple[tuple[str, object], ...]:
+    """``KEY=VALUE`` pairs (``--option``); values read as int, float, true/false, or text."""
+    out = []
+    for item in items:
+        key, eq, raw = item.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(f"must look like KEY=VALUE, got {item!r}", field="option")
+        value: object = raw
+        for cast in (int, float):
+            try:
+                value = cast(raw)
+                break
+            except ValueError:
+                continue
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        out.append((key.strip().replace("-", "_"), value))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+@include(EvalSettings, exclude=("options",))
+@include(Inputs, exclude=("store",))
+class EvalConfig:
+    """``reasonloop eval`` (a recipe's ``eval:`` section holds the same fields; the run fills in
+    the output directory and the engine)."""
+
+    benchmark: str = option(cli="--benchmark", help="A benchmark name or a problems file.")
+    out: str = option(
+        cli="--out",
+        path=True,
+        help="Output directory (metrics.json, spend.json, report.md, plots).",
+    )
+    extra_options: tuple[str, ...] = option(
+        (),
+        cli="--option",
+        help="More strategy options, KEY=VALUE (e.g. expand=2, children=3, step_tokens=64).",
+    )
+
+    def __post_init__(self) -> None:
+        check_options(self)
+        self.settings()  # the strategy's own checks, before anything runs
+
+    def settings(self) -> EvalSettings:
+        names = [f.name for f in dataclasses.fields(EvalSettings) if f.name != "options"]
+        return EvalSettings(
+            **{n: getattr(self, n) for n in names}, options=parse_options(self.extra_options)
+        )
+
+
+def run_eval(config: EvalConfig, reporter: Reporter | None = None) -> EvalResult:
+    """The ``eval`` stage: problems, engine, scorer (a reward model is loaded) and the strategy's
+    options are all checked before the output directory and its store are created."""
+    from reasonloop.engines import load_engine
+    from reasonloop.search import make_strategy
+
+    reporter = reporter or LogReporter()
+    settings = config.settings()
+    probs = load_inputs(config, config.benchmark)
+    eng = load_engine(config.engine)
+    try:
+        scorer = make_eval_scorer(settings, eng)
+        if settings.searches:
+            make_strategy(settings.strategy, **settings.strategy_options(scorer))
+        with reporter.task("eval", len(probs)) as update:
+            return evaluate(
+                eng,
+                config.benchmark,
+                probs,
+                Path(config.out),
+                settings,
+                on_progress=update,
+                scorer=scorer,
+            )
+    finally:
+        eng.close()
+
+
 def load_spend(out_dir: Path) -> dict[str, Any]:
     """The ``spend.json`` of an eval directory ({} when absent: an eval from before it existed)."""
     try:
@@ -313,11 +411,14 @@ def load_spend(out_dir: Path) -> dict[str, Any]:
 __all__ = [
     "SEARCH_STRATEGIES",
     "STRATEGIES",
+    "EvalConfig",
     "EvalSettings",
     "answer_equality",
     "evaluate",
     "load_spend",
     "make_eval_scorer",
+    "parse_options",
+    "run_eval",
     "run_search",
     "search_generator",
 ]

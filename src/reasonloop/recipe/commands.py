@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reasonloop.options import to_args
 from reasonloop.recipe.config import LoopRecipe
-from reasonloop.train.dpo import DPOSettings
-from reasonloop.train.sft import SFTSettings
 
 
 def slug(benchmark: str) -> str:
@@ -72,18 +71,8 @@ class Layout:
         return self.root / "config" / f"curate-{which}.yaml"
 
 
-def _num(x: float) -> str:
-    """A number as a flag value: ``1`` for 1.0, ``0.6``, ``1e-05``."""
-    x = float(x)
-    return str(int(x)) if x.is_integer() and abs(x) < 1e9 else repr(x)
-
-
 def _data_dir(r: LoopRecipe) -> list[str]:
     return ["--data-dir", r.data_dir] if r.data_dir else []
-
-
-def _limit(limit: int | None) -> list[str]:
-    return [] if limit is None else ["--limit", str(limit)]
 
 
 def reasonloop(args: Sequence[str], launcher: str | None = None) -> str:
@@ -93,55 +82,10 @@ def reasonloop(args: Sequence[str], launcher: str | None = None) -> str:
     return f"reasonloop {shlex.join(args)}"
 
 
-def distill_args(r: LoopRecipe, store: Path) -> list[str]:
-    t = r.teacher
-    return [
-        "distill",
-        "--problems",
-        t.problems,
-        "--store",
-        str(store),
-        "--teacher",
-        t.engine,
-        "-n",
-        str(t.n),
-        "--style",
-        t.style,
-        *(["--completer", t.completer] if t.completer else []),
-        *_limit(t.limit),
-        "--temperature",
-        _num(t.temperature),
-        "--max-tokens",
-        str(t.max_tokens),
-        "--seed",
-        str(r.seed),
-        *_data_dir(r),
-    ]
-
-
-def rel_args(r: LoopRecipe, store: Path) -> list[str]:
-    t = r.teacher
-    return [
-        "rel",
-        "--problems",
-        t.problems,
-        "--store",
-        str(store),
-        "--generator",
-        t.engine,
-        "--critic",
-        t.critic or t.engine,
-        "--rounds",
-        str(t.rounds),
-        "--threshold",
-        _num(t.threshold),
-        *_limit(t.limit),
-        "--max-tokens",
-        str(t.max_tokens),
-        "--seed",
-        str(r.seed),
-        *_data_dir(r),
-    ]
+def stage_args(command: str, config: Any) -> list[str]:
+    """The command line of a stage config: ``command`` then every option, as declared (the
+    flags come from the config's field declarations, as the CLI's do)."""
+    return [*command.split(), *to_args(config)]
 
 
 def curate_args(
@@ -162,126 +106,6 @@ def curate_args(
     if perplexity_engine:
         args += ["--perplexity-engine", perplexity_engine]
     return args + (_data_dir(r) if decontaminate else [])
-
-
-def _lora(s: SFTSettings | DPOSettings) -> list[str]:
-    return ["--lora", "--lora-r", str(s.lora.r)] if s.lora else []
-
-
-def train_sft_args(s: SFTSettings) -> list[str]:
-    return [
-        "train",
-        "sft",
-        "--model",
-        s.model,
-        "--data",
-        s.data,
-        "--out",
-        s.output_dir,
-        *_lora(s),
-        "--epochs",
-        _num(s.epochs),
-        "--max-steps",
-        str(s.max_steps),
-        "--lr",
-        _num(s.learning_rate),
-        "--batch-size",
-        str(s.batch_size),
-        "--max-length",
-        str(s.max_length),
-        *(["--packing"] if s.packing else []),
-        *(["--bf16"] if s.bf16 else []),
-        "--seed",
-        str(s.seed),
-    ]
-
-
-def train_dpo_args(s: DPOSettings) -> list[str]:
-    return [
-        "train",
-        "dpo",
-        "--model",
-        s.model,
-        "--data",
-        s.data,
-        "--out",
-        s.output_dir,
-        "--align",
-        s.align,
-        "--sft-weight",
-        _num(s.sft_weight),
-        "--beta",
-        _num(s.beta),
-        *_lora(s),
-        "--epochs",
-        _num(s.epochs),
-        "--max-steps",
-        str(s.max_steps),
-        "--lr",
-        _num(s.learning_rate),
-        "--batch-size",
-        str(s.batch_size),
-        "--max-length",
-        str(s.max_length),
-        *(["--bf16"] if s.bf16 else []),
-        "--seed",
-        str(s.seed),
-    ]
-
-
-def explore_args(r: LoopRecipe, store: Path, engine: str, stage: str) -> list[str]:
-    e = r.explore
-    return [
-        "explore",
-        "--problems",
-        e.problems,
-        "--store",
-        str(store),
-        "--engine",
-        engine,
-        "--max-rollouts",
-        str(e.max_rollouts),
-        "--batch",
-        str(e.batch),
-        *_limit(e.limit),
-        "--temperature",
-        _num(e.temperature),
-        "--top-p",
-        _num(e.top_p),
-        "--max-tokens",
-        str(e.max_tokens),
-        "--seed",
-        str(r.seed),
-        "--stage",
-        stage,
-        *_data_dir(r),
-    ]
-
-
-def eval_args(r: LoopRecipe, benchmark: str, out: Path, engine: str) -> list[str]:
-    e = r.eval
-    return [
-        "eval",
-        "--benchmark",
-        benchmark,
-        "--out",
-        str(out),
-        "--engine",
-        engine,
-        "--strategy",
-        e.strategy,
-        "-k",
-        str(e.k),
-        *_limit(e.limit),
-        "--temperature",
-        _num(e.temperature),
-        "--max-tokens",
-        str(e.max_tokens),
-        "--seed",
-        str(r.seed),
-        *([] if r.system_prompt else ["--no-system-prompt"]),
-        *_data_dir(r),
-    ]
 
 
 def pairs_line(

@@ -37,10 +37,13 @@ import yaml
 
 from reasonloop.curate.run import CurateConfig, SelectConfig
 from reasonloop.demo.run import DemoConfig
-from reasonloop.distill import STYLES
+from reasonloop.distill import DistillConfig
 from reasonloop.errors import ConfigError
-from reasonloop.evaluate.run import EvalSettings
+from reasonloop.evaluate.run import EvalConfig as EvalStage
+from reasonloop.explore import ExploreConfig as ExploreStage
+from reasonloop.options import check_options, cli_fields, include, option
 from reasonloop.problems import check_problem_spec
+from reasonloop.rel.loop import RELRunConfig
 from reasonloop.train.dpo import DPOSettings
 from reasonloop.train.sft import LoraSettings, SFTSettings
 
@@ -60,50 +63,65 @@ def check_engine_spec(spec: str, key: str) -> None:
     if spec in ("default", "countdown") or (kind in ("llamacpp", "hf", "openai") and rest):
         return
     raise ConfigError(
-        f"{key}: unknown engine spec {spec!r}; valid forms: {', '.join(ENGINE_FORMS)}"
+        f"must be an engine spec ({', '.join(ENGINE_FORMS)}), got {spec!r}", field=key
     )
 
 
 def _at_least(obj: Any, name: str, low: int) -> None:
     value = getattr(obj, name)
     if value is not None and value < low:
-        raise ConfigError(f"{name} must be >= {low}, got {value}")
+        raise ConfigError(f"must be >= {low}, got {value}", field=name)
 
 
-@dataclass(frozen=True, slots=True)
+# what the run fills in for every stage (never the recipe): where it reads and writes, the engine
+# of the model being sampled, the stage tag, the recipe-wide seed / system prompt / data directory
+RUN_FILLED = (
+    "store",
+    "engine",
+    "stage",
+    "seed",
+    "data_dir",
+    "gpqa_password",
+    "unsafe_code_exec",
+    "system_prompt",
+)
+
+
+def stage_config(cls: type, section: Any, **run: Any) -> Any:
+    """The stage config ``cls`` of a recipe section: the section's values of ``cls``'s fields
+    plus what the run fills in (``run``)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    values = {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
+    return cls(**{**{k: v for k, v in values.items() if k in names}, **run})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+@include(RELRunConfig, exclude=("generator", "critic", *RUN_FILLED))
+@include(DistillConfig, exclude=("teacher", *RUN_FILLED))
 class TeacherConfig:
-    """Where imitation data comes from: ``distill`` K responses per problem from a teacher engine,
-    or ``rel`` (ReasonSet's generate → critique → refine loop, ``engine`` writing, ``critic``
-    scoring)."""
+    """Where imitation data comes from: ``distill`` K responses per problem from a teacher engine
+    (the ``distill`` command's options), or ``rel`` (ReasonSet's generate → critique → refine
+    loop, ``engine`` writing, ``critic`` scoring: the ``rel`` command's options). The options
+    both share (problems, limit, temperature, max_tokens) take distill's defaults."""
 
-    problems: str  # a benchmark name or a problems file
-    engine: str = "default"
-    method: str = "distill"
-    limit: int | None = None
-    n: int = 4  # distill: responses per problem
-    style: str = "auto"  # distill: auto | unified | r1 | qwq
-    completer: str | None = None  # distill: engine that writes QwQ-style solutions
-    temperature: float = 0.6
-    max_tokens: int = 4096
-    critic: str | None = None  # rel: the critic engine (default: ``engine``)
-    rounds: int = 3  # rel: revisions after the first rewrite
-    threshold: float = 0.8  # rel: critic score that accepts a round
+    engine: str = option("default", cli=None, help="The teacher's (rel: the writer's) engine.")
+    method: str = option("distill", cli=None, choices=TEACHER_METHODS, help="distill | rel")
+    critic: str | None = option(None, cli=None, help="rel: the critic engine (default: engine).")
 
     def __post_init__(self) -> None:
-        if self.method not in TEACHER_METHODS:
-            raise ConfigError(f"method must be one of {list(TEACHER_METHODS)}, got {self.method!r}")
-        if self.style not in STYLES:
-            raise ConfigError(f"style must be one of {list(STYLES)}, got {self.style!r}")
-        _at_least(self, "limit", 0)
-        _at_least(self, "n", 1)
-        _at_least(self, "max_tokens", 1)
-        _at_least(self, "rounds", 0)
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ConfigError(f"threshold must be in [0, 1], got {self.threshold}")
+        check_options(self)
         check_engine_spec(self.engine, "engine")
         for name in ("completer", "critic"):
             if getattr(self, name) is not None:
                 check_engine_spec(getattr(self, name), name)
+
+    def distill(self, **run: Any) -> DistillConfig:
+        return stage_config(DistillConfig, self, teacher=self.engine, **run)
+
+    def rel(self, **run: Any) -> RELRunConfig:
+        return stage_config(
+            RELRunConfig, self, generator=self.engine, critic=self.critic or self.engine, **run
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,27 +146,23 @@ class StudentConfig:
 
     def __post_init__(self) -> None:
         if self.engine != "hf" and not self.engine.startswith("openai:"):
-            raise ConfigError(f"engine must be 'hf' or 'openai:URL#MODEL', got {self.engine!r}")
+            raise ConfigError(
+                f"must be 'hf' or 'openai:URL#MODEL', got {self.engine!r}", field="engine"
+            )
         _at_least(self, "batch_size", 1)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
+@include(ExploreStage, exclude=RUN_FILLED)
 class ExploreConfig:
-    """Rollouts on hard problems until one is correct or ``max_rollouts`` are spent."""
-
-    problems: str
-    limit: int | None = None
-    max_rollouts: int = 20
-    batch: int = 4  # rollouts drawn per problem at a time
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_tokens: int = 1024
+    """Rollouts on hard problems until one is correct or ``max_rollouts`` are spent: the
+    ``explore`` command's options, less what the run fills in."""
 
     def __post_init__(self) -> None:
-        _at_least(self, "limit", 0)
-        _at_least(self, "max_rollouts", 1)
-        _at_least(self, "batch", 1)
-        _at_least(self, "max_tokens", 1)
+        check_options(self)
+
+    def stage(self, **run: Any) -> ExploreStage:
+        return stage_config(ExploreStage, self, **run)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,33 +181,35 @@ class ImproveConfig:
 
     def __post_init__(self) -> None:
         if self.method not in IMPROVE_METHODS:
-            raise ConfigError(f"method must be one of {list(IMPROVE_METHODS)}, got {self.method!r}")
+            raise ConfigError(
+                f"must be one of {list(IMPROVE_METHODS)}, got {self.method!r}", field="method"
+            )
         if self.dpo_from not in DPO_FROM:
-            raise ConfigError(f"dpo_from must be one of {list(DPO_FROM)}, got {self.dpo_from!r}")
+            raise ConfigError(
+                f"must be one of {list(DPO_FROM)}, got {self.dpo_from!r}", field="dpo_from"
+            )
         _at_least(self, "rounds", 0)
         _at_least(self, "pairs_per_problem", 1)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
+@include(EvalStage, exclude=("benchmark", "out", *RUN_FILLED))
 class EvalConfig:
-    """Evaluation after every stage (backbone, imitate, each round) on every benchmark."""
+    """Evaluation after every stage (backbone, imitate, each round) on every benchmark: the
+    ``eval`` command's options, less what the run fills in."""
 
-    benchmarks: tuple[str, ...]
-    limit: int | None = None
-    strategy: str = "greedy"  # greedy | sample
-    k: int = 1
-    temperature: float = 0.7
-    max_tokens: int = 1024
+    benchmarks: tuple[str, ...] = option(cli=None, help="Benchmarks or problems files.")
 
     def __post_init__(self) -> None:
         if not self.benchmarks:
-            raise ConfigError("benchmarks must name at least one benchmark or problems file")
-        _at_least(self, "limit", 0)
-        try:
-            EvalSettings(strategy=self.strategy, k=self.k, max_tokens=self.max_tokens)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        _at_least(self, "max_tokens", 1)
+            raise ConfigError(
+                "must name at least one benchmark or problems file", field="benchmarks"
+            )
+        check_options(self)
+        self.stage(benchmark="", out="")  # the strategy's own checks
+
+    def stage(self, **run: Any) -> EvalStage:
+        return stage_config(EvalStage, self, **run)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +228,7 @@ class LaunchConfig:
 
     def __post_init__(self) -> None:
         if self.ready_timeout <= 0:
-            raise ConfigError(f"ready_timeout must be > 0, got {self.ready_timeout}")
+            raise ConfigError(f"must be > 0, got {self.ready_timeout}", field="ready_timeout")
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,14 +258,8 @@ class DemoRecipe:
 Recipe = LoopRecipe | DemoRecipe
 
 # settings of ``train sft`` / ``train dpo`` that have a CLI flag (a launched run gets only these)
-SFT_FLAGS = frozenset(
-    {"lora", "epochs", "max_steps", "learning_rate", "batch_size", "max_length", "packing", "seed"}
-    | {"bf16"}
-)
-DPO_FLAGS = frozenset(
-    {"align", "sft_weight", "beta", "lora", "epochs", "max_steps", "learning_rate", "batch_size"}
-    | {"max_length", "seed", "bf16"}
-)
+SFT_FLAGS = frozenset(f.name for f, _ in cli_fields(SFTSettings))
+DPO_FLAGS = frozenset(f.name for f, _ in cli_fields(DPOSettings))
 
 
 # -- loading -----------------------------------------------------------------------------------
@@ -468,16 +478,12 @@ def build(
                 raise ConfigError(f"{_key(where, f.name)}: required key is missing")
     try:
         return cls(**kwargs)
-    except (ConfigError, TypeError, ValueError) as exc:
-        msg = str(exc)
-        # "max_steps must be ..." from a settings class names its field: make the key dotted
-        head = msg.split(" ", 1)[0].rstrip(":").split(".")[0]
-        if where and head in fields:
-            raise ConfigError(f"{where}.{msg}") from None
-        parent, _, last = where.rpartition(".")
-        if where and head == last:  # "select.by: ..." raised inside improve.select
-            raise ConfigError(f"{parent}.{msg}" if parent else msg) from None
-        raise ConfigError(f"{where}: {msg}" if where else msg) from None
+    except ConfigError as exc:
+        if exc.field is None:
+            raise ConfigError(exc.message, where=where or None) from None
+        raise ConfigError(exc.message, field=_key(where, exc.field)) from None
+    except TypeError as exc:  # a field the section does not take
+        raise ConfigError(f"{where}: {exc}" if where else str(exc)) from None
 
 
 def _key(where: str, name: str) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from reasonloop.format import SYSTEM_PROMPT
 from reasonloop.records import Problem, Trajectory
+from reasonloop.store.export import preference_rows as trl_rows
 
 
 def preference_rows(
@@ -41,16 +42,8 @@ def preference_rows(
                 t = replace(t, perplexity=perplexity(problems[t.problem_id], t))
             trajs.append(t)
     pairs = select_pairs(trajs, problems, prompt=prompt_for, pairs_per_problem=pairs_per_problem)
-    system = [{"role": "system", "content": SYSTEM_PROMPT}] if system_prompt else []
-    return [
-        {
-            "prompt": [*system, {"role": "user", "content": p.prompt}],
-            "chosen": [{"role": "assistant", "content": p.chosen}],
-            "rejected": [{"role": "assistant", "content": p.rejected}],
-            "problem_id": p.problem_id,
-        }
-        for p in pairs
-    ]
+    rows = trl_rows(pairs, system=SYSTEM_PROMPT if system_prompt else None)
+    return [{**row, "problem_id": p.problem_id} for p, row in zip(pairs, rows, strict=True)]
 
 
 def write_rows(path: Path, rows: list[dict]) -> int:
@@ -76,13 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     scorer = None
     if a.perplexity_engine:
         from reasonloop.engines import load_engine
-        from reasonloop.generate import messages_for
+        from reasonloop.generate import perplexity_scorer
 
         eng = load_engine(a.perplexity_engine)
-
-        def scorer(p, t):
-            msgs = messages_for(p, system_prompt=not a.no_system_prompt)
-            return eng.score(msgs, t.text).perplexity
+        scorer = perplexity_scorer(eng, system_prompt=not a.no_system_prompt)
 
     with open_store(a.store, create=False, readonly=True) as st:
         rows = preference_rows(

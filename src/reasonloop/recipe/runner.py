@@ -28,18 +28,18 @@ runs as ``LAUNCHER -m reasonloop.cli train ...`` in a subprocess, its output in 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shlex
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from reasonloop.demo.run import Step as Once
 from reasonloop.errors import ConfigError, DataError, ReasonloopError
 from reasonloop.progress import LogReporter, Reporter
 from reasonloop.recipe import commands as cmd
@@ -52,8 +52,11 @@ from reasonloop.recipe.config import (
     changed_keys,
     resolved,
 )
+from reasonloop.recipe.demo import run_demo
 from reasonloop.recipe.report import percent
 from reasonloop.recipe.servers import Serve, ServerProcess, ready_url
+from reasonloop.recipe.steps import Step, run_steps
+from reasonloop.recipe.steps import marker as step_marker
 from reasonloop.recipe.teacher import SPEC as COUNTDOWN
 from reasonloop.recipe.teacher import CountdownTeacher
 
@@ -61,18 +64,6 @@ log = logging.getLogger(__name__)
 
 # keys a resumed run may change: more (or fewer) rounds, and how processes are launched
 RESUMABLE_CHANGES = ("improve.rounds", "launch.")
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    title: str
-    run: Callable[[], dict[str, Any]]
-    summary: Callable[[dict[str, Any]], str]
-    commands: Callable[[], list[str]]
-    serve: Callable[[], Serve | None] = lambda: None
-    script_serve: Callable[[], Serve | None] | None = None  # what its command lines need
-    trains: bool = False
 
 
 def open_engine(spec: str, *, batch_size: int = 16) -> Any:
@@ -119,8 +110,7 @@ class Loop:
 
     def marker(self, name: str) -> dict[str, Any] | None:
         """The summary a finished step left (None while it has not finished)."""
-        path = self.layout.steps / f"{name}.json"
-        return json.loads(path.read_text())["value"] if path.exists() else None
+        return step_marker(self.layout.root, name)
 
     def model_path(self, name: str) -> str:
         if name == "backbone":
@@ -221,25 +211,32 @@ class Loop:
     def _evals(self, model: str) -> list[Step]:
         return [self._eval(model, b) for b in self.r.eval.benchmarks]
 
+    def run_filled(self) -> dict[str, Any]:
+        """What the run fills in for every stage config (never the recipe)."""
+        return {"seed": self.r.seed, "data_dir": self.r.data_dir}
+
     def _eval(self, model: str, benchmark: str) -> Step:
         r = self.r
         out = self.layout.eval_dir(model, benchmark)
 
+        def config():
+            return r.eval.stage(
+                benchmark=benchmark,
+                out=str(out),
+                engine=self.student_spec(model),
+                system_prompt=r.system_prompt,
+                **self.run_filled(),
+            )
+
         def run() -> dict[str, Any]:
-            from reasonloop.evaluate.run import EvalSettings, evaluate
+            from reasonloop.evaluate.run import evaluate
 
             probs = self.problems(benchmark, r.eval.limit)
-            settings = EvalSettings(
-                strategy=r.eval.strategy,
-                k=r.eval.k,
-                temperature=r.eval.temperature,
-                max_tokens=r.eval.max_tokens,
-                seed=r.seed,
-                system_prompt=r.system_prompt,
-            )
             eng = self.engine(self.student_spec(model))
             with self.reporter.task(f"eval {model} on {benchmark}", len(probs)) as progress:
-                res = evaluate(eng, benchmark, probs, out, settings, on_progress=progress)
+                res = evaluate(
+                    eng, benchmark, probs, out, config().settings(), on_progress=progress
+                )
             return {
                 "model": model,
                 "benchmark": benchmark,
@@ -255,35 +252,28 @@ class Loop:
             lambda v: (
                 f"{model} {percent(v['metrics']):.1f}% on {benchmark} ({v['problems']} problems)"
             ),
-            lambda: [
-                cmd.reasonloop(cmd.eval_args(r, benchmark, out, self.student_spec(model))),
-            ],
+            lambda: [cmd.reasonloop(cmd.stage_args("eval", config()))],
             serve=lambda: self.student_serve(model),
         )
 
     def _distill(self) -> Step:
         r, t = self.r, self.r.teacher
 
-        def run() -> dict[str, Any]:
-            from reasonloop.distill import distill
-            from reasonloop.generate import SamplingSettings
+        def config():
+            return t.distill(store=str(self.layout.store), **self.run_filled())
 
-            probs = self.problems(t.problems, t.limit)
+        def run() -> dict[str, Any]:
+            from reasonloop.distill import run_distill
+
             teacher = self.engine(t.engine)
-            completer = self.engine(t.completer) if t.completer else teacher
-            s = SamplingSettings(
-                n=t.n, temperature=t.temperature, max_tokens=t.max_tokens, seed=r.seed
+            summ = run_distill(
+                config(),
+                self.reporter,
+                teacher=teacher,
+                completer=self.engine(t.completer) if t.completer else teacher,
+                store=self.store,
+                problems=self.problems(t.problems, t.limit),
             )
-            with self.reporter.task("distill", len(probs)) as progress:
-                summ = distill(
-                    teacher,
-                    probs,
-                    self.store,
-                    s,
-                    style=t.style,
-                    completer=completer,
-                    on_progress=progress,
-                )
             return {
                 "problems": summ.problems,
                 "samples": summ.samples,
@@ -299,50 +289,30 @@ class Loop:
                 f"{v['samples']} teacher responses to {v['problems']} problems ({v['new']} new), "
                 f"{100 * v['correct'] / max(1, v['samples']):.1f}% correct"
             ),
-            lambda: [
-                *cmd.notes(r, "distill"),
-                cmd.reasonloop(cmd.distill_args(r, self.layout.store)),
-            ],
+            lambda: [*cmd.notes(r, "distill"), cmd.reasonloop(cmd.stage_args("distill", config()))],
             serve=self.teacher_serve,
         )
 
     def _rel(self) -> Step:
         r, t = self.r, self.r.teacher
 
-        def run() -> dict[str, Any]:
-            from reasonloop.rel.loop import RELConfig, chain_summary, run_rel
+        def config():
+            return t.rel(store=str(self.layout.store), **self.run_filled())
 
-            probs = self.problems(t.problems, t.limit)
+        def run() -> dict[str, Any]:
+            from reasonloop.rel.loop import run_rel_stage
+
             gen = self.engine(t.engine)
             critic = self.engine(t.critic) if t.critic and t.critic != t.engine else gen
-            cfg = RELConfig(
-                rounds=t.rounds, threshold=t.threshold, max_tokens=t.max_tokens, seed=r.seed
+            s = run_rel_stage(
+                config(),
+                self.reporter,
+                generator=gen,
+                critic=critic,
+                store=self.store,
+                problems=self.problems(t.problems, t.limit),
             )
-            store = self.store
-            store.add_problems(probs)
-            accepted = rounds = correct = 0
-            with self.reporter.task("rel", len(probs)) as progress:
-                for n, p in enumerate(probs, 1):
-                    done = list(store.trajectories(problem_id=p.id, stage="rel"))
-                    chain = run_rel(
-                        p,
-                        gen,
-                        critic,
-                        cfg,
-                        done=done,
-                        on_round=lambda tr: store.add_trajectories([tr], stage="rel"),
-                    )
-                    s = chain_summary(chain, cfg.threshold)
-                    accepted += bool(s["accepted"])
-                    rounds += int(s["rounds"])  # type: ignore[call-overload]
-                    correct += int(s["correct_rounds"])  # type: ignore[call-overload]
-                    progress(n, 0)
-            return {
-                "problems": len(probs),
-                "accepted": accepted,
-                "rounds": rounds,
-                "correct_rounds": correct,
-            }
+            return dataclasses.asdict(s)
 
         return Step(
             "rel",
@@ -352,7 +322,7 @@ class Loop:
                 f"{v['accepted']} of {v['problems']} problems accepted; {v['rounds']} rounds, "
                 f"{v['correct_rounds']} validated"
             ),
-            lambda: [*cmd.notes(r, "rel"), cmd.reasonloop(cmd.rel_args(r, self.layout.store))],
+            lambda: [*cmd.notes(r, "rel"), cmd.reasonloop(cmd.stage_args("rel", config()))],
             serve=self.teacher_serve,
         )
 
@@ -361,14 +331,11 @@ class Loop:
         served student's rollouts carry their log-probs)."""
         if self.r.student.engine != "hf":
             return None
-        from reasonloop.generate import messages_for
+        from reasonloop.generate import perplexity_scorer
 
-        def score(problem, t) -> float:
-            eng = self.engine(self.student_spec(model))
-            msgs = messages_for(problem, system_prompt=self.r.system_prompt)
-            return eng.score(msgs, t.text).perplexity
-
-        return score
+        return perplexity_scorer(
+            lambda: self.engine(self.student_spec(model)), system_prompt=self.r.system_prompt
+        )
 
     def _curate_imitate(self) -> Step:
         r = self.r
@@ -376,15 +343,9 @@ class Loop:
         needs_ppl = r.curate.config.select.by.startswith("perplexity")
 
         def run() -> dict[str, Any]:
-            from reasonloop.curate.run import curate
+            from reasonloop.curate.run import curate, store_rows
 
-            store = self.store
-            problems = {p.id: p for p in store.problems()}
-            rows = (
-                (problems[t.problem_id], t)
-                for t in store.trajectories(stage=stage)
-                if t.problem_id in problems
-            )
+            rows = store_rows(self.store, [stage])
             bench = [p.problem for b in r.curate.decontaminate for p in self.problems(b, None)]
             rep = curate(
                 rows,
@@ -439,13 +400,13 @@ class Loop:
             f"SFT → {model}",
             run,
             lambda v: f"{v['global_step']} steps, train loss {v['train_loss']:.4f} → {v['model']}",
-            lambda: [cmd.reasonloop(cmd.train_sft_args(settings()), self.r.launch.train)],
+            lambda: [cmd.reasonloop(cmd.stage_args("train sft", settings()), self.r.launch.train)],
             trains=True,
         )
 
     def _train(self, name: str, kind: str, s: Any) -> dict[str, Any]:
         if self.r.launch.train:
-            args = cmd.train_sft_args(s) if kind == "sft" else cmd.train_dpo_args(s)
+            args = cmd.stage_args(f"train {kind}", s)
             argv = [*shlex.split(self.r.launch.train), "-m", "reasonloop.cli", *args]
             self.layout.logs.mkdir(parents=True, exist_ok=True)
             logfile = self.layout.logs / f"{name}.log"
@@ -477,35 +438,30 @@ class Loop:
         }
 
     def _explore(self, i: int) -> Step:
-        r, e = self.r, self.r.explore
+        r = self.r
         policy = self.policy(i)
         stage = f"explore-r{i}"
 
-        def run() -> dict[str, Any]:
-            from reasonloop.explore import explore
-            from reasonloop.generate import SamplingSettings
+        def config():
+            return r.explore.stage(
+                store=str(self.layout.store),
+                engine=self.student_spec(policy),
+                stage=stage,
+                **self.run_filled(),
+            )
 
-            probs = self.problems(e.problems, e.limit)
-            s = SamplingSettings(
-                temperature=e.temperature,
-                top_p=e.top_p,
-                max_tokens=e.max_tokens,
-                seed=r.seed,
+        def run() -> dict[str, Any]:
+            from reasonloop.explore import run_explore
+
+            summ = run_explore(
+                config(),
+                self.reporter,
+                engine=self.engine(self.student_spec(policy)),
+                store=self.store,
+                problems=self.problems(r.explore.problems, r.explore.limit),
                 system_prompt=r.system_prompt,
                 logprobs=True,  # each rollout's perplexity, for selection and pairs
             )
-            eng = self.engine(self.student_spec(policy))
-            with self.reporter.task(f"explore (round {i}, {policy})", len(probs)) as progress:
-                summ = explore(
-                    eng,
-                    probs,
-                    self.store,
-                    s,
-                    max_rollouts=e.max_rollouts,
-                    batch=e.batch,
-                    stage=stage,
-                    on_progress=progress,
-                )
             return {
                 "model": policy,
                 "problems": len(summ.results),
@@ -523,12 +479,7 @@ class Loop:
                 f"{v['model']} solved {v['solved']}/{v['problems']} hard problems in "
                 f"{v['rollouts']} rollouts ({v['new']} new)"
             ),
-            lambda: [
-                *cmd.notes(r, "explore"),
-                cmd.reasonloop(
-                    cmd.explore_args(r, self.layout.store, self.student_spec(policy), stage)
-                ),
-            ],
+            lambda: [*cmd.notes(r, "explore"), cmd.reasonloop(cmd.stage_args("explore", config()))],
             serve=lambda: self.student_serve(policy),
         )
 
@@ -539,18 +490,10 @@ class Loop:
         policy = self.policy(i)
 
         def run() -> dict[str, Any]:
-            from reasonloop.curate.run import curate
+            from reasonloop.curate.run import curate, store_rows
 
-            store = self.store
-            problems = {p.id: p for p in store.problems()}
-            rows = (
-                (problems[t.problem_id], t)
-                for s in stages
-                for t in store.trajectories(stage=s)
-                if t.problem_id in problems
-            )
             rep = curate(
-                rows,
+                store_rows(self.store, stages),
                 self.layout.explored_dir(i),
                 self._explored_curate_config(),
                 perplexity=self._perplexity_scorer(policy) if needs_ppl else None,
@@ -660,7 +603,7 @@ class Loop:
             f"round {i}: thought-only DPO from {start}",
             run,
             summary,
-            lambda: [cmd.reasonloop(cmd.train_dpo_args(settings()), r.launch.train)],
+            lambda: [cmd.reasonloop(cmd.stage_args("train dpo", settings()), r.launch.train)],
             trains=True,
         )
 
@@ -685,25 +628,8 @@ class Loop:
 
     def run(self) -> dict[str, Any]:
         self.write_configs()
-        once = Once(self.layout.root)
-        current = None
         try:
-            for step in self.steps():
-                current = step.name
-                done = self.marker(step.name)
-                if done is not None:
-                    self.reporter.line(f"{step.name}: done before; {step.summary(done)}")
-                    continue
-                self._switch(step)
-                result = once(step.name, step.run)
-                self.reporter.line(
-                    f"{step.name}: {step.summary(result['value'])} [{result['seconds']:.0f}s]"
-                )
-            current = None
-        except BaseException:
-            if current is not None:
-                self.reporter.line(f"{current}: failed; run the same command again to resume here")
-            raise
+            run_steps(self.layout.root, self.steps(), self.reporter, before=self._switch)
         finally:
             self.close()
         from reasonloop.recipe.report import write_report
@@ -779,7 +705,7 @@ def demo_command(recipe: DemoRecipe, out: Path) -> str:
         f"{name}={json.dumps(v) if isinstance(v, str) else repr(v)}" for name, v in changed
     ]
     code = (
-        "from reasonloop.demo.run import DemoConfig, run_demo; "
+        "from reasonloop.demo.run import DemoConfig; from reasonloop.recipe.demo import run_demo; "
         f"run_demo(DemoConfig({', '.join(args)}))"
     )
     return f"python -c {shlex.quote(code)}"
@@ -834,8 +760,6 @@ def run_recipe(
     prepare_run_dir(recipe, out)
     reporter = reporter or LogReporter()
     if isinstance(recipe, DemoRecipe):
-        from reasonloop.demo.run import run_demo
-
         summary = run_demo(replace(recipe.demo, out=str(out)), reporter)
         return {**summary, "report": str(out / "report.md")}
     return Loop(recipe, out, reporter=reporter, recipe_path=recipe_path).run()

@@ -13,16 +13,21 @@ that cannot be parsed is retried, then recorded with ``critique = "unparseable: 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import re
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from importlib import resources
 
 from reasonloop.engines.base import Engine, Request, user_messages
 from reasonloop.format import parse
+from reasonloop.generate import Inputs, Sampling, held, load_inputs
+from reasonloop.options import check_options, include, option
+from reasonloop.progress import LogReporter, Reporter
 from reasonloop.records import Generator, Problem, Trajectory
 from reasonloop.verify import grade
 
@@ -89,22 +94,89 @@ def parse_critique(text: str) -> CriticScore | None:
 
 
 @dataclass(frozen=True, slots=True)
+@include(Sampling, exclude=("n", "top_p"))
 class RELConfig:
-    rounds: int = 3
-    threshold: float = 0.8
-    critic_retries: int = 2
-    temperature: float = 0.7
-    max_tokens: int = 1024
-    critic_max_tokens: int = 256
-    seed: int = 0
+    """The loop's settings (the sampling block's temperature, max_tokens and seed are the
+    generator's; the critic answers greedily)."""
+
+    rounds: int = option(3, min=0, help="Revisions after the first rewrite.")
+    threshold: float = option(0.8, min=0, max=1, help="Critic score (0-1) that accepts a round.")
+    critic_retries: int = option(2, cli=None, min=0, help="Retries of an unparseable critique.")
+    critic_max_tokens: int = option(256, cli=None, min=1, help="Tokens of one critique at most.")
 
     def __post_init__(self) -> None:
-        if self.rounds < 0:
-            raise ValueError(f"rounds must be >= 0, got {self.rounds}")
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
-        if self.critic_retries < 0:
-            raise ValueError(f"critic_retries must be >= 0, got {self.critic_retries}")
+        check_options(self)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+@include(RELConfig)
+@include(Inputs, exclude=("engine", "unsafe_code_exec"))
+class RELRunConfig:
+    """``reasonloop rel`` and a recipe's ``teacher:`` section with ``method: rel``."""
+
+    problems: str = option(cli="--problems", help="Problems with seed solutions (name or file).")
+    generator: str = option("default", help="Engine that writes and revises.")
+    critic: str = option("default", help="Engine that scores against the rubric.")
+
+    def __post_init__(self) -> None:
+        check_options(self)
+
+    def loop(self) -> RELConfig:
+        names = [f.name for f in dataclasses.fields(RELConfig)]
+        return RELConfig(**{n: getattr(self, n) for n in names})
+
+
+@dataclass(frozen=True, slots=True)
+class RELSummary:
+    problems: int
+    accepted: int
+    rounds: int
+    correct_rounds: int
+
+
+def run_rel_stage(
+    config: RELRunConfig,
+    reporter: Reporter | None = None,
+    *,
+    generator: Engine | None = None,
+    critic: Engine | None = None,
+    store=None,
+    problems: Sequence[Problem] | None = None,
+) -> RELSummary:
+    """The ``rel`` stage: a chain per problem, every round stored as it ends (stage ``rel``);
+    a rerun continues each chain after its stored rounds. Engines, store and problems are opened
+    here unless passed in."""
+    from reasonloop.engines import load_engine
+    from reasonloop.store import open_store
+
+    reporter = reporter or LogReporter()
+    cfg = config.loop()
+    probs = list(problems) if problems is not None else load_inputs(config, config.problems)
+    accepted_ = rounds = correct = 0
+    with ExitStack() as stack:
+        generator = held(stack, generator, lambda: load_engine(config.generator))
+        if critic is None and config.critic == config.generator:
+            critic = generator
+        critic = held(stack, critic, lambda: load_engine(config.critic))
+        st = held(stack, store, lambda: open_store(config.store))
+        st.add_problems(probs)
+        with reporter.task("rel", len(probs)) as update:
+            for n, p in enumerate(probs, 1):
+                done = list(st.trajectories(problem_id=p.id, stage="rel"))
+                chain = run_rel(
+                    p,
+                    generator,
+                    critic,
+                    cfg,
+                    done=done,
+                    on_round=lambda t: st.add_trajectories([t], stage="rel"),
+                )
+                summ = chain_summary(chain, cfg.threshold)
+                accepted_ += bool(summ["accepted"])
+                rounds += int(summ["rounds"])  # type: ignore[call-overload]
+                correct += int(summ["correct_rounds"])  # type: ignore[call-overload]
+                update(n, note=f"{accepted_} accepted")
+    return RELSummary(len(probs), accepted_, rounds, correct)
 
 
 def round_id(problem_id: str, generator: str, round_: int, seed: int) -> str:
@@ -248,6 +320,8 @@ __all__ = [
     "RUBRIC",
     "CriticScore",
     "RELConfig",
+    "RELRunConfig",
+    "RELSummary",
     "accepted",
     "chain_summary",
     "fill",
@@ -255,4 +329,5 @@ __all__ = [
     "parse_critique",
     "round_id",
     "run_rel",
+    "run_rel_stage",
 ]

@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from reasonloop.errors import ConfigError, DataError, MissingDependency
 from reasonloop.format import END_THOUGHT
+from reasonloop.options import check_options, include, option
 from reasonloop.progress import Update
 from reasonloop.train.callbacks import follow
 from reasonloop.train.masks import thought_mask
 from reasonloop.train.sft import (
-    LoraSettings,
+    TrainerOptions,
     add_format_tokens,
     load_model_and_tokenizer,
     lora_config,
@@ -38,33 +39,21 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+@include(TrainerOptions, learning_rate=5e-6, batch_size=4)  # DPO moves a trained policy gently
 class DPOSettings:
-    model: str
-    data: str  # JSONL of TRL preference rows: {"prompt": [...], "chosen": [...], "rejected": [...]}
-    output_dir: str
-    align: str = "thought"  # thought | full
-    sft_weight: float = 0.0
-    beta: float = 0.1
-    lora: LoraSettings | None = None
-    epochs: float = 1.0
-    max_steps: int = -1
-    learning_rate: float = 5e-6
-    batch_size: int = 4
-    grad_accum: int = 1
-    max_length: int = 1024
-    warmup: float = 0.0  # steps, or a fraction of all steps when < 1
-    seed: int = 0
-    logging_steps: int = 10
-    bf16: bool = False  # on a GPU; on CPU bf16 is ~17x slower than fp32
-    extra: dict[str, Any] = field(default_factory=dict)
+    """What ``reasonloop train dpo`` runs: its flags are these fields' declarations."""
+
+    model: str = option(cli="--model", help="The policy to start from (e.g. the SFT output).")
+    data: str = option(
+        cli="--data", path=True, help="TRL preference JSONL: prompt, chosen, rejected."
+    )
+    output_dir: str = option(cli="--out", path=True, help="Where to save the trained model.")
+    align: str = option("thought", choices=("thought", "full"), help="thought (STILL-2) | full")
+    sft_weight: float = option(0.0, min=0, help="Weight of the NLL term on the chosen response.")
+    beta: float = option(0.1, above=0, help="DPO beta.")
 
     def __post_init__(self) -> None:
-        if self.align not in ("thought", "full"):
-            raise ConfigError(f"align must be 'thought' or 'full', got {self.align!r}")
-        if self.sft_weight < 0:
-            raise ConfigError(f"sft_weight must be >= 0, got {self.sft_weight}")
-        if self.beta <= 0:
-            raise ConfigError(f"beta must be > 0, got {self.beta}")
+        check_options(self)
 
 
 def read_preferences(path: str | Path) -> list[dict[str, Any]]:

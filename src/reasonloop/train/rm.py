@@ -39,15 +39,16 @@ import json
 import logging
 import random
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from reasonloop.errors import ConfigError, DataError, MissingDependency
+from reasonloop.options import check_options, include, option
 from reasonloop.progress import Update
 from reasonloop.records import Problem, Trajectory
 from reasonloop.train.callbacks import follow
-from reasonloop.train.sft import LoraSettings, add_format_tokens, trl_common_args
+from reasonloop.train.sft import LoraSettings, TrainerOptions, add_format_tokens, trl_common_args
 
 log = logging.getLogger(__name__)
 
@@ -55,50 +56,52 @@ KINDS = ("orm", "prm", "genrm")
 
 
 @dataclass(frozen=True, slots=True)
+@include(
+    TrainerOptions, exclude=("bf16",), learning_rate=1e-5, batch_size=4, max_length=2048
+)  # a reward model reads whole trajectories
 class RMSettings:
-    """What ``reasonloop train orm|prm|genrm`` runs. Field comments double as CLI help."""
+    """What ``reasonloop train orm|prm|genrm`` runs: its flags are these fields' declarations
+    (each command takes the ones of its kind)."""
 
-    kind: str  # orm | prm | genrm
-    model: str  # a transformers causal LM dir / hub id to start from
-    store: str  # the trajectory store to read trajectories (and step labels) from
-    output_dir: str
-    stage: str | None = None  # only trajectories of this stage
-    lora: LoraSettings | None = None
-    epochs: float = 1.0
-    max_steps: int = -1
-    learning_rate: float = 1e-5
-    batch_size: int = 4
-    grad_accum: int = 1
-    max_length: int = 2048
-    warmup: float = 0.0  # steps, or a fraction of all steps when < 1
-    seed: int = 0
-    logging_steps: int = 10
-    pairs_per_problem: int = 4  # orm, genrm --balance: at most N (correct, wrong) pairs a problem
-    labels: str = "hard"  # prm: hard | soft
-    labeler: str | None = None  # prm: only this labeller's step labels (default: all)
-    method: str = "sft"  # genrm: sft | dpo
-    balance: bool = False  # genrm: only the ORM's pairs' trajectories, one Yes per No
-    beta: float = 0.1  # genrm with dpo
-    eval_fraction: float = 0.1  # problems held out to measure accuracy (>= 1 of 2 or more)
-    extra: dict[str, Any] = field(default_factory=dict)  # passed to the trainer's config
+    kind: str = option(cli=None, choices=KINDS, help="orm | prm | genrm")
+    model: str = option(cli="--model", help="The causal LM to start from (dir or hub id).")
+    store: str = option(
+        cli="--store",
+        path=True,
+        help="The trajectory store to read trajectories (and step labels) from.",
+    )
+    output_dir: str = option(cli="--out", path=True, help="Where to save the reward model.")
+    stage: str | None = option(None, help="Only trajectories of this stage.")
+    pairs_per_problem: int = option(
+        4, min=1, help="At most N (correct, incorrect) pairs per problem."
+    )
+    labels: str = option(
+        "hard", choices=("hard", "soft"), help="hard (any correct) | soft (fraction)."
+    )
+    labeler: str | None = option(None, help="Only this labeller's step labels (default: all).")
+    method: str = option(
+        "sft",
+        choices=("sft", "dpo"),
+        help="sft (answer Yes/No) | dpo (prefer the right answer, V-STaR).",
+    )
+    balance: bool = option(
+        False,
+        help="Only trajectories of (correct, incorrect) pairs of one problem: as many Yes as No.",
+    )
+    beta: float = option(0.1, above=0, help="DPO beta (--method dpo).")
+    eval_fraction: float = option(
+        0.1,
+        min=0,
+        help="Share of the problems held out of training; the accuracy reported is measured on "
+        "them only (at least 1 problem of 2 or more; 0: none).",
+    )
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ConfigError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
-        if self.learning_rate <= 0:
-            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.max_length < 8:
-            raise ConfigError(f"max_length must be >= 8, got {self.max_length}")
-        if self.pairs_per_problem < 1:
-            raise ConfigError(f"pairs_per_problem must be >= 1, got {self.pairs_per_problem}")
-        if self.labels not in ("hard", "soft"):
-            raise ConfigError(f"labels must be 'hard' or 'soft', got {self.labels!r}")
-        if self.method not in ("sft", "dpo"):
-            raise ConfigError(f"method must be 'sft' or 'dpo', got {self.method!r}")
-        if not 0.0 <= self.eval_fraction < 1.0:
-            raise ConfigError(f"eval_fraction must be >= 0 and < 1, got {self.eval_fraction}")
+        check_options(self)
+        if not self.eval_fraction < 1.0:
+            raise ConfigError(
+                f"must be >= 0 and < 1, got {self.eval_fraction}", field="eval_fraction"
+            )
 
 
 # --- data -----------------------------------------------------------------------------------------

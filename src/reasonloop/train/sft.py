@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from reasonloop.errors import ConfigError, DataError, MissingDependency
+from reasonloop.errors import DataError, MissingDependency
 from reasonloop.format import MARKERS
+from reasonloop.options import check_options, include, option
 from reasonloop.progress import Update
 from reasonloop.train.callbacks import follow
 
@@ -33,34 +34,49 @@ class LoraSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class SFTSettings:
-    """What ``reasonloop train sft`` runs. Field help doubles as CLI help."""
+class TrainerOptions:
+    """The trainer block: what SFT, DPO and the reward models share, declared once and included in
+    each one's settings (with that trainer's own learning rate, batch size and length)."""
 
-    model: str  # a transformers model dir / hub id
-    data: str  # JSONL of TRL conversational rows ({"messages": [...]}), e.g. curate's train.jsonl
-    output_dir: str
-    lora: LoraSettings | None = None
-    epochs: float = 1.0
-    max_steps: int = -1
-    learning_rate: float = 1e-4
-    batch_size: int = 8
-    grad_accum: int = 1
-    max_length: int = 1024
-    packing: bool = False  # padding-free packing (exact only with FlashAttention; see module doc)
-    group_by_length: bool = True
-    warmup: float = 0.0  # steps, or a fraction of all steps when < 1
-    seed: int = 0
-    logging_steps: int = 10
-    bf16: bool = False  # on a GPU; on CPU bf16 is ~17x slower than fp32
-    extra: dict[str, Any] = field(default_factory=dict)  # passed to trl.SFTConfig as is
+    lora: LoraSettings | None = option(
+        None, cli="--lora", lora=True, help="Train a LoRA adapter instead of all weights."
+    )
+    epochs: float = option(1.0, above=0, help="Passes over the data (unless --max-steps).")
+    max_steps: int = option(-1, help="Stop after N optimizer steps (-1: epochs).")
+    learning_rate: float = option(1e-4, cli="--lr", above=0, help="Peak learning rate.")
+    batch_size: int = option(8, min=1, help="Sequences per optimizer step (per device).")
+    grad_accum: int = option(1, cli=None, min=1, help="Gradient accumulation steps.")
+    max_length: int = option(1024, min=8, help="Tokens per sequence; longer ones are cut.")
+    warmup: float = option(
+        0.0, cli=None, min=0, help="Warmup steps, or a fraction of all steps when < 1."
+    )
+    seed: int = option(0, help="Seed of initialisation, shuffling and dropout.")
+    logging_steps: int = option(10, cli=None, min=1, help="Log the loss every N steps.")
+    bf16: bool = option(False, help="bf16 mixed precision (GPU; on CPU ~17x slower than fp32).")
+    extra: dict[str, Any] = option(
+        cli=None, default_factory=dict, help="Passed to the TRL config as is."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+@include(TrainerOptions)
+class SFTSettings:
+    """What ``reasonloop train sft`` runs: its flags are these fields' declarations."""
+
+    model: str = option(cli="--model", help="A transformers model dir or hub id.")
+    data: str = option(
+        cli="--data", path=True, help="TRL conversational JSONL (e.g. curate's train.jsonl)."
+    )
+    output_dir: str = option(cli="--out", path=True, help="Where to save the fine-tuned model.")
+    packing: bool = option(
+        False, help="Padding-free packing (exact with FlashAttention; see the module doc)."
+    )
+    group_by_length: bool = option(
+        True, cli=None, help="Batch sequences of similar length together."
+    )
 
     def __post_init__(self) -> None:
-        if self.learning_rate <= 0:
-            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.max_length < 8:
-            raise ConfigError(f"max_length must be >= 8, got {self.max_length}")
+        check_options(self)
 
 
 def add_format_tokens(tokenizer: Any, model: Any | None = None) -> list[str]:

@@ -1,0 +1,496 @@
+"""The CPU demo as a recipe (``kind: demo``): its phases are steps of the recipe runner.
+
+The plan (:meth:`DemoRun.steps`), each step resumable like a loop recipe's (a finished step leaves
+``OUT/steps/NAME.json`` and is only summarised on a rerun; :func:`reasonloop.recipe.runner.run_steps`
+runs them)::
+
+    distill, curate            the Countdown teacher's traces → D_0
+    control-data               (control) the same problems, answer-only
+    backbone, eval-backbone-k1 the untrained student, measured
+    per seed S:
+      sft-imitate-sS, eval-imitate-sS-k1
+      explore-sS               the imitated student samples the hard pool (+ perplexities)
+      rs-data-sS, sft-rs-sft-sS, eval-rs-sft-sS-k1
+    first seed only:
+      dpo-data, dpo, eval-dpo-k1       (dpo only when there are pairs)
+      sft-control-sS, eval-control-k1  (control)
+      eval-imitate-sS-kK, eval-rs-sft-sS-kK   maj@K on the first test puzzles of the hard set
+
+then ``report.md``, ``phases.png`` and ``summary.json`` (:func:`reasonloop.demo.run.write_demo_report`).
+The sizes and switches are :class:`reasonloop.demo.run.DemoConfig` fields: the recipe's ``demo:``
+section (``recipes/cpu-demo.yaml``); ``reasonloop demo`` runs the same recipe with the defaults.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from reasonloop.demo.run import (
+    SETS,
+    DemoConfig,
+    build_backbone,
+    distill,
+    sft_rows,
+    task_sets,
+    write_demo_report,
+    write_jsonl,
+)
+from reasonloop.demo.teacher import answer_only
+from reasonloop.progress import LogReporter, Reporter, Update
+from reasonloop.recipe.report import percent
+from reasonloop.recipe.steps import Step, marker, run_steps
+
+EVAL_BATCH = 64  # sequences the in-process student decodes together
+
+
+class DemoRun:
+    """A demo config bound to its run directory: :meth:`steps` is the plan, :meth:`run` runs it."""
+
+    def __init__(self, cfg: DemoConfig, reporter: Reporter | None = None):
+        self.cfg = cfg
+        self.root = Path(cfg.out)
+        self.reporter = reporter or LogReporter()
+        self.sets = task_sets(cfg)
+        self.problems = {p.id: p for ps in self.sets.values() for p in ps}
+        self.evals = {f"test-{b}": self.sets[f"test-{b}"] for b in SETS}
+        self._store: Any = None
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from reasonloop.store import open_store
+
+            self._store = open_store(self.root / "store.db")
+        return self._store
+
+    @property
+    def imitate_data(self) -> Path:
+        return self.root / "data" / "curate" / "train.jsonl"
+
+    @property
+    def control_data(self) -> Path:
+        return self.root / "data" / "control.jsonl"
+
+    @property
+    def backbone(self) -> Path:
+        return self.root / "models" / "backbone"
+
+    def model(self, name: str, seed: int) -> Path:
+        return self.root / "models" / f"{name}-s{seed}"
+
+    def step(
+        self,
+        name: str,
+        fn: Callable[[Update], Any],
+        summary: Callable[[Any], str],
+        total: int | None = None,
+        *,
+        trains: bool = False,
+    ) -> Step:
+        """A phase: ``fn(update)`` under one progress task named after it."""
+
+        def run() -> Any:
+            with self.reporter.task(name, total) as update:
+                return fn(update)
+
+        return Step(name, name, run, summary, lambda: [], trains=trains)
+
+    # -- the plan --------------------------------------------------------------------------------
+
+    def steps(self) -> Iterator[Step]:
+        """The steps in run order; a step that depends on an earlier one's outcome (DPO needs
+        pairs) is planned once that one has finished."""
+        cfg = self.cfg
+        yield self._distill()
+        yield self._curate()
+        if cfg.control:
+            yield self._control_data()
+        yield self._backbone()
+        yield self._eval("backbone", self.backbone)
+        for seed in cfg.seeds:
+            imitate = self.model("imitate", seed)
+            yield self._sft("imitate", self.imitate_data, seed)
+            yield self._eval(f"imitate-s{seed}", imitate)
+            yield self._explore(seed)
+            yield self._rs_data(seed)
+            rs_data = self.root / "data" / f"rs-sft-s{seed}.jsonl"
+            yield self._sft("rs-sft", rs_data, seed)
+            yield self._eval(f"rs-sft-s{seed}", self.model("rs-sft", seed))
+            if seed != cfg.seeds[0]:
+                continue
+            yield self._pairs(seed)
+            if marker(self.root, "dpo-data"):
+                yield self._dpo(seed)
+                yield self._eval("dpo", self.root / "models" / f"dpo-s{seed}")
+            if cfg.control:
+                yield self._sft("control", self.control_data, seed)
+                yield self._eval("control", self.model("control", seed))
+            # maj@k on the first test_problems hard puzzles only (k times the cost of greedy)
+            for name in ("imitate", "rs-sft"):
+                yield self._eval(
+                    f"{name}-s{seed}",
+                    self.model(name, seed),
+                    k=cfg.maj_k,
+                    only=("test-hard",),
+                    limit=cfg.test_problems,
+                )
+
+    def _distill(self) -> Step:
+        train = self.sets["train"]
+
+        def run(update: Update) -> dict[str, int]:
+            trajs = distill(self.cfg, train, on_progress=update)
+            self.store.add_problems(train)  # so that `reasonloop curate --store` sees them too
+            self.store.add_trajectories(trajs, stage="distill")
+            update(len(trajs))
+            return {"traces": len(trajs), "correct": sum(t.verdict.correct for t in trajs)}
+
+        return self.step(
+            "distill",
+            run,
+            lambda d: f"{d['traces']} teacher traces, {d['correct']} correct",
+            len(train),
+        )
+
+    def _curate(self) -> Step:
+        def run(update: Update) -> dict[str, Any]:
+            from reasonloop.curate.filters import FilterConfig
+            from reasonloop.curate.run import CurateConfig, SelectConfig, curate, store_rows
+
+            rows = store_rows(self.store, ["distill"])
+            config = CurateConfig(
+                filters=FilterConfig(
+                    min_thought_words=4, max_ngram_repeat_fraction=0.9, max_line_repeat=50
+                ),
+                near_dup_threshold=0.95,
+                select=SelectConfig(by="first"),
+                system_prompt=False,
+            )
+            rep = curate(rows, self.imitate_data.parent, config, progress=update)
+            return rep.as_dict()
+
+        def summary(c: dict[str, Any]) -> str:
+            dropped = ", ".join(f"{k}={v}" for k, v in c["dropped"].items())
+            return f"kept {c['kept']} of {c['seen']} ({dropped or 'nothing dropped'})"
+
+        return self.step("curate", run, summary, len(self.sets["train"]))
+
+    def _control_data(self) -> Step:
+        """The control's set: the same problems, answer-only (no worked thought)."""
+
+        def run(update: Update) -> int:
+            rows = []
+            for line in self.imitate_data.read_text().splitlines():
+                pid = json.loads(line)["problem_id"]
+                t = next(self.store.trajectories(problem_id=pid, stage="distill"))
+                rows.append(
+                    {
+                        "messages": [
+                            {"role": "user", "content": self.problems[pid].problem},
+                            {"role": "assistant", "content": answer_only(t.extracted)},
+                        ]
+                    }
+                )
+            write_jsonl(self.control_data, rows)
+            return len(rows)
+
+        return self.step(
+            "control-data", run, lambda n: f"{n} answer-only rows (the control's data)"
+        )
+
+    def _backbone(self) -> Step:
+        """One backbone, as in the papers (one base model; the seeds vary the fine-tuning)."""
+        cfg = self.cfg
+
+        def run(update: Update) -> str:
+            from reasonloop.search.rewardmodels import NO, YES, verification_prompt
+
+            data = [self.imitate_data, self.control_data] if cfg.control else [self.imitate_data]
+            texts = [
+                m["content"]
+                for path in data
+                for line in path.read_text().splitlines()
+                for m in json.loads(line)["messages"]
+            ] + [p.problem for p in self.problems.values()]
+            # the words a generative verifier reads and answers with (`train genrm` on the student)
+            texts += [verification_prompt("", ""), f"{YES} {NO}"]
+            return build_backbone(cfg, texts, self.backbone, 0)
+
+        return self.step(
+            "backbone",
+            run,
+            lambda path: (
+                f"an untrained {cfg.layers}-layer student, hidden {cfg.hidden_size} → {path}"
+            ),
+            trains=True,
+        )
+
+    def _eval(
+        self,
+        name: str,
+        path: Path,
+        *,
+        k: int = 1,
+        only: tuple[str, ...] = (),
+        limit: int | None = None,
+    ) -> Step:
+        chosen = {n: ps[:limit] for n, ps in self.evals.items() if not only or n in only}
+        cfg = self.cfg
+
+        def run(update: Update) -> dict[str, dict[str, float]]:
+            from reasonloop.engines.hf import HFEngine
+            from reasonloop.evaluate.run import EvalSettings, evaluate
+
+            eng = HFEngine(str(path), spec=f"hf:{path}", batch_size=EVAL_BATCH)
+            out = {}
+            before = [0, 0]  # problems and tokens of the sets already evaluated
+            tokens = [0]  # the current set's tokens so far
+
+            def on_progress(n: int, t: int) -> None:
+                tokens[0] = t
+                update(before[0] + n, before[1] + t)
+
+            settings = EvalSettings(
+                strategy="greedy" if k == 1 else "sample",
+                k=k,
+                temperature=0.8,
+                top_p=0.95,  # the maj@k rows were measured so (eval's default is 1.0)
+                max_tokens=cfg.max_new_tokens,
+                system_prompt=False,
+            )
+            for set_name, ps in chosen.items():
+                tokens[0] = 0
+                r = evaluate(
+                    eng,
+                    set_name,
+                    ps,
+                    self.root / "evals" / f"{name}-k{k}" / set_name,
+                    settings,
+                    batch_problems=len(ps),
+                    on_progress=on_progress,
+                )
+                out[set_name] = r.metrics
+                before[0], before[1] = before[0] + len(ps), before[1] + tokens[0]
+            eng.close()
+            return out
+
+        def summary(metrics: dict[str, dict[str, float]]) -> str:
+            if k == 1:
+                cells = [f"{n.removeprefix('test-')} {percent(m):.1f}%" for n, m in metrics.items()]
+                return "greedy accuracy " + ", ".join(cells)
+            cells = [
+                f"{n.removeprefix('test-')} {100 * m.get(f'maj@{k}', 0.0):.1f}%"
+                for n, m in metrics.items()
+            ]
+            return f"maj@{k} " + ", ".join(cells)
+
+        return self.step(f"eval-{name}-k{k}", run, summary, sum(map(len, chosen.values())))
+
+    def _sft(self, name: str, data: Path, seed: int) -> Step:
+        cfg = self.cfg
+        out = self.model(name, seed)
+
+        def run(update: Update) -> float:
+            from reasonloop.train.sft import SFTSettings, train_sft
+
+            s = SFTSettings(
+                model=str(self.backbone),
+                data=str(data),
+                output_dir=str(out),
+                max_steps=cfg.sft_steps,
+                batch_size=cfg.batch_size,
+                learning_rate=cfg.learning_rate,
+                max_length=cfg.max_length,
+                seed=seed,
+                logging_steps=50,
+                warmup=0.05,
+            )
+            return train_sft(s, on_progress=update)["train_loss"]
+
+        return self.step(
+            f"sft-{name}-s{seed}",
+            run,
+            lambda loss: f"{cfg.sft_steps} steps, train loss {loss:.4f} → {out}",
+            cfg.sft_steps,
+            trains=True,
+        )
+
+    def _explore(self, seed: int) -> Step:
+        cfg = self.cfg
+        stage = f"explore-s{seed}"
+        imitate = self.model("imitate", seed)
+
+        def run(update: Update) -> dict[str, Any]:
+            from reasonloop.engines.hf import HFEngine
+            from reasonloop.explore import explore
+            from reasonloop.generate import SamplingSettings, perplexity_scorer
+
+            eng = HFEngine(str(imitate), spec=f"hf:{imitate}", batch_size=EVAL_BATCH)
+            sampling = SamplingSettings(
+                temperature=cfg.explore_temperature,
+                max_tokens=cfg.max_new_tokens,
+                system_prompt=False,
+                seed=seed,
+            )
+            s = explore(
+                eng,
+                self.sets["explore"],
+                self.store,
+                sampling,
+                max_rollouts=cfg.max_rollouts,
+                batch=cfg.explore_batch,
+                stage=stage,
+                batch_problems=EVAL_BATCH,
+                on_progress=update,
+            )
+            # perplexity of every explored rollout under the imitated model, for pair selection
+            score = perplexity_scorer(eng, system_prompt=False)
+            rollouts = list(self.store.trajectories(stage=stage))
+            update(0, total=len(rollouts), note="perplexity of the rollouts")
+            scores = {}
+            for i, t in enumerate(rollouts, 1):
+                scores[t.id] = score(self.problems[t.problem_id], t)
+                update(i)
+            self.store.set_scores(f"ppl-imitate-s{seed}", scores)
+            eng.close()
+            return {
+                "solved": s.solved,
+                "buckets": dict(s.buckets),
+                "rollouts": sum(r.attempts for r in s.results),
+            }
+
+        return self.step(
+            stage,
+            run,
+            lambda e: (
+                f"solved {e['solved']}/{len(self.sets['explore'])} hard problems, "
+                f"{e['rollouts']} rollouts"
+            ),
+            len(self.sets["explore"]),
+        )
+
+    def _rs_data(self, seed: int) -> Step:
+        """D_1: D_0 plus each puzzle's distinct correct rollouts (the longest thoughts first:
+        STILL-2 keeps harder ones), each ``rs_repeat`` times (they are few next to D_0)."""
+        cfg = self.cfg
+
+        def run(update: Update) -> int:
+            good = self.store.trajectories(stage=f"explore-s{seed}", correct=True)
+            per_problem: dict[str, dict[str, Any]] = {}
+            for t in good:
+                per_problem.setdefault(t.problem_id, {}).setdefault(t.text, t)
+            picked = [
+                t
+                for found in per_problem.values()
+                for t in sorted(found.values(), key=lambda t: -len(t.text))[: cfg.rs_per_problem]
+            ]
+            rows = [json.loads(x) for x in self.imitate_data.read_text().splitlines()]
+            rows += sft_rows(self.problems, picked) * cfg.rs_repeat
+            write_jsonl(self.root / "data" / f"rs-sft-s{seed}.jsonl", rows)
+            return len(picked)
+
+        return self.step(
+            f"rs-data-s{seed}",
+            run,
+            lambda n: f"{n} distinct correct rollouts join D_0 (x{cfg.rs_repeat})",
+        )
+
+    def _pairs(self, seed: int) -> Step:
+        def run(update: Update) -> int:
+            from reasonloop.store.export import preference_rows
+            from reasonloop.train.pairs import select_pairs
+
+            ppl = self.store.scores(f"ppl-imitate-s{seed}")
+            trajs = [
+                replace(t, perplexity=ppl.get(t.id))
+                for t in self.store.trajectories(stage=f"explore-s{seed}")
+            ]
+            pairs = select_pairs(trajs, self.problems, prompt=lambda p: p.problem)
+            rows = list(preference_rows(pairs))
+            write_jsonl(self.root / "data" / "dpo.jsonl", rows)
+            return len(rows)
+
+        return self.step("dpo-data", run, lambda n: f"{n} preference pairs")
+
+    def _dpo(self, seed: int) -> Step:
+        cfg = self.cfg
+        out = self.root / "models" / f"dpo-s{seed}"
+
+        def run(update: Update) -> float:
+            from reasonloop.train.dpo import DPOSettings, train_dpo
+
+            s = DPOSettings(
+                model=str(self.model("imitate", seed)),
+                data=str(self.root / "data" / "dpo.jsonl"),
+                output_dir=str(out),
+                align="thought",
+                sft_weight=cfg.dpo_sft_weight,
+                beta=cfg.dpo_beta,
+                max_steps=cfg.dpo_steps,
+                batch_size=8,
+                learning_rate=cfg.dpo_learning_rate,
+                max_length=cfg.max_length,
+                seed=seed,
+                logging_steps=10,
+            )
+            return train_dpo(s, on_progress=update)["train_loss"]
+
+        return self.step(
+            "dpo",
+            run,
+            lambda loss: f"{cfg.dpo_steps} steps, loss {loss:.4f} → {out}",
+            cfg.dpo_steps,
+            trains=True,
+        )
+
+    # -- the run -----------------------------------------------------------------------------------
+
+    def results(self) -> dict[str, dict[str, dict[str, float]]]:
+        """Every finished evaluation, by the report's names."""
+        cfg, first = self.cfg, self.cfg.seeds[0]
+        names = {"backbone": "eval-backbone-k1", "dpo": "eval-dpo-k1"}
+        names["control"] = "eval-control-k1"
+        for seed in cfg.seeds:
+            for model in ("imitate", "rs-sft"):
+                names[f"{model}-s{seed}"] = f"eval-{model}-s{seed}-k1"
+        names["imitate-maj"] = f"eval-imitate-s{first}-k{cfg.maj_k}"
+        names["rs-sft-maj"] = f"eval-rs-sft-s{first}-k{cfg.maj_k}"
+        found = {name: marker(self.root, step) for name, step in names.items()}
+        return {name: value for name, value in found.items() if value is not None}
+
+    def run(self) -> dict[str, Any]:
+        """Run (or resume) the demo; returns the report's numbers (``backbone``, ``imitate``,
+        ``improved``: hard-set accuracy in %; ``minutes``; ``table``: the report's main table)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "config.json").write_text(json.dumps(asdict(self.cfg), indent=2) + "\n")
+        try:
+            run_steps(self.root, self.steps(), self.reporter)
+        finally:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+        rows = [
+            {"seed": seed, "explored_correct": marker(self.root, f"rs-data-s{seed}")}
+            for seed in self.cfg.seeds
+        ]
+        # the steps' own times, from their markers: a resumed run reports what the whole run took
+        seconds = sum(
+            json.loads(m.read_text()).get("seconds", 0.0)
+            for m in (self.root / "steps").glob("*.json")
+        )
+        curated = marker(self.root, "curate")
+        return write_demo_report(self.root, self.cfg, self.results(), curated, rows, seconds)
+
+
+def run_demo(cfg: DemoConfig, reporter: Reporter | None = None) -> dict[str, Any]:
+    """Run (or resume) the demo in ``cfg.out`` (see :class:`DemoRun`)."""
+    return DemoRun(cfg, reporter).run()
+
+
+__all__ = ["DemoRun", "run_demo"]
