@@ -8,13 +8,14 @@ fails one test instead of killing pytest.
 
 import json
 import sys
+from pathlib import Path
 
 import llama_cpp
 import numpy as np
 
 
 def main(model: str, request: str, out: str) -> None:
-    req = json.loads(open(request).read())
+    req = json.loads(Path(request).read_text())
     ids = req["ids"]
     llm = llama_cpp.Llama(
         model_path=model,

@@ -71,7 +71,7 @@ _TOP_NAMES = {
 # tokenizer.json pre-tokenizers (as JSON) whose llama.cpp counterpart is known, for models that
 # do not descend from a GGUF; llama.cpp picks its splitting regex by this name
 _PRE_TOKENIZERS = {
-    json.dumps({"type": "ByteLevel", "use_regex": True}, sort_keys=True): "gpt2",
+    json.dumps({"type": "ByteLevel", "use_regex": True}, sort_keys=True): "gpt-2",
     json.dumps(
         {
             "type": "Sequence",
