@@ -8,6 +8,7 @@ SmolLM2). Greedy continuations: identical for 32 tokens in F16.
 """
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -229,14 +230,20 @@ def test_added_markers_extend_the_source_gguf_vocabulary(tokenizer_dir, source_g
 
 
 def test_lora_adapter_is_merged(tiny, tmp_path):
+    """As `train sft --lora` leaves it: the format's markers added (embeddings grown, saved in the
+    adapter), random non-zero LoRA B matrices; the export is the merged model."""
     peft = pytest.importorskip("peft")
+    from reasonloop.train.sft import add_format_tokens
+
     base, tok = load(tiny)
-    ids = tok(TEXT)["input_ids"]
+    plain_ids = tok(TEXT)["input_ids"]
+    trained, tok = load(tiny)
+    torch.manual_seed(1)
+    add_format_tokens(tok, trained)
     config = peft.LoraConfig(
         r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "up_proj"]
     )
-    lora = peft.get_peft_model(load(tiny)[0], config)
-    torch.manual_seed(1)
+    lora = peft.get_peft_model(trained, config)
     with torch.no_grad():
         for name, p in lora.named_parameters():
             if "lora_B" in name:  # B starts at zero: make the adapter change something
@@ -244,17 +251,21 @@ def test_lora_adapter_is_merged(tiny, tmp_path):
     adapter = tmp_path / "adapter"
     lora.save_pretrained(adapter)
     tok.save_pretrained(adapter)
-    merged = peft.PeftModel.from_pretrained(load(tiny)[0], str(adapter)).merge_and_unload().eval()
+    fresh = load(tiny)[0]
+    fresh.resize_token_embeddings(len(tok))
+    merged = peft.PeftModel.from_pretrained(fresh, str(adapter)).merge_and_unload().eval()
+    ids = tok(TEXT + MARKERS[0] + "\nLet me try 12+30.")["input_ids"]
+    assert len(base.get_input_embeddings().weight) in ids  # a marker past the base's vocabulary
 
     out = tmp_path / "merged.gguf"
     summary = export_gguf(tiny, out, kind="f16", adapter=adapter)
-    assert summary.merged_adapter == str(adapter)
+    assert summary.merged_adapter == str(adapter) and summary.vocab == len(tok)
     logits, greedy, _ = run_llama_cpp(out, ids, tmp_path, greedy=GREEDY)
-    want = hf_logits(merged, ids)
-    assert next_token_gaps(want, logits, ids).max() < F16_NATS
+    assert next_token_gaps(hf_logits(merged, ids), logits, ids).max() < F16_NATS
     assert greedy == hf_greedy(merged, ids, GREEDY)
     # and the adapter mattered: the base's log-probs are far from the merged model's
-    assert next_token_gaps(hf_logits(base, ids), want, ids).max() > 20 * F16_NATS
+    gaps = next_token_gaps(hf_logits(base, plain_ids), hf_logits(merged, plain_ids), plain_ids)
+    assert gaps.max() > 20 * F16_NATS
 
     # an adapter folder passed as MODEL_DIR finds its base: the same file
     again = export_gguf(adapter, tmp_path / "again.gguf", kind="f16")
@@ -383,3 +394,6 @@ def test_out_is_replaced_atomically_and_a_failure_leaves_the_old_file(tiny, tmp_
     export_gguf(tiny, out, kind="f16")
     assert out.read_bytes()[:4] == b"GGUF"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.gguf"]
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # a plain file, not a private temp file

@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,8 +161,10 @@ def export_gguf(
         types.append(int(gguf.TokenType.UNUSED))
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
-    os.close(fd)
+    # a fresh name beside ``out`` (same filesystem: the rename is atomic), created with the
+    # default permissions a plain open() gives (mkstemp's 0600 would make the model private)
+    tmp = str(out.parent / f".{out.name}.{secrets.token_hex(6)}.partial")
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
         writer = gguf.GGUFWriter(tmp, "llama")
         _write_hparams(writer, config, n_vocab, kind, model_dir)
