@@ -695,6 +695,32 @@ def convert(
     out.print(plain(path), soft_wrap=True)
 
 
+@app.command("export-gguf")
+def export_gguf_cmd(
+    model_dir: Path = typer.Argument(
+        ..., help="A transformers Llama model dir (or a LoRA adapter dir)."
+    ),
+    out_file: Path = typer.Option(
+        ..., "--out", help="The .gguf file to write (replaced atomically)."
+    ),
+    kind: str = typer.Option("q8_0", "--type", help="Weight type: q8_0 or f16."),
+    adapter: Path | None = typer.Option(None, "--adapter", help="A LoRA adapter dir to merge in."),
+) -> None:
+    """A trained model → a GGUF llama.cpp runs (`--engine llamacpp:FILE.gguf`), with the source
+    model's tokenizer and chat template: the inverse of `convert`."""
+    from reasonloop.engines.export import export_gguf
+
+    s = export_gguf(model_dir, out_file, kind=kind, adapter=adapter)
+    out.print(
+        plain(
+            f"{s.out}  {s.kind}  {s.bytes / 2**20:.1f} MiB  {s.tensors} tensors  vocab {s.vocab}"
+            f"{f' (+{len(s.added_tokens)} added)' if s.added_tokens else ''}  "
+            f"tokenizer from {s.tokenizer_from}  {s.seconds:.1f}s"
+        ),
+        soft_wrap=True,
+    )
+
+
 def _register_run() -> None:
     from reasonloop.recipe.cli import run_cmd
 

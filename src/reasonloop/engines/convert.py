@@ -13,8 +13,9 @@ source finds the marker and returns at once. A changed source is converted again
 exists without the marker is never overwritten.
 
 The weights are saved as float32, the dtype GGUF tensors dequantize to (no rounding); pick a
-smaller dtype when loading. Not done: converting back to GGUF (llama.cpp's
-``convert_hf_to_gguf.py`` does that).
+smaller dtype when loading. The way back, a trained model to GGUF, is
+:mod:`reasonloop.engines.export`; it finds the source GGUF through the marker and copies its
+tokenizer.
 
 Example::
 
