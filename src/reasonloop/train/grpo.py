@@ -320,24 +320,45 @@ def keep_rows(rewards: list[float], group_size: int) -> list[int]:
 def _trainer_class() -> type:
     import torch
     from trl import GRPOTrainer
+    from trl.trainer.utils import RepeatSampler
 
-    class DynamicGRPOTrainer(GRPOTrainer):
-        """GRPOTrainer that drops all-equal groups from each scored batch (see module doc)."""
+    class EpochSampler(RepeatSampler):
+        """TRL's sampler, reseeded from ``(seed, epoch)`` at each epoch: a run resumed from a
+        checkpoint draws the same prompts for the same steps (TRL's own sampler restarts its random
+        stream on resume, so a resumed epoch after the first would pose other problems)."""
+
+        def set_epoch(self, epoch: int) -> None:
+            if self.shuffle:
+                self.generator.manual_seed((self.seed or 0) + epoch)
+
+    class ReasonloopGRPOTrainer(GRPOTrainer):
+        """GRPOTrainer with a resumable prompt order and, optionally, dynamic sampling: groups
+        whose rewards are all equal leave each scored batch (see the module doc)."""
 
         rewards_fn: StoreRewards | None = None
-        group_size: int = 2
+        dynamic_sampling: bool = False
         dropped_groups: int = 0
+
+        def _get_train_sampler(self, dataset=None):
+            return EpochSampler(
+                data_source=self.train_dataset if dataset is None else dataset,
+                mini_repeat_count=self.num_generations,
+                batch_size=self.args.generation_batch_size // self.num_generations,
+                repeat_count=self.num_iterations * self.args.steps_per_generation,
+                shuffle=self.shuffle_dataset,
+                seed=self.args.seed,
+            )
 
         def _generate_and_score_completions(self, inputs):
             out = super()._generate_and_score_completions(inputs)
-            assert self.rewards_fn is not None
+            if not self.dynamic_sampling:
+                return out
+            assert self.rewards_fn is not None  # set by train_grpo
             rewards = self.rewards_fn.last
-            n = len(rewards)
-            keep = keep_rows(rewards, self.group_size)
-            self.dropped_groups += (n - len(keep)) // self.group_size
-            self._metrics["train"]["dynamic_sampling/kept_groups"].append(
-                len(keep) / self.group_size
-            )
+            n, group = len(rewards), self.num_generations
+            keep = keep_rows(rewards, group)
+            self.dropped_groups += (n - len(keep)) // group
+            self._metrics["train"]["dynamic_sampling/kept_groups"].append(len(keep) / group)
             if len(keep) == n:
                 return out
             if not keep:
@@ -355,7 +376,7 @@ def _trainer_class() -> type:
             out["num_items_in_batch"] = self.accelerator.gather(mask.sum()).sum()
             return out
 
-    return DynamicGRPOTrainer
+    return ReasonloopGRPOTrainer
 
 
 def train_grpo(
@@ -371,7 +392,7 @@ def train_grpo(
     try:
         from datasets import Dataset
         from transformers.trainer_utils import get_last_checkpoint
-        from trl import GRPOConfig, GRPOTrainer
+        from trl import GRPOConfig
     except ImportError as exc:
         raise MissingDependency("trl", "train") from exc
     from reasonloop.store import open_store
@@ -414,8 +435,7 @@ def train_grpo(
     with open_store(s.store) as store:
         store.add_problems(problems)
         rewards = StoreRewards(s, {p.id: p for p in problems}, store, set())
-        trainer_cls = _trainer_class() if s.dynamic_sampling else GRPOTrainer
-        trainer = trainer_cls(
+        trainer = _trainer_class()(
             model=model,
             reward_funcs=[rewards],
             args=args,
@@ -425,9 +445,8 @@ def train_grpo(
         )
         # a rollout is finished when it ends in a token TRL stops on (else it was cut at the limit)
         rewards.eos_ids = {*trainer.eos_token_ids, tokenizer.pad_token_id} - {None}
-        if s.dynamic_sampling:
-            trainer.rewards_fn = rewards
-            trainer.group_size = s.group_size
+        trainer.rewards_fn = rewards
+        trainer.dynamic_sampling = s.dynamic_sampling
         follow(trainer, on_progress)
         if checkpoint:
             log.info("resuming from %s", checkpoint)
