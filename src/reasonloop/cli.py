@@ -16,6 +16,7 @@ from rich.text import Text
 from reasonloop import terminal
 from reasonloop.errors import ConfigError, DataError, ReasonloopError
 from reasonloop.terminal import console, log_to, out
+from reasonloop.train.grpo import GRPO_DEFAULTS as G
 from reasonloop.verify.sandbox import UNSAFE_ENV
 
 app = typer.Typer(
@@ -994,6 +995,89 @@ def train_dpo_cmd(
         m = train_dpo(s, on_progress=update)
     out.print(
         f"dpo ({align}, sft weight {sft_weight}): {m['global_step']} steps, loss {m['train_loss']:.4f}; saved {out_dir}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@train_app.command("grpo")
+def train_grpo_cmd(
+    model: str = typer.Option(
+        ..., "--model", help="The policy to start from (e.g. the SFT output)."
+    ),
+    problems: str = typer.Option(..., "--problems", help="A benchmark name or a problems file."),
+    out_dir: Path = typer.Option(..., "--out", help="Where to save the policy and checkpoints."),
+    store: Path = STORE,
+    stage: str = typer.Option(G["stage"], "--stage", help="Store stage of the rollouts."),
+    limit: int | None = LIMIT,
+    group_size: int = typer.Option(G["group_size"], "--group-size", help="Rollouts per prompt."),
+    prompts_per_step: int = typer.Option(G["prompts_per_step"], "--prompts-per-step"),
+    temperature: float = typer.Option(G["temperature"], "--temperature"),
+    top_p: float = typer.Option(G["top_p"], "--top-p"),
+    max_tokens: int = typer.Option(
+        G["max_completion_length"], "--max-tokens", help="Max completion length."
+    ),
+    loss_type: str = typer.Option(
+        G["loss_type"], "--loss", help="grpo|dr_grpo|dapo|bnpo|cispo|sapo"
+    ),
+    beta: float = typer.Option(G["beta"], "--beta", help="KL weight (0: no reference model)."),
+    scale_rewards: str = typer.Option(
+        G["scale_rewards"], "--scale-rewards", help="group|batch|none"
+    ),
+    format_weight: float = typer.Option(
+        G["format_weight"], "--format-weight", help="Weight of the well-formed-response reward."
+    ),
+    overlong_buffer: int = typer.Option(
+        G["overlong_buffer"],
+        "--overlong-buffer",
+        help="Soft length penalty over the last N tokens.",
+    ),
+    mask_truncated: bool = typer.Option(G["mask_truncated"], "--mask-truncated"),
+    dynamic_sampling: bool = typer.Option(
+        G["dynamic_sampling"], "--dynamic-sampling", help="Drop groups whose rewards are all equal."
+    ),
+    lora: bool = typer.Option(False, "--lora", help="Train a LoRA adapter instead of all weights."),
+    lora_r: int = typer.Option(16, "--lora-r"),
+    max_steps: int = typer.Option(G["max_steps"], "--max-steps"),
+    learning_rate: float = typer.Option(G["learning_rate"], "--lr"),
+    seed: int = typer.Option(G["seed"], "--seed"),
+    save_steps: int = typer.Option(
+        G["save_steps"], "--save-steps", help="Checkpoint every N steps."
+    ),
+    resume: bool = typer.Option(G["resume"], "--resume", help="Continue from the last checkpoint."),
+    system_prompt: bool = typer.Option(G["system_prompt"], "--system-prompt/--no-system-prompt"),
+    bf16: bool = typer.Option(G["bf16"], "--bf16", help="bf16 mixed precision (GPU; slow on CPU)."),
+    data_dir: Path | None = DATA_DIR,
+    unsafe_code_exec: bool = UNSAFE_CODE_EXEC,
+) -> None:
+    """GRPO rewarded by the graders; every rollout is stored with its step and reward."""
+    from reasonloop.problems import resolve_problems
+    from reasonloop.train.grpo import GRPOSettings, train_grpo
+
+    try:
+        s = GRPOSettings(
+            model=model, problems=problems, output_dir=str(out_dir), store=str(store), stage=stage,
+            limit=limit, data_dir=None if data_dir is None else str(data_dir),
+            system_prompt=system_prompt, group_size=group_size, prompts_per_step=prompts_per_step,
+            temperature=temperature, top_p=top_p, max_completion_length=max_tokens,
+            loss_type=loss_type, beta=beta, scale_rewards=scale_rewards,
+            format_weight=format_weight, overlong_buffer=overlong_buffer,
+            mask_truncated=mask_truncated, dynamic_sampling=dynamic_sampling,
+            lora=_lora(lora, lora_r), max_steps=max_steps, learning_rate=learning_rate, seed=seed,
+            save_steps=save_steps, resume=resume, bf16=bf16,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    probs = resolve_problems(problems, data_dir=data_dir, limit=limit)
+    _code_boundary((p.domain for p in probs), unsafe_code_exec)
+    log_to(out_dir / "train.log")
+    with terminal.task("train grpo", max_steps) as update:
+        r = train_grpo(s, problems=probs, on_progress=update)
+    out.print(
+        f"grpo ({loss_type}): {r.steps} steps, {r.rollouts} rollouts ({r.new_rows} new in {store}, "
+        f"stage {stage}), accuracy {100 * r.accuracy:.1f}%, mean reward {r.mean_reward_first:.3f} "
+        f"→ {r.mean_reward_last:.3f}, {r.dropped_groups} all-equal groups dropped, "
+        f"{r.generated_tokens / r.seconds:.1f} generated tokens/s; saved {out_dir}",
         highlight=False,
         soft_wrap=True,
     )

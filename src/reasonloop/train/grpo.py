@@ -34,7 +34,7 @@ import logging
 import math
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +144,12 @@ class GRPOSettings:
     @property
     def epochs(self) -> float:
         return 1.0  # max_steps decides; TRL's sampler cycles through the problems
+
+
+#: each field's default, for the command line (fields without one are required options)
+GRPO_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in fields(GRPOSettings) if f.default is not MISSING
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,6 +490,7 @@ def train_grpo(
 
 __all__ = [
     "LOSS_TYPES",
+    "GRPO_DEFAULTS",
     "GRPOSettings",
     "GRPOSummary",
     "RewardParts",
