@@ -197,6 +197,7 @@ def params(model):
     return {k: v.detach().clone() for k, v in model.named_parameters()}
 
 
+@pytest.mark.slow
 def test_two_steps_change_parameters_and_store_every_rollout(tmp_path, make_tiny):
     import torch
 
@@ -230,6 +231,7 @@ def test_two_steps_change_parameters_and_store_every_rollout(tmp_path, make_tiny
     assert saved["kind"] == "grpo" and saved["summary"]["rollouts"] == 16
 
 
+@pytest.mark.slow
 def test_dynamic_sampling_drops_all_equal_groups(tmp_path, make_tiny):
     model, tok = make_tiny()
     # without a length penalty every reward of a random model is 0: every group is all-equal
@@ -252,6 +254,7 @@ def test_dynamic_sampling_drops_all_equal_groups(tmp_path, make_tiny):
         assert store.count(stage="grpo") == 16  # dropped groups are still stored
 
 
+@pytest.mark.slow
 def test_dynamic_sampling_trains_on_the_groups_that_differ(tmp_path, make_tiny, monkeypatch):
     """The first group of each step is made all-equal (its rule is swapped for a constant), the
     second keeps a reward per length: one group of each step leaves the batch, the other trains."""
@@ -287,6 +290,7 @@ def test_dynamic_sampling_trains_on_the_groups_that_differ(tmp_path, make_tiny, 
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
+@pytest.mark.slow
 def test_lora_run_saves_an_adapter(tmp_path, make_tiny):
     from reasonloop.train.sft import LoraSettings
 
@@ -320,6 +324,7 @@ train_grpo(s, on_progress=die_at_3)
 """
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_without_doubling_rows(tmp_path, make_tiny):
     import torch
     from safetensors.torch import load_file
@@ -360,3 +365,33 @@ def test_killed_run_resumes_without_doubling_rows(tmp_path, make_tiny):
     start = load_file(str(base / "model.safetensors"))
     end = load_file(str(tmp_path / "out" / "model.safetensors"))
     assert any(not torch.equal(start[k], end[k]) for k in start)
+
+
+def cli(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-c", "from reasonloop.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": SRC},
+    )
+
+
+@pytest.mark.slow
+def test_train_grpo_from_the_command_line(tmp_path, make_tiny):
+    model, tok = make_tiny()
+    model.save_pretrained(tmp_path / "base")
+    tok.save_pretrained(tmp_path / "base")
+    common = ["train", "grpo", "--model", "base", "--problems", "countdown-easy", "--limit", "4"]
+    common += ["--store", "s.db", "--out", "out", "--no-system-prompt", "--max-tokens", "8"]
+    bad = cli(*common, "--loss", "ppo", cwd=tmp_path)
+    assert bad.returncode == 2 and "loss_type" in bad.stderr + bad.stdout
+    assert not (tmp_path / "s.db").exists()  # refused before anything was written
+    r = cli(
+        *common, "--max-steps", "1", "--group-size", "2", "--prompts-per-step", "2", cwd=tmp_path
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "grpo (dapo): 1 steps, 4 rollouts (4 new in s.db, stage grpo)" in r.stdout
+    with open_store(tmp_path / "s.db") as store:
+        assert store.count(stage="grpo") == 4
