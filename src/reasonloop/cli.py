@@ -1076,8 +1076,9 @@ def train_grpo_cmd(
     out.print(
         f"grpo ({loss_type}): {r.steps} steps, {r.rollouts} rollouts ({r.new_rows} new in {store}, "
         f"stage {stage}), accuracy {100 * r.accuracy:.1f}%, mean reward {r.mean_reward_first:.3f} "
-        f"→ {r.mean_reward_last:.3f}, {r.dropped_groups} all-equal groups dropped, "
-        f"{r.generated_tokens / r.seconds:.1f} generated tokens/s; saved {out_dir}",
+        f"→ {r.mean_reward_last:.3f}, "
+        + (f"{r.dropped_groups} all-equal groups dropped, " if dynamic_sampling else "")
+        + f"{r.generated_tokens / r.seconds:.1f} generated tokens/s; saved {out_dir}",
         highlight=False,
         soft_wrap=True,
     )
