@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/grpo_bench.py [--model DIR] [--steps N] [--repeats R] [--max-tokens T]
+    python benchmarks/grpo_bench.py [--model DIR] [--steps N] [--repeats R] [--max-tokens T] [--threads N]
 
 Both arms train the same model (``--model``, e.g. the demo's imitated student; by default a
 demo-architecture student built untrained from a config, saved to a temporary directory) on the
@@ -115,7 +115,13 @@ def main() -> None:
     ap.add_argument("--prompts-per-step", type=int, default=2)
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1: steadier on a shared machine)."
+    )
     a = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(a.threads)
     problems = resolve_problems(a.problems, limit=100)
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
