@@ -11,10 +11,14 @@ What it adds to TRL:
 - **Every rollout in the store.** Each rollout is graded once and stored as a
   :class:`~reasonloop.records.Trajectory` under one stage (``stage``, default ``grpo``) with the
   optimizer step it trains in ``generator.round`` (so ``--stage grpo`` selects every GRPO rollout
-  and ``round`` one step), its sample index in the group, and ``{"step", "reward", ...}`` as row
-  meta. Ids are the store's deterministic keys of (problem, stage, generator with that step, index),
-  so a run killed after step *k*'s rollouts were stored and resumed from an earlier checkpoint stores
-  those steps again as no-ops: no row is doubled.
+  and ``round`` one step), its sample index in the group, and ``{"step": k, "rewards": [parts of
+  sample 0, 1, ...]}`` (the problem's group) as row meta. Ids are the store's deterministic keys of
+  (problem, stage, generator with that step, index), and the prompt order is a function of (seed,
+  epoch) (TRL's own sampler restarts its random stream on resume), so a run killed after step *k*'s
+  rollouts were stored and resumed from an earlier checkpoint poses the same problems at the same
+  steps and stores them again as no-ops: no row is doubled. (TRL restores the sampling RNG from the
+  checkpoint too, so on CPU the regenerated rollouts were identical in the tests; were they not, the
+  store would keep the first ones.)
 - **Dynamic sampling** (``dynamic_sampling=True``): a group whose rewards are all equal (all right or
   all wrong) carries no advantage; DAPO drops such prompts and draws more. Here they are *dropped
   from the batch* after scoring (their rows leave every tensor of the step, so they add neither
