@@ -21,6 +21,7 @@ from reasonloop.recipe.config import load_recipe
 from reasonloop.recipe.runner import dry_run
 from reasonloop.rel.loop import RELConfig, RELRunConfig
 from reasonloop.train.dpo import DPOSettings
+from reasonloop.train.grpo import GRPOSettings
 from reasonloop.train.rm import RMSettings
 from reasonloop.train.sft import LoraSettings, SFTSettings, TrainerOptions
 
@@ -37,6 +38,7 @@ COMMANDS = {
     ("rel",): (RELRunConfig, set()),
     ("train", "sft"): (SFTSettings, set()),
     ("train", "dpo"): (DPOSettings, set()),
+    ("train", "grpo"): (GRPOSettings, set()),
     ("train", "orm"): (RMSettings, RM_OTHERS["orm"]),
     ("train", "prm"): (RMSettings, RM_OTHERS["prm"]),
     ("train", "genrm"): (RMSettings, RM_OTHERS["genrm"]),
@@ -100,7 +102,16 @@ def test_cli_declares_no_option_of_the_stage_commands():
         for n in tree.body
         if isinstance(n, ast.FunctionDef)
         and n.name
-        in ("generate", "explore", "eval_", "distill", "rel", "train_sft_cmd", "train_dpo_cmd")
+        in (
+            "generate",
+            "explore",
+            "eval_",
+            "distill",
+            "rel",
+            "train_sft_cmd",
+            "train_dpo_cmd",
+            "train_grpo_cmd",
+        )
     )
 
 

@@ -30,6 +30,7 @@ from reasonloop.options import cli_fields, default_of, flags
 from reasonloop.rel.loop import RELRunConfig, run_rel_stage
 from reasonloop.terminal import console, log_to, out
 from reasonloop.train.dpo import DPOSettings
+from reasonloop.train.grpo import GRPOSettings
 from reasonloop.train.rm import RMSettings
 from reasonloop.train.sft import LoraSettings, SFTSettings
 
@@ -618,6 +619,30 @@ def train_dpo_cmd(s: DPOSettings) -> None:
     out.print(
         f"dpo ({s.align}, sft weight {s.sft_weight}): {m['global_step']} steps, "
         f"loss {m['train_loss']:.4f}; saved {s.output_dir}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@config_command(train_app, "grpo", GRPOSettings)
+def train_grpo_cmd(s: GRPOSettings) -> None:
+    """GRPO rewarded by the graders; every rollout is stored with its step and reward."""
+    from reasonloop.problems import resolve_problems
+    from reasonloop.train.grpo import train_grpo
+
+    probs = resolve_problems(
+        s.problems, data_dir=s.data_dir, limit=s.limit, gpqa_password=s.gpqa_password
+    )
+    code_boundary((p.domain for p in probs), s.unsafe_code_exec)
+    log_to(Path(s.output_dir) / "train.log")
+    with terminal.task("train grpo", s.max_steps) as update:
+        r = train_grpo(s, problems=probs, on_progress=update)
+    out.print(
+        f"grpo ({s.loss_type}): {r.steps} steps, {r.rollouts} rollouts ({r.new_rows} new in "
+        f"{s.store}, stage {s.stage}), accuracy {100 * r.accuracy:.1f}%, mean reward "
+        f"{r.mean_reward_first:.3f} → {r.mean_reward_last:.3f}, "
+        + (f"{r.dropped_groups} all-equal groups dropped, " if s.dynamic_sampling else "")
+        + f"{r.generated_tokens / r.seconds:.1f} generated tokens/s; saved {s.output_dir}",
         highlight=False,
         soft_wrap=True,
     )
