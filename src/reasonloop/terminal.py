@@ -107,7 +107,8 @@ def setup(*, verbose: bool = False, debug: bool = False) -> None:
 def log_to(path: str | Path) -> Path:
     """Also write this command's log records to ``path`` (appended; reasonloop's from INFO, other
     libraries' and Python warnings from WARNING; DEBUG with ``--debug``). The file is created
-    only when the first record arrives, headed by the command line. Returns the path."""
+    only when the first record arrives once its directory exists (see :class:`_HeadedFileHandler`),
+    headed by the command line. Returns the path."""
     path = Path(path)
     if path in _STATE["files"]:
         return path
@@ -128,13 +129,31 @@ class _Trimmed(logging.Formatter):
 
 
 class _HeadedFileHandler(logging.FileHandler):
-    """An appending file handler that opens its file on the first record, under a header line."""
+    """An appending file handler that opens its file on the first record, under a header line.
+
+    It never creates a directory: until the command itself has made the file's directory (its
+    output directory, its store's), records wait in memory and are written, in order, once the
+    directory is there. So a command refused before it writes anything (a bad strategy option
+    found after the engine logged its start) leaves no directory behind; records still waiting
+    when the process ends are dropped (the refusal itself is on the terminal)."""
+
+    MAX_PENDING = 10_000
 
     def __init__(self, path: Path):
         super().__init__(path, mode="a", encoding="utf-8", delay=True)
+        self._pending: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.stream is None and not Path(self.baseFilename).parent.is_dir():
+            if len(self._pending) < self.MAX_PENDING:
+                self._pending.append(record)
+            return
+        pending, self._pending = self._pending, []
+        for early in pending:
+            super().emit(early)
+        super().emit(record)
 
     def _open(self):  # type: ignore[override]
-        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
         stream = super()._open()
         argv = shlex.join(["reasonloop", *sys.argv[1:]])
         stream.write(f"--- {datetime.now().isoformat(timespec='seconds')} {argv}\n")
