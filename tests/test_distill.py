@@ -1,10 +1,10 @@
-from reasonloop.demo.countdown import make_problems, parse_problem
-from reasonloop.demo.teacher import solve
 from reasonloop.distill import convert, detect_style, distill
 from reasonloop.engines.base import Sample
+from reasonloop.engines.countdown import solve
 from reasonloop.engines.scripted import ScriptedEngine, prompt_text
 from reasonloop.format import BEGIN_THOUGHT, parse
 from reasonloop.generate import SamplingSettings
+from reasonloop.problems.countdown import make_problems, parse_problem
 from reasonloop.store import open_store
 
 P = [

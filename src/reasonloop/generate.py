@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 
 from reasonloop.engines.base import Engine, Request, Sample, user_messages
 from reasonloop.format import SYSTEM_PROMPT, parse
+from reasonloop.problems.prompt import prompt_for
 from reasonloop.records import Generator, Problem, Trajectory
 from reasonloop.verify import grade
 
@@ -74,8 +75,6 @@ def generator_for(
 
 
 def messages_for(problem: Problem, *, system_prompt: bool = True):
-    from reasonloop.problems.prompt import prompt_for
-
     return user_messages(prompt_for(problem), SYSTEM_PROMPT if system_prompt else None)
 
 

@@ -35,6 +35,7 @@ from reasonloop.curate.filters import Filter, FilterConfig, default_filters, fir
 from reasonloop.curate.tokens import parts
 from reasonloop.errors import ConfigError
 from reasonloop.format import SYSTEM_PROMPT
+from reasonloop.problems.prompt import prompt_for
 from reasonloop.records import Problem, Trajectory
 
 log = logging.getLogger(__name__)
@@ -140,8 +141,6 @@ class CurateReport:
 
 def sft_row(problem: Problem, t: Trajectory, *, system_prompt: bool = True) -> dict[str, Any]:
     """One TRL conversational SFT row."""
-    from reasonloop.problems.prompt import prompt_for
-
     messages = [{"role": "system", "content": SYSTEM_PROMPT}] if system_prompt else []
     messages += [
         {"role": "user", "content": prompt_for(problem)},

@@ -58,7 +58,8 @@ from typing import Any
 import numpy as np
 
 from reasonloop.engines.base import Prompt, Request, Result, Sample, Scored
-from reasonloop.errors import EngineError, MissingDependency
+from reasonloop.engines.convert import load_llama_cpp, requantize_gguf
+from reasonloop.errors import EngineError
 
 log = logging.getLogger(__name__)
 
@@ -86,18 +87,11 @@ def default_engine_model() -> tuple[str, str]:
     Q8_0 (once, in the cache; see :func:`reasonloop.engines.convert.requantize_gguf`), which decodes
     parallel sequences ~1.2x faster than the shipped Q4_1 with the same next-token distribution to
     three decimals of NLL."""
-    from reasonloop.engines.convert import requantize_gguf
-
     source = Path(default_model_path())
     return str(requantize_gguf(source, "Q8_0")), f"{source.stem}-as-Q8_0"
 
 
-def _llama_cpp():
-    try:
-        import llama_cpp
-    except ImportError as exc:
-        raise MissingDependency("llama-cpp-python", "llamacpp") from exc
-    return llama_cpp
+_llama_cpp = load_llama_cpp
 
 
 DEFAULT_KV_BYTES = 2 << 30  # what the parallel context's KV cache may take by default

@@ -51,7 +51,15 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from reasonloop.engines.base import Message, Prompt, Request, Result, Sample, Scored
+from reasonloop.engines.base import (
+    Message,
+    Prompt,
+    Request,
+    Result,
+    Sample,
+    Scored,
+    render_chatml,
+)
 from reasonloop.errors import ConfigError, EngineError
 
 log = logging.getLogger(__name__)
@@ -120,13 +128,6 @@ def parse_spec(spec: str) -> tuple[Endpoint, ...]:
             raise ConfigError(f"{where}: URL {ep.base_url!r} appears twice")
         endpoints.append(ep)
     return tuple(endpoints)
-
-
-def render_chatml(messages: Sequence[Message]) -> str:
-    """ChatML (Qwen, SmolLM2, ...) with an open assistant turn. No default system message is added
-    (SmolLM2's own template adds one when the first message is not a system message)."""
-    body = "".join(f"<|im_start|>{m.role}\n{m.content}<|im_end|>\n" for m in messages)
-    return body + "<|im_start|>assistant\n"
 
 
 # ---------------------------------------------------------------------------------------------

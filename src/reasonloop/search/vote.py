@@ -3,7 +3,7 @@
 Votes go over extracted answers (``extract``, by default :func:`reasonloop.search.extract_for`);
 equivalent answers vote together (``equal``, by default math equivalence for math problems, see
 :func:`reasonloop.search.equal_for`), using
-:func:`reasonloop.evaluate.metrics.majority_vote`: ties go to the answer seen first, and the
+:func:`reasonloop.verify.answers.majority_vote`: ties go to the answer seen first, and the
 response returned is the first sample that gave the winning answer. When no sample has an answer,
 the majority vote returns the first sample and the weighted vote the top-scored one, with
 ``answer=None``.
@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 from reasonloop.engines.base import Engine, Prompt, Sample
 from reasonloop.errors import ConfigError
-from reasonloop.evaluate.metrics import majority_vote
 from reasonloop.records import Problem
 from reasonloop.search import (
     Candidate,
@@ -34,6 +33,7 @@ from reasonloop.search import (
     wanted_logprobs,
 )
 from reasonloop.search.scorers import Scorer, is_oracle
+from reasonloop.verify.answers import majority_vote
 
 logger = logging.getLogger(__name__)
 

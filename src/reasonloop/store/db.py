@@ -38,6 +38,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from reasonloop import __version__
 from reasonloop.errors import DataError
 from reasonloop.records import (
     Generator,
@@ -451,8 +452,6 @@ class Store:
             for statement in (_SCHEMA + _STEP_LABELS_SCHEMA).split(";"):
                 if statement.strip():
                     conn.execute(statement)
-            from reasonloop import __version__
-
             conn.executemany(
                 "INSERT INTO meta (key, value) VALUES (?, ?)",
                 [

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from reasonloop.errors import ConfigError, DataError, MissingDependency
+from reasonloop.problems.prompt import prompt_for
 from reasonloop.records import PreferencePair, Problem
 from reasonloop.store.db import Store
 
@@ -86,14 +87,6 @@ Correct = bool | None | Literal["auto"]
 
 
 # --- rows -----------------------------------------------------------------------------------------
-
-
-def _default_prompt(problem: Problem) -> str:
-    try:
-        from reasonloop.problems.prompt import prompt_for
-    except ImportError:  # the problems stage is optional at this layer
-        return problem.problem
-    return prompt_for(problem)
 
 
 def trajectory_rows(
@@ -157,7 +150,7 @@ def sft_rows(
     :func:`reasonloop.problems.prompt.prompt_for`) and the trajectory's full text as the reply.
 
     Raises DataError when a trajectory's problem is not in the store (add the problems first)."""
-    make_prompt = prompt or _default_prompt
+    make_prompt = prompt or prompt_for
     cache: dict[str, str] = {}
     for t in store.trajectories(problem_id, stage, correct, role, round):
         if t.problem_id not in cache:
@@ -203,7 +196,7 @@ def stepwise_rows(
     ``labeler`` picks one labeller's labels (:meth:`Store.step_labelers` lists them); by default
     every labeller's labels make their own rows. Raises DataError when a labelled trajectory's
     problem is not in the store."""
-    make_prompt = prompt or _default_prompt
+    make_prompt = prompt or prompt_for
     cache: dict[str, str] = {}
     in_stage = None if stage is None else {t.id for t in store.trajectories(stage=stage)}
     for _, labels in store.step_labels(labeler=labeler, problem_id=problem_id):

@@ -74,6 +74,8 @@ from reasonloop.errors import ConfigError
 from reasonloop.format import parse as parse_response
 from reasonloop.records import Verdict
 from reasonloop.verify.extract import extract_from_solution
+from reasonloop.verify.pool import WorkerPool
+from reasonloop.verify.textspan import brace_end
 
 logger = logging.getLogger(__name__)
 
@@ -185,25 +187,6 @@ _SUBS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 )
 
 
-def _brace_end(s: str, i: int) -> int:
-    """Index just past the group opening at ``s[i] == '{'``; -1 when unbalanced."""
-    depth = 0
-    n = len(s)
-    while i < n:
-        c = s[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-        i += 1
-    return -1
-
-
 def _unwrap_cmd(s: str, cmds: str, keep: Callable[[str], str] = lambda x: x) -> str:
     """Replace ``\\cmd{X}`` by ``keep(X)`` for every command in ``cmds`` (balanced braces)."""
     pat = re.compile(r"\\(?:" + cmds + r")\s*\{")
@@ -213,7 +196,7 @@ def _unwrap_cmd(s: str, cmds: str, keep: Callable[[str], str] = lambda x: x) -> 
         m = pat.search(s, pos)
         if not m:
             break
-        end = _brace_end(s, m.end() - 1)
+        end = brace_end(s, m.end() - 1)
         if end < 0:
             break
         out.append(s[pos : m.start()])
@@ -324,7 +307,7 @@ def normalize_answer(s: str) -> str:
         s = s[:_MAX_ANSWER_LEN]
     # A gold or prediction may still carry its box.
     m = re.fullmatch(r"\s*\\(?:boxed|fbox)\s*\{(.*)\}\s*", s, re.DOTALL)
-    if m and _brace_end(s, s.index("{")) == len(s.rstrip()):
+    if m and brace_end(s, s.index("{")) == len(s.rstrip()):
         s = m.group(1)
     if "box" in s:  # "\\boxed{1} and \\boxed{2}" as a gold: the boxes' contents
         s = _unwrap_cmd(s, "boxed|fbox")
@@ -487,7 +470,7 @@ def _parse_node(s: str, depth: int = 0, top: bool = True) -> _Node:
         return _Node("expr", s)
     if top:
         whole = re.fullmatch(r"\\(?:" + _WRAP_CMDS + r")\s*\{(.*)\}", s)
-        if whole and _brace_end(s, s.index("{")) == len(s):
+        if whole and brace_end(s, s.index("{")) == len(s):
             inner = whole.group(1).strip()
             c = re.fullmatch(r"\(\s*([A-J])\s*\)", inner)
             if c:
@@ -1872,8 +1855,6 @@ class MathGrader:
     # -- workers -----------------------------------------------------------------------------
     def _get_pool(self) -> Any:
         if self._pool is None:
-            from reasonloop.verify.pool import WorkerPool
-
             self._pool = WorkerPool(
                 self.config.workers or _default_workers(),
                 timeout=self.config.timeout,
