@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from reasonloop.engines.base import Engine, Message, Request, Result, Sample, Scored, user_messages
 from reasonloop.engines.countdown import CountdownTeacher
+from reasonloop.engines.hf import HFEngine
+from reasonloop.engines.llamacpp import LlamaCppEngine, default_engine_model
 from reasonloop.engines.openai import OpenAIEngine
 from reasonloop.errors import ConfigError
 
@@ -47,20 +49,11 @@ def load_engine(spec: str, **options) -> Engine:
     kind, rest = parse_engine_spec(spec)
     match kind:
         case "default":
-            # local: llama.cpp's bindings load a native library, only when a model is run
-            from reasonloop.engines.llamacpp import LlamaCppEngine, default_engine_model
-
             path, name = default_engine_model()
             return LlamaCppEngine(path, spec="default", model=name, **options)
         case "llamacpp":
-            # local: llama.cpp's bindings load a native library, only when a model is run
-            from reasonloop.engines.llamacpp import LlamaCppEngine
-
             return LlamaCppEngine(rest, spec=spec, **options)
         case "hf":
-            # local: the transformers engine needs torch (the ``train`` extra)
-            from reasonloop.engines.hf import HFEngine
-
             return HFEngine(rest, spec=spec, **options)
         case "openai":
             return OpenAIEngine.from_spec(spec, **options)

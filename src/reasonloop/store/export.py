@@ -38,6 +38,8 @@ from reasonloop.errors import ConfigError, DataError, MissingDependency
 from reasonloop.problems.prompt import prompt_for
 from reasonloop.records import PreferencePair, Problem
 from reasonloop.store.db import Store
+from reasonloop.store.rows import flat
+from reasonloop.store.schema import EXPORTED_COLUMNS, TRAJECTORY_COLUMNS
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -47,40 +49,9 @@ log = logging.getLogger(__name__)
 Kind = Literal["trajectories", "sft", "preference", "stepwise"]
 KINDS: tuple[str, ...] = ("trajectories", "sft", "preference", "stepwise")
 
-TRAJECTORY_FIELDS: tuple[str, ...] = (
-    "id",
-    "problem_id",
-    "stage",
-    "sample_index",
-    "text",
-    "thought",
-    "solution",
-    "extracted",
-    "correct",
-    "reason",
-    "verdict_extracted",
-    "tokens",
-    "mean_logprob",
-    "perplexity",
-    "finish_reason",
-    "engine",
-    "model",
-    "round",
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "seed",
-    "role",
-    "parent",
-    "critic_scores",
-    "critique",
-    "scores",
-    "meta",
-    "created_at",
-)
-_JSON_COLUMNS = ("critic_scores", "scores", "meta")
-_INT_COLUMNS = ("sample_index", "tokens", "round", "max_tokens", "seed")
-_FLOAT_COLUMNS = ("mean_logprob", "perplexity", "temperature", "top_p")
+TRAJECTORY_FIELDS: tuple[str, ...] = EXPORTED_COLUMNS
+_KIND = {c.name: c.kind for c in TRAJECTORY_COLUMNS}
+_JSON_COLUMNS = tuple(name for name in TRAJECTORY_FIELDS if _KIND[name] == "json")
 
 # "auto": correct only for SFT, everything for the trajectory dump.
 Correct = bool | None | Literal["auto"]
@@ -101,38 +72,7 @@ def trajectory_rows(
     """One flat dict per stored trajectory (keys :data:`TRAJECTORY_FIELDS`), oldest first."""
     scores = store.all_scores()
     for s in store.stored(problem_id, stage, correct, role, round):
-        t, v, g = s.trajectory, s.trajectory.verdict, s.trajectory.generator
-        yield {
-            "id": t.id,
-            "problem_id": t.problem_id,
-            "stage": s.stage,
-            "sample_index": s.sample_index,
-            "text": t.text,
-            "thought": t.thought,
-            "solution": t.solution,
-            "extracted": t.extracted,
-            "correct": None if v is None else v.correct,
-            "reason": None if v is None else v.reason,
-            "verdict_extracted": None if v is None else v.extracted,
-            "tokens": t.tokens,
-            "mean_logprob": t.mean_logprob,
-            "perplexity": t.perplexity,
-            "finish_reason": t.finish_reason,
-            "engine": None if g is None else g.engine,
-            "model": None if g is None else g.model,
-            "round": None if g is None else g.round,
-            "temperature": None if g is None else g.temperature,
-            "top_p": None if g is None else g.top_p,
-            "max_tokens": None if g is None else g.max_tokens,
-            "seed": None if g is None else g.seed,
-            "role": None if g is None else g.role,
-            "parent": t.parent,
-            "critic_scores": t.critic_scores,
-            "critique": t.critique,
-            "scores": scores.get(t.id or "", {}),
-            "meta": s.meta,
-            "created_at": s.created_at,
-        }
+        yield flat(s, scores.get(s.trajectory.id or "", {}))
 
 
 def sft_rows(
@@ -349,16 +289,9 @@ def _arrow_schema(kind: str, soft: bool = False) -> pa.Schema:
     if kind == "preference":
         return pa.schema([("prompt", turns), ("chosen", turns), ("rejected", turns)])
     fields = []
+    arrow = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
     for name in TRAJECTORY_FIELDS:
-        if name in _INT_COLUMNS:
-            tp = pa.int64()
-        elif name in _FLOAT_COLUMNS:
-            tp = pa.float64()
-        elif name == "correct":
-            tp = pa.bool_()
-        else:
-            tp = pa.string()
-        fields.append((name, tp))
+        fields.append((name, arrow.get(_KIND[name], pa.string())))  # JSON columns as text
     return pa.schema(fields)
 
 
