@@ -240,32 +240,12 @@ def export_jsonl(
     path: str | Path,
     *,
     kind: Kind = "trajectories",
-    pairs: Iterable[PreferencePair] | None = None,
-    stage: str | None = None,
-    correct: Correct = "auto",
-    problem_id: str | None = None,
-    role: str | None = None,
-    round: int | None = None,
-    system: str | None = None,
-    prompt: Callable[[Problem], str] | None = None,
-    labeler: str | None = None,
-    soft: bool = False,
+    **selection: Any,
 ) -> int:
-    """Write the rows of ``kind`` (see :func:`rows`) to ``path`` as JSON Lines; the row count."""
-    it = rows(
-        store,
-        kind,
-        pairs=pairs,
-        stage=stage,
-        correct=correct,
-        problem_id=problem_id,
-        role=role,
-        round=round,
-        system=system,
-        prompt=prompt,
-        labeler=labeler,
-        soft=soft,
-    )
+    """Write the rows of ``kind`` to ``path`` as JSON Lines; the row count. ``selection``: the
+    keyword options of :func:`rows` (pairs, stage, correct, problem_id, role, round, system,
+    prompt, labeler, soft)."""
+    it = rows(store, kind, **selection)
     n = 0
     with _atomic(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
         for row in it:
@@ -326,36 +306,16 @@ def export_parquet(
     path: str | Path,
     *,
     kind: Kind = "trajectories",
-    pairs: Iterable[PreferencePair] | None = None,
-    stage: str | None = None,
-    correct: Correct = "auto",
-    problem_id: str | None = None,
-    role: str | None = None,
-    round: int | None = None,
-    system: str | None = None,
-    prompt: Callable[[Problem], str] | None = None,
-    labeler: str | None = None,
-    soft: bool = False,
     row_group_size: int = 5000,
+    **selection: Any,
 ) -> int:
     """Write the rows of ``kind`` to ``path`` as parquet (written in row groups of
-    ``row_group_size``, so memory stays bounded); the row count."""
+    ``row_group_size``, so memory stays bounded); the row count. ``selection``: as for
+    :func:`export_jsonl`."""
     import pyarrow.parquet as pq
 
-    it = rows(
-        store,
-        kind,
-        pairs=pairs,
-        stage=stage,
-        correct=correct,
-        problem_id=problem_id,
-        role=role,
-        round=round,
-        system=system,
-        prompt=prompt,
-        labeler=labeler,
-        soft=soft,
-    )
+    soft = bool(selection.get("soft", False))
+    it = rows(store, kind, **selection)
     n = 0
     with _atomic(path) as tmp:
         writer = pq.ParquetWriter(str(tmp), _arrow_schema(kind, soft))
@@ -373,39 +333,19 @@ def to_hf_dataset(
     store: Store | None,
     *,
     kind: Kind = "trajectories",
-    pairs: Iterable[PreferencePair] | None = None,
-    stage: str | None = None,
-    correct: Correct = "auto",
-    problem_id: str | None = None,
-    role: str | None = None,
-    round: int | None = None,
-    system: str | None = None,
-    prompt: Callable[[Problem], str] | None = None,
-    labeler: str | None = None,
-    soft: bool = False,
+    **selection: Any,
 ) -> Any:
     """The rows of ``kind`` as an in-memory ``datasets.Dataset`` (nothing is written to the HF
-    cache, nothing is downloaded). Needs ``datasets`` (the ``train`` extra)."""
+    cache, nothing is downloaded). Needs ``datasets`` (the ``train`` extra). ``selection``: as
+    for :func:`export_jsonl`."""
     try:
         import datasets
     except ImportError:
         raise MissingDependency("datasets", "train") from None
     import pyarrow as pa
 
-    it = rows(
-        store,
-        kind,
-        pairs=pairs,
-        stage=stage,
-        correct=correct,
-        problem_id=problem_id,
-        role=role,
-        round=round,
-        system=system,
-        prompt=prompt,
-        labeler=labeler,
-        soft=soft,
-    )
+    soft = bool(selection.get("soft", False))
+    it = rows(store, kind, **selection)
     tables = list(_arrow_batches(kind, it, 5000, soft))
     table = pa.concat_tables(tables) if tables else _arrow_schema(kind, soft).empty_table()
     return datasets.Dataset(table)

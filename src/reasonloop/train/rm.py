@@ -57,6 +57,7 @@ from reasonloop.train.rmcontract import (
     PRM,
     YES,
     GenRM,
+    auto_classifier,
     orm_ids,
     prm_ids,
     question_for,
@@ -292,17 +293,9 @@ def _lora_config(s: LoraSettings | None, task_type: str) -> Any:
 def load_classifier_for_training(path: str, task: str) -> tuple[Any, Any]:
     """A one-output ``seq`` or ``token`` classifier started from the causal LM at ``path`` (its
     new head is randomly initialised), with the format's markers added to the tokenizer."""
-    try:
-        import torch
-        from transformers import (
-            AutoModelForSequenceClassification,
-            AutoModelForTokenClassification,
-            AutoTokenizer,
-        )
-        from transformers.utils import logging as hf_logging
-    except ImportError as exc:
-        raise MissingDependency("transformers", "train") from exc
-    auto = AutoModelForSequenceClassification if task == "seq" else AutoModelForTokenClassification
+    torch, auto, AutoTokenizer = auto_classifier(task)
+    from transformers.utils import logging as hf_logging
+
     tok = AutoTokenizer.from_pretrained(path)
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "newly initialized: score.weight" is the point

@@ -119,16 +119,7 @@ def load_classifier(path: str | Path, task: str, *, device: str = "cpu") -> tupl
     """(model, tokenizer) of a one-output classifier saved by :mod:`reasonloop.train.rm`:
     ``task`` is ``seq`` (ORM) or ``token`` (PRM). A LoRA adapter directory gets its base model
     loaded with a one-output head, resized to the adapter's tokenizer, and the adapter on top."""
-    try:
-        import torch
-        from transformers import (
-            AutoModelForSequenceClassification,
-            AutoModelForTokenClassification,
-            AutoTokenizer,
-        )
-    except ImportError as exc:
-        raise MissingDependency("transformers", "train") from exc
-    auto = AutoModelForSequenceClassification if task == "seq" else AutoModelForTokenClassification
+    torch, auto, AutoTokenizer = auto_classifier(task)
     p = Path(path)
     try:
         tok = AutoTokenizer.from_pretrained(str(p))
@@ -153,6 +144,40 @@ def load_classifier(path: str | Path, task: str, *, device: str = "cpu") -> tupl
     return model.to(device).eval(), tok
 
 
+def _classifier(
+    kind: str,
+    path: str | Path | None,
+    model: Any,
+    tokenizer: Any,
+    max_length: int | None,
+    device: str,
+) -> tuple[Any, Any, int]:
+    """(model, tokenizer, max_length) of an ORM or PRM: the given model and tokenizer, else the
+    ones saved in ``path``; ``max_length`` defaults to the one it was trained with."""
+    info = check_kind(path, kind) if path is not None else {}
+    if model is None or tokenizer is None:
+        if path is None:
+            raise ConfigError(f"{kind.upper()} needs a path or a model and a tokenizer")
+        model, tokenizer = load_classifier(path, "seq" if kind == "orm" else "token", device=device)
+    return model, tokenizer, max_length or int(info.get("settings", {}).get("max_length", 2048))
+
+
+def auto_classifier(task: str) -> tuple[Any, Any, Any]:
+    """``(torch, AutoModelFor{Sequence|Token}Classification, AutoTokenizer)`` for ``task`` (``seq``
+    or ``token``); MissingDependency naming the extra when transformers is not installed."""
+    try:
+        import torch
+        from transformers import (
+            AutoModelForSequenceClassification,
+            AutoModelForTokenClassification,
+            AutoTokenizer,
+        )
+    except ImportError as exc:
+        raise MissingDependency("transformers", "train") from exc
+    auto = AutoModelForSequenceClassification if task == "seq" else AutoModelForTokenClassification
+    return torch, auto, AutoTokenizer
+
+
 class ORM:
     """An outcome reward model: ``score`` = sigmoid of the classifier's logit on
     :func:`orm_ids` (see the module docstring). Pass ``model`` and ``tokenizer`` to use ones in
@@ -169,13 +194,10 @@ class ORM:
         max_length: int | None = None,
         device: str = "cpu",
     ):
-        info = check_kind(path, "orm") if path is not None else {}
-        if model is None or tokenizer is None:
-            if path is None:
-                raise ConfigError("ORM needs a path or a model and a tokenizer")
-            model, tokenizer = load_classifier(path, "seq", device=device)
-        self.model, self.tokenizer, self.device = model, tokenizer, device
-        self.max_length = max_length or int(info.get("settings", {}).get("max_length", 2048))
+        self.model, self.tokenizer, self.max_length = _classifier(
+            "orm", path, model, tokenizer, max_length, device
+        )
+        self.device = device
 
     def __repr__(self) -> str:
         return f"ORM({getattr(self.model.config, '_name_or_path', '')!r})"
@@ -208,13 +230,10 @@ class PRM:
         max_length: int | None = None,
         device: str = "cpu",
     ):
-        info = check_kind(path, "prm") if path is not None else {}
-        if model is None or tokenizer is None:
-            if path is None:
-                raise ConfigError("PRM needs a path or a model and a tokenizer")
-            model, tokenizer = load_classifier(path, "token", device=device)
-        self.model, self.tokenizer, self.device = model, tokenizer, device
-        self.max_length = max_length or int(info.get("settings", {}).get("max_length", 2048))
+        self.model, self.tokenizer, self.max_length = _classifier(
+            "prm", path, model, tokenizer, max_length, device
+        )
+        self.device = device
 
     def __repr__(self) -> str:
         return f"PRM({getattr(self.model.config, '_name_or_path', '')!r})"
@@ -282,6 +301,7 @@ __all__ = [
     "PRM",
     "STEP_SEPARATOR",
     "YES",
+    "auto_classifier",
     "check_kind",
     "load_classifier",
     "orm_ids",

@@ -9,28 +9,32 @@ length of its input; none of them parses LaTeX beyond braces.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 # \boxed or \fbox as a whole command (not \boxedsomething)
 BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 
 
+# a brace, or a backslash escaping a brace or a backslash (so \{ and \} never open or close a
+# group; what follows any other backslash is no brace, so it needs no skipping)
+_BRACE_OR_ESCAPE = re.compile(r"\\[\\{}]|[{}]")
+
+
+def _braces(text: str, start: int = 0) -> Iterator[tuple[int, str]]:
+    """``(index, "{" or "}")`` of every unescaped brace from ``start`` on."""
+    for m in _BRACE_OR_ESCAPE.finditer(text, start):
+        c = m.group()
+        if c in "{}":
+            yield m.start(), c
+
+
 def brace_end(text: str, start: int) -> int:
     """Index just past the brace group opening at ``text[start] == '{'``, or -1 if unbalanced."""
     depth = 0
-    i = start
-    n = len(text)
-    while i < n:
-        c = text[i]
-        if c == "\\":  # \{ and \} do not open or close groups
-            i += 2
-            continue
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-        i += 1
+    for i, c in _braces(text, start):
+        depth += 1 if c == "{" else -1
+        if depth == 0:
+            return i + 1
     return -1
 
 
@@ -38,18 +42,11 @@ def brace_pairs(text: str) -> dict[int, int]:
     """Index of every ``{`` -> index just past its matching ``}`` (one linear pass)."""
     pairs: dict[int, int] = {}
     stack: list[int] = []
-    i = 0
-    n = len(text)
-    while i < n:
-        c = text[i]
-        if c == "\\":  # \{ and \} do not open or close groups
-            i += 2
-            continue
+    for i, c in _braces(text):
         if c == "{":
             stack.append(i)
-        elif c == "}" and stack:
+        elif stack:
             pairs[stack.pop()] = i + 1
-        i += 1
     return pairs
 
 
