@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from reasonloop.engines.base import Engine, Request, Sample, user_messages
 from reasonloop.format import SYSTEM_PROMPT, parse
@@ -59,9 +60,19 @@ class GenerateSummary:
         return self.new_tokens / self.seconds if self.seconds else 0.0
 
 
+class Sampling(Protocol):
+    """The sampling settings a :class:`Generator` records (any settings object that has them)."""
+
+    temperature: float
+    top_p: float
+    max_tokens: int
+    seed: int | None
+
+
 def generator_for(
-    engine: Engine, s: SamplingSettings, *, role: str = "sample", round: int = 0
+    engine: Engine, s: Sampling, *, role: str = "sample", round: int = 0
 ) -> Generator:
+    """The provenance of samples ``engine`` drew with the settings ``s``, in ``role``."""
     return Generator(
         engine=engine.spec,
         model=engine.model,

@@ -162,15 +162,7 @@ def make_eval_scorer(s: EvalSettings, engine: Engine) -> Any:
 
 def search_generator(engine: Engine, s: EvalSettings) -> Generator:
     """The provenance stored with each search result: the strategy's label is its role."""
-    return Generator(
-        engine=engine.spec,
-        model=engine.model,
-        temperature=s.temperature,
-        top_p=s.top_p,
-        max_tokens=s.max_tokens,
-        seed=s.seed,
-        role=f"eval {s.label()}",
-    )
+    return generator_for(engine, s, role=f"eval {s.label()}")
 
 
 def _plain(details: Any) -> dict[str, Any]:

@@ -39,7 +39,7 @@ import json
 import logging
 import random
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +69,10 @@ from reasonloop.train.sft import (
     add_format_tokens,
     load_model_and_tokenizer,
     lora_config,
+    save_trained,
     train_sft,
     trl_common_args,
+    write_train_info,
 )
 
 log = logging.getLogger(__name__)
@@ -313,26 +315,10 @@ def load_classifier_for_training(path: str, task: str) -> tuple[Any, Any]:
 def _finish(
     trainer: Any, tokenizer: Any, result: Any, s: RMSettings, heldout: dict, **info: Any
 ) -> dict:
-    out = Path(s.output_dir)
-    trainer.save_model(str(out))
-    tokenizer.save_pretrained(str(out))
-    metrics = dict(result.metrics)
-    metrics["train_loss"] = result.training_loss
-    metrics["global_step"] = result.global_step
+    metrics = save_trained(trainer, tokenizer, result, s.output_dir)
     metrics["heldout"] = heldout
-    _write_info(out, s, metrics, **info)
+    write_train_info(s.output_dir, s.kind, s, metrics, **info)
     return metrics
-
-
-def _write_info(out: Path, s: RMSettings, metrics: dict[str, Any], **info: Any) -> None:
-    (out / "reasonloop_train.json").write_text(
-        json.dumps(
-            {"kind": s.kind, "settings": asdict(s), "metrics": metrics, **info},
-            indent=2,
-            default=str,
-        )
-        + "\n"
-    )
 
 
 # --- ORM ------------------------------------------------------------------------------------------
@@ -564,7 +550,7 @@ def train_genrm(s: RMSettings, on_progress: Update | None = None) -> dict[str, A
         finally:
             engine.close()
     metrics["heldout"] = heldout_summary("answers", len(held), right, total)
-    _write_info(out, s, metrics, method=s.method, rows=len(rows))
+    write_train_info(out, s.kind, s, metrics, method=s.method, rows=len(rows))
     return metrics
 
 

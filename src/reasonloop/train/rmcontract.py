@@ -144,24 +144,6 @@ def load_classifier(path: str | Path, task: str, *, device: str = "cpu") -> tupl
     return model.to(device).eval(), tok
 
 
-def _classifier(
-    kind: str,
-    path: str | Path | None,
-    model: Any,
-    tokenizer: Any,
-    max_length: int | None,
-    device: str,
-) -> tuple[Any, Any, int]:
-    """(model, tokenizer, max_length) of an ORM or PRM: the given model and tokenizer, else the
-    ones saved in ``path``; ``max_length`` defaults to the one it was trained with."""
-    info = check_kind(path, kind) if path is not None else {}
-    if model is None or tokenizer is None:
-        if path is None:
-            raise ConfigError(f"{kind.upper()} needs a path or a model and a tokenizer")
-        model, tokenizer = load_classifier(path, "seq" if kind == "orm" else "token", device=device)
-    return model, tokenizer, max_length or int(info.get("settings", {}).get("max_length", 2048))
-
-
 def auto_classifier(task: str) -> tuple[Any, Any, Any]:
     """``(torch, AutoModelFor{Sequence|Token}Classification, AutoTokenizer)`` for ``task`` (``seq``
     or ``token``); MissingDependency naming the extra when transformers is not installed."""
@@ -178,12 +160,11 @@ def auto_classifier(task: str) -> tuple[Any, Any, Any]:
     return torch, auto, AutoTokenizer
 
 
-class ORM:
-    """An outcome reward model: ``score`` = sigmoid of the classifier's logit on
-    :func:`orm_ids` (see the module docstring). Pass ``model`` and ``tokenizer`` to use ones in
-    memory instead of loading ``path``."""
+class _Classifier:
+    """A one-output classifier (ORM, PRM): the model and tokenizer given, else the ones saved in
+    ``path`` by :mod:`reasonloop.train.rm`; ``max_length`` defaults to the one it was trained with."""
 
-    oracle = False
+    kind = ""
 
     def __init__(
         self,
@@ -194,13 +175,26 @@ class ORM:
         max_length: int | None = None,
         device: str = "cpu",
     ):
-        self.model, self.tokenizer, self.max_length = _classifier(
-            "orm", path, model, tokenizer, max_length, device
-        )
-        self.device = device
+        info = check_kind(path, self.kind) if path is not None else {}
+        if model is None or tokenizer is None:
+            if path is None:
+                raise ConfigError(f"{type(self).__name__} needs a path or a model and a tokenizer")
+            task = "seq" if self.kind == "orm" else "token"
+            model, tokenizer = load_classifier(path, task, device=device)
+        self.model, self.tokenizer, self.device = model, tokenizer, device
+        self.max_length = max_length or int(info.get("settings", {}).get("max_length", 2048))
 
     def __repr__(self) -> str:
-        return f"ORM({getattr(self.model.config, '_name_or_path', '')!r})"
+        return f"{type(self).__name__}({getattr(self.model.config, '_name_or_path', '')!r})"
+
+
+class ORM(_Classifier):
+    """An outcome reward model: ``score`` = sigmoid of the classifier's logit on
+    :func:`orm_ids` (see the module docstring). Pass ``model`` and ``tokenizer`` to use ones in
+    memory instead of loading ``path``."""
+
+    kind = "orm"
+    oracle = False
 
     def logit(self, question: str, response: str) -> float:
         import torch
@@ -216,27 +210,12 @@ class ORM:
         return _sigmoid(self.logit(question_for(problem), response))
 
 
-class PRM:
+class PRM(_Classifier):
     """A process reward model: called with ``(problem, prompt, steps)``, returns the sigmoid of
     the token classifier's logit at the end of every step (fewer when the start was cut, see
     :func:`prm_ids`). Search wraps it in :class:`~reasonloop.search.scorers.RewardModelScorer`."""
 
-    def __init__(
-        self,
-        path: str | Path | None = None,
-        *,
-        model: Any = None,
-        tokenizer: Any = None,
-        max_length: int | None = None,
-        device: str = "cpu",
-    ):
-        self.model, self.tokenizer, self.max_length = _classifier(
-            "prm", path, model, tokenizer, max_length, device
-        )
-        self.device = device
-
-    def __repr__(self) -> str:
-        return f"PRM({getattr(self.model.config, '_name_or_path', '')!r})"
+    kind = "prm"
 
     def step_scores(self, question: str, steps: Sequence[str]) -> list[float]:
         import torch
