@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from reasonloop.verify.answers import Equal, Vote, majority_vote
+from reasonloop.verify.answers import Equal, majority_vote
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -61,11 +61,8 @@ def stderr(p: float, n: int) -> float:
 
 
 __all__ = [
-    "Equal",
-    "Vote",
     "ks_for",
     "maj_at_k",
-    "majority_vote",
     "mean_accuracy",
     "pass_at_k",
     "stderr",

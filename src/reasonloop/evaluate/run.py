@@ -298,7 +298,6 @@ __all__ = [
     "SEARCH_STRATEGIES",
     "STRATEGIES",
     "EvalSettings",
-    "answer_equality",
     "evaluate",
     "load_spend",
     "make_eval_scorer",
