@@ -53,8 +53,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from reasonloop.verify import math as math_grader  # noqa: E402
 from reasonloop.verify.math import MathGrader, MathGraderConfig  # noqa: E402
+from reasonloop.verify.math import exact as math_exact  # noqa: E402
 
 TABLE = ROOT / "benchmarks" / "data" / "grade_heldout.jsonl"
 
@@ -305,7 +305,7 @@ def run(grade: Grader, rows: list[Row]) -> tuple[list[bool], float]:
     """One graded run from cold caches (ours and sympy's)."""
     import sympy
 
-    math_grader._evaluate.cache_clear()
+    math_exact._evaluate.cache_clear()
     sympy.core.cache.clear_cache()
     return grade(rows)
 

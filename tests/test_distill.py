@@ -1,10 +1,10 @@
-from reasonloop.demo.countdown import make_problems, parse_problem
-from reasonloop.demo.teacher import solve
 from reasonloop.distill import convert, detect_style, distill
 from reasonloop.engines.base import Sample
+from reasonloop.engines.countdown import solve
 from reasonloop.engines.scripted import ScriptedEngine, prompt_text
 from reasonloop.format import BEGIN_THOUGHT, parse
 from reasonloop.generate import SamplingSettings
+from reasonloop.problems.countdown import make_problems, parse_problem
 from reasonloop.store import open_store
 
 P = [
@@ -82,3 +82,27 @@ def test_distill_stores_converted_graded_traces(tmp_path):
             assert t.generator.role == "teacher"
             if t.verdict.correct:
                 assert t.text.startswith(BEGIN_THOUGHT)
+
+
+def test_the_cli_distils_from_the_countdown_engine_spec(tmp_path):
+    """``--teacher countdown`` is an engine spec like any other: the programmatic teacher's
+    traces are stored and graded by the exact Countdown checker."""
+    import subprocess
+    import sys
+
+    store = tmp_path / "s.db"
+    args = ["distill", "--problems", "countdown-easy", "--limit", "4", "--store", str(store)]
+    r = subprocess.run(
+        [sys.executable, "-c", "from reasonloop.cli import main; main()", *args]
+        + ["--teacher", "countdown", "-n", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    with open_store(store, readonly=True) as st:
+        rows = list(st.trajectories())
+    assert len(rows) == 8 and {t.generator.engine for t in rows} == {"countdown"}
+    for t in rows:  # graded as the search went: a chain answer exactly when it is correct
+        assert t.verdict.correct == t.text.rstrip().endswith("}\n<|end_of_solution|>")
+    assert any(t.verdict.correct for t in rows)

@@ -1,11 +1,11 @@
 import pytest
 
-from reasonloop.demo.countdown import make_problems, parse_problem
-from reasonloop.demo.teacher import solve
+from reasonloop.engines.countdown import solve
 from reasonloop.engines.scripted import ScriptedEngine, prompt_text
 from reasonloop.explore import classify, explore
 from reasonloop.format import render
 from reasonloop.generate import SamplingSettings
+from reasonloop.problems.countdown import make_problems, parse_problem
 from reasonloop.store.db import open_store
 
 PROBLEMS = [

@@ -3,10 +3,10 @@ with SIGKILL lives in tests/engines)."""
 
 import pytest
 
-from reasonloop.demo.countdown import make_problems
 from reasonloop.engines.scripted import ScriptedEngine, prompt_text
 from reasonloop.format import render
 from reasonloop.generate import SamplingSettings, generate
+from reasonloop.problems.countdown import make_problems
 from reasonloop.store.db import open_store
 
 PROBLEMS = make_problems(5, n_numbers=3, max_number=10, seed=0)

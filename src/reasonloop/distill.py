@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 
+from reasonloop.engines import load_engine
 from reasonloop.engines.base import Engine, Request, Sample, user_messages
 from reasonloop.errors import ConfigError
 from reasonloop.format import BEGIN_THOUGHT, END_THOUGHT, parse, render, to_unified
@@ -35,6 +36,7 @@ from reasonloop.generate import (
 from reasonloop.options import check_options, include, option
 from reasonloop.progress import LogReporter, Reporter
 from reasonloop.records import Problem
+from reasonloop.store import open_store
 
 STYLES = ("auto", "unified", "r1", "qwq")
 
@@ -153,8 +155,6 @@ def run_distill(
     problems: Sequence[Problem] | None = None,
 ) -> GenerateSummary:
     """The ``distill`` stage (engines, store and problems opened here unless passed in)."""
-    from reasonloop.engines import load_engine
-    from reasonloop.store import open_store
 
     reporter = reporter or LogReporter()
     probs = list(problems) if problems is not None else load_inputs(config, config.problems)

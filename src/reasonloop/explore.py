@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
+from reasonloop.engines import load_engine
 from reasonloop.engines.base import Engine, Request
 from reasonloop.errors import ConfigError
 from reasonloop.generate import (
@@ -31,6 +32,7 @@ from reasonloop.generate import (
 from reasonloop.options import check_options, include, option
 from reasonloop.progress import LogReporter, Reporter
 from reasonloop.records import Problem
+from reasonloop.store import open_store
 
 BUCKETS = ("solved_at_once", "solved_with_search", "unsolved")
 
@@ -203,8 +205,6 @@ def run_explore(
 ) -> ExploreSummary:
     """The ``explore`` stage. An orchestrator that holds the engine, store or problems already
     passes them (they are then neither opened nor closed here)."""
-    from reasonloop.engines import load_engine
-    from reasonloop.store import open_store
 
     reporter = reporter or LogReporter()
     probs = list(problems) if problems is not None else load_inputs(config, config.problems)

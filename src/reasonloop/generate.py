@@ -15,15 +15,19 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
+from reasonloop.engines import load_engine
 from reasonloop.engines.base import Engine, Request, Sample, user_messages
 from reasonloop.format import SYSTEM_PROMPT, parse
 from reasonloop.options import check_options, include, option
+from reasonloop.problems import resolve_problems
+from reasonloop.problems.prompt import prompt_for
 from reasonloop.progress import LogReporter, Reporter
 from reasonloop.records import Generator, Problem, Trajectory
+from reasonloop.store import open_store
 from reasonloop.verify import grade
-from reasonloop.verify.sandbox import UNSAFE_ENV
+from reasonloop.verify.sandbox import UNSAFE_ENV, allow_unsafe_exec, resolve_boundary
 
 T = TypeVar("T")
 
@@ -116,7 +120,6 @@ def sampling_of(config: object, **extra: object) -> SamplingSettings:
 
 def code_boundary(domains: Iterable[str], unsafe: bool) -> None:
     """Before any work: refuse (ConfigError) when code must be graded and cannot be safely."""
-    from reasonloop.verify.sandbox import allow_unsafe_exec, resolve_boundary
 
     if unsafe:
         allow_unsafe_exec()
@@ -137,7 +140,6 @@ def held(stack: ExitStack, given: T | None, open_: Callable[[], T]) -> T:
 def load_inputs(config: object, spec: str) -> list[Problem]:
     """The problems of ``spec`` under a config that includes :class:`Inputs`, the code boundary
     checked for them (before any store or output is created)."""
-    from reasonloop.problems import resolve_problems
 
     probs = resolve_problems(
         spec,
@@ -168,9 +170,19 @@ class GenerateSummary:
         return self.new_tokens / self.seconds if self.seconds else 0.0
 
 
+class SampledWith(Protocol):
+    """The sampling settings a :class:`Generator` records (any settings object that has them)."""
+
+    temperature: float
+    top_p: float
+    max_tokens: int
+    seed: int | None
+
+
 def generator_for(
-    engine: Engine, s: SamplingSettings, *, role: str = "sample", round: int = 0
+    engine: Engine, s: SampledWith, *, role: str = "sample", round: int = 0
 ) -> Generator:
+    """The provenance of samples ``engine`` drew with the settings ``s``, in ``role``."""
     return Generator(
         engine=engine.spec,
         model=engine.model,
@@ -184,8 +196,6 @@ def generator_for(
 
 
 def messages_for(problem: Problem, *, system_prompt: bool = True):
-    from reasonloop.problems.prompt import prompt_for
-
     return user_messages(prompt_for(problem), SYSTEM_PROMPT if system_prompt else None)
 
 
@@ -325,8 +335,6 @@ def generate(
 def run_generate(config: GenerateConfig, reporter: Reporter | None = None) -> GenerateSummary:
     """The ``generate`` stage: problems and the code boundary checked, the engine loaded, then the
     store opened (nothing is created before the inputs are known good) and filled. Resumable."""
-    from reasonloop.engines import load_engine
-    from reasonloop.store import open_store
 
     reporter = reporter or LogReporter()
     probs = load_inputs(config, config.problems)

@@ -19,14 +19,13 @@ from pathlib import Path
 import pytest
 
 from reasonloop.engines import load_engine
-from reasonloop.engines.base import Message, Request, user_messages
-from reasonloop.engines.openai import (
+from reasonloop.engines.base import Message, Request, render_chatml, user_messages
+from reasonloop.engines.openai import OpenAIEngine
+from reasonloop.engines.openai_wire import (
     Endpoint,
-    OpenAIEngine,
     echo_logprobs,
     parse_choices,
     parse_spec,
-    render_chatml,
 )
 from reasonloop.errors import ConfigError, EngineError
 

@@ -2,7 +2,8 @@ from fractions import Fraction
 
 import pytest
 
-from reasonloop.evaluate.metrics import ks_for, maj_at_k, majority_vote, pass_at_k, stderr
+from reasonloop.evaluate.metrics import ks_for, maj_at_k, pass_at_k, stderr
+from reasonloop.verify.answers import majority_vote
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 import pytest
 
-from reasonloop.engines.openai import render_chatml
+from reasonloop.engines.base import render_chatml
 from reasonloop.engines.scripted import ScriptedEngine
 from reasonloop.errors import ConfigError
 from reasonloop.records import Problem

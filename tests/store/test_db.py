@@ -20,6 +20,8 @@ from reasonloop.store import (
     settings_key,
     trajectory_key,
 )
+from reasonloop.store.export import trajectory_rows
+from reasonloop.store.schema import EXPORTED_COLUMNS, STORED_COLUMNS, TRAJECTORY_COLUMNS
 
 PROBLEMS = [
     Problem("math/1", "math", "What is 6*7?", "42", solution="6*7=42", source="toy", level="1"),
@@ -121,7 +123,7 @@ def test_new_store_is_wal_with_meta(tmp_path):
         assert store.conn.execute("PRAGMA busy_timeout").fetchone() == (60000,)
         meta = store.meta()
         assert meta["application"] == "reasonloop"
-        assert meta["schema_version"] == str(SCHEMA_VERSION) == "2"
+        assert meta["schema_version"] == str(SCHEMA_VERSION) == "3"
         assert len(store) == 0
         assert store.stats() == StoreStats(problems=0, trajectories=0, stages=())
 
@@ -385,7 +387,7 @@ def test_newer_schema_names_both_versions_and_the_fix(tmp_path):
     with pytest.raises(DataError) as exc:
         Store(path)
     assert str(exc.value) == (
-        f"{path} has store schema version 7, newer than version 2 that this reasonloop reads; "
+        f"{path} has store schema version 7, newer than version 3 that this reasonloop reads; "
         "upgrade reasonloop (pip install -U reasonloop) to open it"
     )
 
@@ -474,6 +476,7 @@ def _make_v1(path):
         store.add_trajectories([FULL], stage="s")
     conn = sqlite3.connect(path)
     conn.execute("DROP TABLE step_labels")
+    conn.execute("ALTER TABLE trajectories DROP COLUMN boundary")
     conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
@@ -488,7 +491,7 @@ def test_a_version_1_store_reads_read_only_and_migrates_when_opened_for_writing(
         assert list(store.step_labels()) == [] and store.labelled_steps("L") == set()
         assert store.step_labelers() == {}
     with Store(path) as store:  # writable: migrated in place, rows kept
-        assert store.meta()["schema_version"] == "2"
+        assert store.meta()["schema_version"] == "3"
         assert len(store) == 1 and store.n_problems() == 3
         (tid,) = [t.id for t in store.trajectories()]
         assert store.add_step_labels(_labels(tid), labeler="L") == 3
@@ -570,3 +573,88 @@ def test_a_sound_store_is_checked_once_per_version_of_the_file(tmp_path, monkeyp
     with open_store(path, readonly=True) as st:
         assert len(list(st.problems())) == 2
     assert Checked.adds == 2
+
+
+# --- the verdict's boundary (schema version 3) ------------------------------------------------------
+
+# The trajectories table exactly as reasonloop with schema version 2 created it (no boundary).
+_V2_TRAJECTORIES = """
+CREATE TABLE trajectories (
+    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, problem_id TEXT NOT NULL,
+    stage TEXT NOT NULL, sample_index INTEGER NOT NULL, settings TEXT NOT NULL, text TEXT NOT NULL,
+    thought TEXT, solution TEXT, extracted TEXT, correct INTEGER, reason TEXT,
+    verdict_extracted TEXT, tokens INTEGER NOT NULL, mean_logprob REAL, perplexity REAL,
+    finish_reason TEXT, engine TEXT, model TEXT, round INTEGER, temperature REAL, top_p REAL,
+    max_tokens INTEGER, seed INTEGER, role TEXT, parent TEXT, critic_scores TEXT, critique TEXT,
+    meta TEXT, created_at TEXT NOT NULL
+)"""
+
+CODE = Problem("code/1", "code", "def f(): ...", "", tests="assert f() == 1", entry_point="f")
+
+
+def _make_v2(path):
+    """A version-2 store holding one graded math row, its trajectories table built from the
+    version-2 DDL above (not from today's schema with a column dropped)."""
+    with Store(path) as store:
+        store.add_problems([*PROBLEMS, CODE])
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE trajectories")
+    conn.execute(_V2_TRAJECTORIES)
+    conn.execute(
+        "INSERT INTO trajectories (id, problem_id, stage, sample_index, settings, text, correct, "
+        "reason, verdict_extracted, tokens, created_at) VALUES "
+        "('old', 'math/1', 's', 0, 'k', '\\boxed{42}', 1, 'correct', '42', 3, '2026-01-01')"
+    )
+    conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+
+
+def _columns(path):
+    with sqlite3.connect(path) as conn:
+        return [row[1] for row in conn.execute("PRAGMA table_info(trajectories)")]
+
+
+def test_a_version_2_store_gains_the_boundary_column_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "v2.sqlite"
+    _make_v2(path)
+    with Store(path, readonly=True) as store:  # read-only: unchanged, boundary reads as None
+        assert store.meta()["schema_version"] == "2"
+        (old,) = store.trajectories()
+        assert old.verdict == Verdict(True, "42", "correct", boundary=None)
+    assert "boundary" not in _columns(path)
+    graded = [
+        Trajectory("code/1", "x", verdict=Verdict(True, "def f", "correct", boundary="bwrap")),
+        Trajectory("code/1", "y", verdict=Verdict(False, "def f", "wrong", boundary="none")),
+        Trajectory("math/1", "z", verdict=Verdict(False, "41", "wrong")),
+    ]
+    with Store(path) as store:  # writable: migrated in place
+        assert store.meta()["schema_version"] == "3"
+        assert store.add_trajectories(graded, stage="t", sample_indices=[0, 1, 2]).inserted == 3
+    assert _columns(path)[-1] == "boundary"  # added by the migration, at the end
+    with Store(path, readonly=True) as store:
+        got = {t.text: t.verdict for t in store.trajectories()}
+        assert got == {
+            "\\boxed{42}": Verdict(True, "42", "correct", boundary=None),
+            "x": Verdict(True, "def f", "correct", boundary="bwrap"),
+            "y": Verdict(False, "def f", "wrong", boundary="none"),
+            "z": Verdict(False, "41", "wrong", boundary=None),
+        }
+        exported = {row["text"]: row["boundary"] for row in trajectory_rows(store)}
+        assert exported == {"\\boxed{42}": None, "x": "bwrap", "y": "none", "z": None}
+    with Store(path) as store:  # migrating is done once
+        assert store.meta()["schema_version"] == "3"
+
+
+def test_a_new_store_declares_the_boundary_where_the_columns_say():
+    assert STORED_COLUMNS.index("boundary") == STORED_COLUMNS.index("verdict_extracted") + 1
+    assert tuple(c.name for c in TRAJECTORY_COLUMNS if c.exported) == EXPORTED_COLUMNS
+    assert "settings" not in EXPORTED_COLUMNS and "scores" not in STORED_COLUMNS
+
+
+def test_a_boundary_that_is_not_a_string_is_refused_before_writing(tmp_path):
+    bad = Trajectory("math/1", "x", verdict=Verdict(True, "1", "correct", boundary=1))  # type: ignore[arg-type]
+    with Store(tmp_path / "s.sqlite") as store:
+        with pytest.raises(DataError, match="verdict.boundary"):
+            store.add_trajectories([bad], stage="t")
+        assert len(store) == 0

@@ -12,7 +12,6 @@ from reasonloop.errors import ConfigError
 from reasonloop.format import render
 from reasonloop.records import Problem, StepLabel, Trajectory, Verdict
 from reasonloop.search import RewardModelScorer, make_scorer
-from reasonloop.search.rewardmodels import ORM, PRM, GenRM, prm_ids, question_for
 from reasonloop.search.steps import response_steps
 from reasonloop.store import open_store
 from reasonloop.store.export import stepwise_rows
@@ -25,6 +24,7 @@ from reasonloop.train.rm import (
     train_rm,
     verification_rows,
 )
+from reasonloop.train.rmcontract import ORM, PRM, GenRM, prm_ids, question_for
 from reasonloop.train.sft import LoraSettings
 
 PROBLEMS = [Problem(f"p{i}", "math", f"add {i} and 2", str(i + 2)) for i in range(3)]

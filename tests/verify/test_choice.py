@@ -42,6 +42,9 @@ EXTRACT = [
     ("Answer: C\n\nWait, re-checking... Answer: A", CH, "A"),
     ("(A) is wrong because of sign; (B) too small; (C) too big.", CH, None),
     (r"\boxed{B}", None, "B"),
+    # \{ is a literal brace: the box closes at its own "}", so the boxed answer wins over the
+    # stray line after it (a scanner that counted \{ never closed the box and answered C)
+    (r"\boxed{\text{Answer: B (the set } \{B, C)} \quad Answer: C", CH, "B"),
     ("Answer: J", None, "J"),
 ]
 

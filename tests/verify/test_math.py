@@ -243,7 +243,7 @@ def test_long_hostile_answers_are_decided_at_once() -> None:
     ]
     code = (
         "import sys, time\n"
-        "from reasonloop.verify.math import _fast_compare\n"
+        "from reasonloop.verify.math.compare import _fast_compare\n"
         "from reasonloop.verify.extract import extract_from_solution\n"
         f"for answer in [{', '.join(hostile)}]:\n"
         "    start = time.perf_counter()\n"

@@ -33,10 +33,15 @@ from reasonloop.curate.dedup import (
 )
 from reasonloop.curate.filters import Filter, FilterConfig, default_filters, first_failure
 from reasonloop.curate.tokens import parts
+from reasonloop.engines import load_engine
 from reasonloop.errors import ConfigError, DataError
 from reasonloop.format import SYSTEM_PROMPT
+from reasonloop.generate import perplexity_scorer
+from reasonloop.problems import resolve_problems
+from reasonloop.problems.prompt import prompt_for
 from reasonloop.progress import LogReporter, Reporter
 from reasonloop.records import Problem, Trajectory
+from reasonloop.store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +149,6 @@ class CurateReport:
 
 def sft_row(problem: Problem, t: Trajectory, *, system_prompt: bool = True) -> dict[str, Any]:
     """One TRL conversational SFT row."""
-    from reasonloop.problems.prompt import prompt_for
-
     messages = [{"role": "system", "content": SYSTEM_PROMPT}] if system_prompt else []
     messages += [
         {"role": "user", "content": prompt_for(problem)},
@@ -279,10 +282,6 @@ def run_curate(
 ) -> CurateReport:
     """The ``curate`` stage over a store file: the benchmarks to decontaminate against are loaded
     and the perplexity engine (if any) opened before the store is read (read-only)."""
-    from reasonloop.engines import load_engine
-    from reasonloop.generate import perplexity_scorer
-    from reasonloop.problems import resolve_problems
-    from reasonloop.store import open_store
 
     reporter = reporter or LogReporter()
     bench = [p.problem for name in decontaminate for p in resolve_problems(name, data_dir=data_dir)]

@@ -4,14 +4,22 @@ An engine turns :class:`Request` s into :class:`Result` s (``n`` samples each) a
 continuations (``score``) for perplexity and confidence. Chat templates are the engine's job: a
 request with ``messages`` is rendered with the model's template; a request with ``prompt`` is sent
 raw. Engines are not thread-safe unless they say so.
+
+Rendering chat messages to the raw text a model continues (search strategies that extend a partial
+response need it) is :func:`render_prompt`: the engine's own ``render`` / ``render_messages`` when
+it has one (the llama.cpp and transformers engines apply the model's template), else ChatML
+(:func:`render_chatml`, right for Qwen and SmolLM2, wrong for other templates).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,3 +133,33 @@ def user_messages(content: str, system: str | None = None) -> tuple[Message, ...
     msgs = [Message("system", system)] if system else []
     msgs.append(Message("user", content))
     return tuple(msgs)
+
+
+def render_chatml(messages: Sequence[Message]) -> str:
+    """ChatML (Qwen, SmolLM2, ...) with an open assistant turn. No default system message is added
+    (SmolLM2's own template adds one when the first message is not a system message)."""
+    body = "".join(f"<|im_start|>{m.role}\n{m.content}<|im_end|>\n" for m in messages)
+    return body + "<|im_start|>assistant\n"
+
+
+_warned_chatml: set[str] = set()
+
+
+def render_prompt(engine: Engine, prompt: Prompt) -> str:
+    """The raw text an engine continues for ``prompt``: a string as is; chat messages through the
+    engine's ``render_messages(messages)`` or ``render(messages)`` when it has one, else as ChatML
+    (with a warning, once per engine spec)."""
+    if isinstance(prompt, str):
+        return prompt
+    for name in ("render_messages", "render"):  # HFEngine.render takes a prompt or messages
+        render = getattr(engine, name, None)
+        if callable(render):
+            return str(render(tuple(prompt)))
+    if engine.spec not in _warned_chatml:
+        _warned_chatml.add(engine.spec)
+        logger.warning(
+            "engine %s has no render_messages(); rendering chat messages as ChatML to continue "
+            "partial responses (pass a string prompt for other chat templates)",
+            engine.spec,
+        )
+    return render_chatml(tuple(prompt))

@@ -75,6 +75,16 @@ _FTYPES = {
 REQUANTIZE_TYPES = tuple(_FTYPES)
 
 
+def load_llama_cpp() -> Any:
+    """The ``llama_cpp`` bindings (they load llama.cpp's native library), or MissingDependency
+    naming the extra to install."""
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise MissingDependency("llama-cpp-python", "llamacpp") from exc
+    return llama_cpp
+
+
 def requantize_gguf(gguf_path: str | Path, kind: str = "Q8_0") -> Path:
     """``gguf_path`` re-encoded with weights of type ``kind`` by llama.cpp's quantizer, once, in
     ``<cache>/gguf/<stem>-as-<kind>-<digest of its source>.gguf``; later calls return that file.
@@ -86,8 +96,6 @@ def requantize_gguf(gguf_path: str | Path, kind: str = "Q8_0") -> Path:
     model's weights almost exactly: on the packaged SmolLM2 the mean NLL of a 282-token text moved
     from 3.4294 to 3.4300 nats (F16: 3.4273). The file is written under a temporary name and
     renamed into place, so a killed conversion leaves nothing half-written behind."""
-    from reasonloop.engines.llamacpp import _llama_cpp
-
     gguf = Path(gguf_path)
     if not gguf.is_file():
         raise EngineError(f"no such GGUF file: {gguf}")
@@ -98,7 +106,7 @@ def requantize_gguf(gguf_path: str | Path, kind: str = "Q8_0") -> Path:
     out = cache_root() / "gguf" / f"{gguf.stem}-as-{kind}-{_digest(gguf)}.gguf"
     if out.is_file():
         return out
-    lc = _llama_cpp()
+    lc = load_llama_cpp()
     params = lc.llama_model_quantize_default_params()
     params.ftype = getattr(lc, _FTYPES[kind])
     params.allow_requantize = True

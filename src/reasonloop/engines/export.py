@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reasonloop.engines.convert import MARKER
 from reasonloop.errors import ConfigError, MissingDependency
 
 log = logging.getLogger(__name__)
@@ -286,7 +287,6 @@ def find_source_gguf(folder: str | Path) -> Path | None:
     records — a conversion's marker (``reasonloop convert``), a training run's starting model
     (``reasonloop_train.json``), an adapter's base (``adapter_config.json``). A recorded GGUF
     that no longer exists counts as none. Does not check that the tokenizers agree (export does)."""
-    from reasonloop.engines.convert import MARKER
 
     here = Path(folder)
     for _ in range(_MAX_LINEAGE):

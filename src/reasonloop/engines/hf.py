@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from reasonloop.engines.base import Message, Prompt, Request, Result, Sample, Scored
+from reasonloop.engines.convert import gguf_to_hf
 from reasonloop.errors import EngineError, MissingDependency
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,6 @@ def _load_gguf(p: Path, torch_dtype: Any) -> tuple[Any, Any]:
     """(tokenizer, model) of a GGUF: dequantized once into the cache, then loaded from there; where
     the cache cannot be written, dequantized in memory as before."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from reasonloop.engines.convert import gguf_to_hf
 
     try:
         src, kw = str(gguf_to_hf(p)), {}

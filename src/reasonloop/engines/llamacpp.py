@@ -59,7 +59,8 @@ from typing import Any
 import numpy as np
 
 from reasonloop.engines.base import Prompt, Request, Result, Sample, Scored
-from reasonloop.errors import EngineError, MissingDependency
+from reasonloop.engines.convert import load_llama_cpp, requantize_gguf
+from reasonloop.errors import EngineError
 
 log = logging.getLogger(__name__)
 
@@ -87,18 +88,13 @@ def default_engine_model() -> tuple[str, str]:
     Q8_0 (once, in the cache; see :func:`reasonloop.engines.convert.requantize_gguf`), which decodes
     parallel sequences ~1.2x faster than the shipped Q4_1 with the same next-token distribution to
     three decimals of NLL."""
-    from reasonloop.engines.convert import requantize_gguf
-
     source = Path(default_model_path())
     return str(requantize_gguf(source, "Q8_0")), f"{source.stem}-as-Q8_0"
 
 
 def _llama_cpp():
     """The ``llama_cpp`` bindings, with a CPU backend loaded (see :func:`cpu_backend`)."""
-    try:
-        import llama_cpp
-    except ImportError as exc:
-        raise MissingDependency("llama-cpp-python", "llamacpp") from exc
+    llama_cpp = load_llama_cpp()
     if _CPU_BACKEND is None:
         cpu_backend()
     return llama_cpp
@@ -198,10 +194,7 @@ def cpu_backend() -> CpuBackend:
     global _CPU_BACKEND
     if _CPU_BACKEND is not None:
         return _CPU_BACKEND
-    try:
-        import llama_cpp as lc
-    except ImportError as exc:
-        raise MissingDependency("llama-cpp-python", "llamacpp") from exc
+    lc = load_llama_cpp()
     g = _ggml(lc)
     lib_dir = Path(lc.__file__).parent / "lib"
     from llama_cpp._utils import suppress_stdout_stderr

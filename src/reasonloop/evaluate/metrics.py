@@ -1,16 +1,16 @@
 """Accuracy metrics over sampled responses: pass@1, the unbiased pass@k estimator, maj@k.
 
-All functions are pure. ``answers_equal`` decides when two extracted answers count as the same vote
+All functions are pure. The vote itself is :func:`reasonloop.verify.answers.majority_vote`;
+``answers_equal`` decides when two extracted answers count as the same vote
 (the math grader's equivalence, so ``\\frac12`` and ``0.5`` vote together).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
-Equal = Callable[[str, str], bool]
+from reasonloop.verify.answers import Equal, majority_vote
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -30,47 +30,6 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 def mean_accuracy(correct: Sequence[bool]) -> float:
     return sum(correct) / len(correct) if correct else 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Vote:
-    """The outcome of a majority vote: the winning answer, its votes, whether it is correct."""
-
-    answer: str | None
-    votes: int
-    total: int
-    correct: bool
-
-
-def majority_vote(
-    answers: Sequence[str | None],
-    correct: Sequence[bool],
-    *,
-    equal: Equal | None = None,
-    weights: Sequence[float] | None = None,
-) -> Vote:
-    """Group equivalent answers (``None`` never votes), pick the group with the most (weighted)
-    votes; ties go to the group whose first member came first. The group is correct when its
-    members were graded correct (they are equivalent, so they share a verdict; we take the first).
-    """
-    if len(answers) != len(correct):
-        raise ValueError("answers and correct must have the same length")
-    w = list(weights) if weights is not None else [1.0] * len(answers)
-    eq = equal or (lambda a, b: a == b)
-    groups: list[list[int]] = []
-    for i, a in enumerate(answers):
-        if a is None:
-            continue
-        for g in groups:
-            if answers[g[0]] == a or eq(answers[g[0]], a):  # type: ignore[arg-type]
-                g.append(i)
-                break
-        else:
-            groups.append([i])
-    if not groups:
-        return Vote(None, 0, len(answers), False)
-    best = max(groups, key=lambda g: (sum(w[i] for i in g), -g[0]))
-    return Vote(answers[best[0]], len(best), len(answers), bool(correct[best[0]]))
 
 
 def maj_at_k(
@@ -99,3 +58,12 @@ def ks_for(n: int) -> list[int]:
 def stderr(p: float, n: int) -> float:
     """The binomial standard error of an accuracy ``p`` over ``n`` problems."""
     return math.sqrt(p * (1 - p) / n) if n else 0.0
+
+
+__all__ = [
+    "ks_for",
+    "maj_at_k",
+    "mean_accuracy",
+    "pass_at_k",
+    "stderr",
+]

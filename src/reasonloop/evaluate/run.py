@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reasonloop.engines import load_engine
 from reasonloop.engines.base import Engine, Sample
 from reasonloop.errors import ConfigError
 from reasonloop.evaluate.report import write_report
@@ -42,12 +43,18 @@ from reasonloop.generate import (
     generator_for,
     load_inputs,
     messages_for,
+    to_trajectory,
 )
 from reasonloop.options import check_options, include, option
 from reasonloop.progress import LogReporter, Reporter
 from reasonloop.records import EvalResult, Generator, Problem
+from reasonloop.search import make_scorer, make_strategy, strategy_names
+from reasonloop.search.steps import StepSpec
+from reasonloop.store import open_store
+from reasonloop.verify.answers import answer_equality
 
-SEARCH_STRATEGIES = ("majority", "weighted", "best-of-n", "beam", "mcts", "reflection")
+# the test-time-compute strategies, by the names search gives them (greedy is the plain one above)
+SEARCH_STRATEGIES = tuple(name for name in strategy_names() if name != "greedy")
 STRATEGIES = ("greedy", "sample", *SEARCH_STRATEGIES)
 _SCORED = ("weighted", "best-of-n", "beam", "mcts")  # the strategies that use a scorer
 
@@ -156,21 +163,9 @@ class EvalSettings:
                 opts = dict(common)
         opts.update(dict(self.options))
         if "step_tokens" in opts:  # the size of one step / mini-step (beam, mcts)
-            from reasonloop.search.steps import StepSpec
-
             kind = opts.pop("step_kind", "step")
             opts["step"] = StepSpec(kind, int(opts.pop("step_tokens")))
         return opts
-
-
-def answer_equality(problems: Sequence[Problem]) -> Callable[[str, str], bool]:
-    """How two extracted answers are compared for voting: math equivalence for math problems,
-    string equality otherwise (choice letters, Countdown expressions)."""
-    if any(p.domain == "math" for p in problems):
-        from reasonloop.verify.math import answers_equal
-
-        return answers_equal
-    return lambda a, b: a == b
 
 
 def make_eval_scorer(s: EvalSettings, engine: Engine) -> Any:
@@ -178,22 +173,12 @@ def make_eval_scorer(s: EvalSettings, engine: Engine) -> Any:
     name = s.scorer_name()
     if name is None:
         return None
-    from reasonloop.search import make_scorer
-
     return make_scorer(name, engine, aggregate=s.aggregate)
 
 
 def search_generator(engine: Engine, s: EvalSettings) -> Generator:
     """The provenance stored with each search result: the strategy's label is its role."""
-    return Generator(
-        engine=engine.spec,
-        model=engine.model,
-        temperature=s.temperature,
-        top_p=s.top_p,
-        max_tokens=s.max_tokens,
-        seed=s.seed,
-        role=f"eval {s.label()}",
-    )
+    return generator_for(engine, s, role=f"eval {s.label()}")
 
 
 def _plain(details: Any) -> dict[str, Any]:
@@ -216,9 +201,6 @@ def run_search(
 ) -> Generator:
     """Run the search strategy on every problem not yet in ``store``; each result is committed
     with its spend as soon as it exists. Returns the generator its rows are stored under."""
-    from reasonloop.generate import to_trajectory
-    from reasonloop.search import make_strategy
-
     if scorer is None:
         scorer = make_eval_scorer(s, engine)
     strategy = make_strategy(s.strategy, **s.strategy_options(scorer))
@@ -265,8 +247,6 @@ def evaluate(
     """Run (or resume) the evaluation and write metrics.json, spend.json, report.md and plots to
     ``out_dir``. ``scorer``: the scorer ``s.scorer`` names, already built (e.g. a reward model
     loaded once for several runs); the name stays its label in the store and the report."""
-    from reasonloop.store import open_store
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     wanted = {p.id for p in problems}
@@ -375,8 +355,6 @@ class EvalConfig:
 def run_eval(config: EvalConfig, reporter: Reporter | None = None) -> EvalResult:
     """The ``eval`` stage: problems, engine, scorer (a reward model is loaded) and the strategy's
     options are all checked before the output directory and its store are created."""
-    from reasonloop.engines import load_engine
-    from reasonloop.search import make_strategy
 
     reporter = reporter or LogReporter()
     settings = config.settings()
@@ -413,7 +391,6 @@ __all__ = [
     "STRATEGIES",
     "EvalConfig",
     "EvalSettings",
-    "answer_equality",
     "evaluate",
     "load_spend",
     "make_eval_scorer",

@@ -7,8 +7,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from reasonloop.evaluate.metrics import Equal, ks_for, maj_at_k, mean_accuracy, pass_at_k
+from reasonloop.evaluate.metrics import ks_for, maj_at_k, mean_accuracy, pass_at_k
 from reasonloop.records import EvalResult, Problem
+from reasonloop.verify.answers import Equal
 
 
 @dataclass(frozen=True, slots=True)

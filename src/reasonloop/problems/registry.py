@@ -32,6 +32,7 @@ from typing import Any
 
 from reasonloop.errors import ConfigError, DataError
 from reasonloop.problems import gpqa
+from reasonloop.problems.countdown import countdown_set
 from reasonloop.problems.load import iter_problems, load_problems, problem_from_row
 from reasonloop.records import Problem
 
@@ -153,8 +154,6 @@ def resolve_problems(
     check_problem_spec(spec)
     generated = _COUNTDOWN.fullmatch(spec.strip().lower())
     if generated:
-        from reasonloop.demo.countdown import countdown_set
-
         return countdown_set(generated.group(1), limit if limit is not None else 100, seed=seed)
     if _lookup(spec) is not None:
         return load_benchmark(

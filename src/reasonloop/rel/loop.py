@@ -23,12 +23,14 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from importlib import resources
 
+from reasonloop.engines import load_engine
 from reasonloop.engines.base import Engine, Request, user_messages
 from reasonloop.format import parse
 from reasonloop.generate import Inputs, Sampling, held, load_inputs
 from reasonloop.options import check_options, include, option
 from reasonloop.progress import LogReporter, Reporter
 from reasonloop.records import Generator, Problem, Trajectory
+from reasonloop.store import open_store
 from reasonloop.verify import grade
 
 log = logging.getLogger(__name__)
@@ -146,8 +148,6 @@ def run_rel_stage(
     """The ``rel`` stage: a chain per problem, every round stored as it ends (stage ``rel``);
     a rerun continues each chain after its stored rounds. Engines, store and problems are opened
     here unless passed in."""
-    from reasonloop.engines import load_engine
-    from reasonloop.store import open_store
 
     reporter = reporter or LogReporter()
     cfg = config.loop()

@@ -29,12 +29,11 @@ response (``engine.score``, a reward model) count in neither.
 **Prompts**: ``prompt=None`` means the usual one: :data:`reasonloop.format.SYSTEM_PROMPT` then
 :func:`reasonloop.problems.prompt.prompt_for`. Strategies that continue a partial response (beam,
 MCTS, reflection) need the prompt as raw text: a string prompt is used as is; chat messages are
-rendered by the engine's ``render_messages(messages) -> str`` or ``render(messages) -> str`` (the
-``hf`` engine has it) when it has one, else as ChatML (with a warning; right for Qwen and SmolLM2,
-wrong for other templates).
+rendered by :func:`reasonloop.engines.base.render_prompt`: the engine's own template when it has
+one, else ChatML (with a warning; right for Qwen and SmolLM2, wrong for other templates).
 
 Reward models trained by :mod:`reasonloop.train.rm` plug in as scorers (``make_scorer("orm:PATH")``,
-``prm:PATH``, ``genrm:PATH``; :mod:`reasonloop.search.rewardmodels`); their PRM step labels come
+``prm:PATH``, ``genrm:PATH``; :mod:`reasonloop.train.rmcontract`); their PRM step labels come
 from :mod:`reasonloop.search.annotate` (Math-Shepherd Monte-Carlo labels).
 
 What this package does not do: store results (callers do: ``reasonloop eval --strategy``), grade
@@ -49,13 +48,28 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from reasonloop.engines.base import Engine, Message, Prompt, Request, Result, Sample
+from reasonloop.engines.base import (
+    Engine,
+    Message,
+    Prompt,
+    Request,
+    Result,
+    Sample,
+    render_prompt,
+    user_messages,
+)
+from reasonloop.errors import ConfigError
+from reasonloop.format import SYSTEM_PROMPT, parse
+from reasonloop.problems.prompt import prompt_for
 from reasonloop.records import Problem
+from reasonloop.verify.answers import Equal, answer_equality
+from reasonloop.verify.choice import extract_choice
+from reasonloop.verify.countdown import extract_expression
+from reasonloop.verify.extract import extract_answer
 
 logger = logging.getLogger(__name__)
 
 Extract = Callable[[str], "str | None"]
-Equal = Callable[[str, str], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,34 +115,7 @@ class Strategy(Protocol):
 
 def default_prompt(problem: Problem) -> tuple[Message, ...]:
     """The system prompt of the response format, then the problem's user message."""
-    from reasonloop.engines.base import user_messages
-    from reasonloop.format import SYSTEM_PROMPT
-    from reasonloop.problems.prompt import prompt_for
-
     return user_messages(prompt_for(problem), SYSTEM_PROMPT)
-
-
-_warned_chatml: set[str] = set()
-
-
-def render_prompt(engine: Engine, prompt: Prompt) -> str:
-    """The raw text an engine continues for ``prompt`` (see the module docstring)."""
-    if isinstance(prompt, str):
-        return prompt
-    for name in ("render_messages", "render"):  # HFEngine.render takes a prompt or messages
-        render = getattr(engine, name, None)
-        if callable(render):
-            return str(render(tuple(prompt)))
-    from reasonloop.engines.openai import render_chatml
-
-    if engine.spec not in _warned_chatml:
-        _warned_chatml.add(engine.spec)
-        logger.warning(
-            "engine %s has no render_messages(); rendering chat messages as ChatML to continue "
-            "partial responses (pass a string prompt for other chat templates)",
-            engine.spec,
-        )
-    return render_chatml(tuple(prompt))
 
 
 def request_for(prompt: Prompt, **settings: Any) -> Request:
@@ -141,12 +128,9 @@ def request_for(prompt: Prompt, **settings: Any) -> Request:
 def extract_for(problem: Problem) -> Extract:
     """How the final answer is read from a response to ``problem``, without looking at the gold
     answer: the Countdown expression, a choice letter, the math answer; code has none (None)."""
-    from reasonloop.format import parse
-
     if problem.domain == "code":
         return lambda response: None
     if problem.domain == "puzzle" and problem.source == "countdown":
-        from reasonloop.demo.countdown import extract_expression
 
         def countdown(response: str) -> str | None:
             solution = parse(response).solution
@@ -154,19 +138,13 @@ def extract_for(problem: Problem) -> Extract:
 
         return countdown
     if problem.choices or problem.domain == "science":
-        from reasonloop.verify.choice import extract_choice
-
         choices = problem.choices
         return lambda response: extract_choice(response, choices)
-    from reasonloop.verify.extract import extract_answer
-
     return extract_answer
 
 
 def equal_for(problem: Problem) -> Equal:
     """When two extracted answers vote together: math equivalence for math, else equality."""
-    from reasonloop.evaluate.run import answer_equality
-
     return answer_equality([problem])
 
 
@@ -254,11 +232,16 @@ STRATEGIES: dict[str, type] = {
 ALIASES: dict[str, str] = {"weighted": "weighted-vote", "reflection": "reflect"}
 
 
+def strategy_names() -> tuple[str, ...]:
+    """Every strategy by the name the CLI shows (its alias where it has one, e.g. ``weighted``),
+    in :data:`STRATEGIES` order."""
+    shown = {name: alias for alias, name in ALIASES.items()}
+    return tuple(shown.get(name, name) for name in STRATEGIES)
+
+
 def make_strategy(name: str, **options: Any) -> Strategy:
     """The strategy called ``name`` (a key of :data:`STRATEGIES` or :data:`ALIASES`) built with
     ``options``."""
-    from reasonloop.errors import ConfigError
-
     cls = STRATEGIES.get(ALIASES.get(name, name))
     if cls is None:
         valid = ", ".join([*STRATEGIES, *ALIASES])
@@ -295,6 +278,7 @@ __all__ = [
     "equal_for",
     "make_scorer",
     "make_strategy",
+    "strategy_names",
     "mean_confidence",
     "render_prompt",
     "response_steps",

@@ -31,9 +31,12 @@ from dataclasses import dataclass, field
 from reasonloop.engines.base import Engine, Request
 from reasonloop.errors import ConfigError
 from reasonloop.format import END_SOLUTION
-from reasonloop.records import Generator, Problem, StepLabel, Trajectory
+from reasonloop.generate import generator_for, messages_for
+from reasonloop.records import Problem, StepLabel, Trajectory
 from reasonloop.search import render_prompt
 from reasonloop.search.steps import response_steps
+from reasonloop.store.db import settings_key
+from reasonloop.verify import grade as verify_grade
 
 log = logging.getLogger(__name__)
 
@@ -83,19 +86,8 @@ class AnnotateSummary:
 
 def labeler_key(engine: Engine, s: AnnotateSettings) -> str:
     """The key step labels are stored under: every setting that changes what a label means."""
-    from reasonloop.store.db import settings_key
-
     role = f"step-labels m={s.m}" + ("" if s.system_prompt else " no-system")
-    gen = Generator(
-        engine=engine.spec,
-        model=engine.model,
-        temperature=s.temperature,
-        top_p=s.top_p,
-        max_tokens=s.max_tokens,
-        seed=s.seed,
-        role=role,
-    )
-    return settings_key("step-labels", gen)
+    return settings_key("step-labels", generator_for(engine, s, role=role))
 
 
 def step_prefixes(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -133,10 +125,7 @@ def label_trajectory(
 ) -> tuple[list[StepLabel], int]:
     """The labels of ``t``'s steps not in ``skip``, and the tokens the engine generated. All
     prefixes of the trajectory go to the engine in one ``generate`` call."""
-    from reasonloop.generate import messages_for
-
     if grade is None:
-        from reasonloop.verify import grade as verify_grade
 
         def grade(p: Problem, response: str) -> bool:
             return verify_grade(p, response).correct

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from reasonloop.engines.base import Engine, Prompt
 from reasonloop.records import Problem
-from reasonloop.search import Extract, SearchResult, default_prompt, extract_for, finite
+from reasonloop.search import Extract, SearchResult
 from reasonloop.search.scorers import Scorer, is_oracle
-from reasonloop.search.vote import check_settings, sample_candidates
+from reasonloop.search.vote import chosen_result, draw, top_scored
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,21 +28,8 @@ class BestOfN:
     extract: Extract | None = None
 
     def run(self, problem: Problem, prompt: Prompt | None, engine: Engine) -> SearchResult:
-        check_settings(self.n, self.temperature, self.max_tokens)
-        prompt = default_prompt(problem) if prompt is None else prompt
-        _, cands, spend = sample_candidates(
-            problem,
-            prompt,
-            engine,
-            n=self.n,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            max_tokens=self.max_tokens,
-            seed=self.seed,
-            extract=self.extract or extract_for(problem),
-            scorer=self.scorer,
-        )
-        best = max(range(len(cands)), key=lambda i: (finite(cands[i].score), -i))
+        cands, spend = draw(self, problem, prompt, engine, self.scorer)
+        best = top_scored(cands)
         chosen = cands[best]
         details = {
             "strategy": "best-of-n",
@@ -51,14 +38,7 @@ class BestOfN:
             "best_score": chosen.score,
             "oracle": is_oracle(self.scorer),
         }
-        return SearchResult(
-            chosen.text,
-            chosen.answer,
-            spend.tokens,
-            tuple(cands),
-            details,
-            spend.prompt_tokens,
-        )
+        return chosen_result(chosen, cands, spend, details)
 
 
 __all__ = ["BestOfN"]

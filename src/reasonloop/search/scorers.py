@@ -14,7 +14,7 @@ it ranked are flagged ``details["oracle"] = True`` (fine for upper bounds, not f
   ``min``, ``last`` or ``mean``.
 - :class:`VerifierScorer` — 1.0 when the verifier grades the response correct, else 0.0 (oracle).
 - Trained reward models (``orm:PATH``, ``prm:PATH``, ``genrm:PATH`` in :func:`make_scorer`): see
-  :mod:`reasonloop.search.rewardmodels`.
+  :mod:`reasonloop.train.rmcontract`.
 
 Weighted votes need non-negative scores: confidence, reward-model probabilities, the verifier, or
 ``LogProbScorer(exp=True)`` (the geometric-mean token probability).
@@ -33,6 +33,9 @@ from reasonloop.errors import ConfigError, EngineError
 from reasonloop.records import Problem
 from reasonloop.search.confidence import TOP_K, mean_confidence
 from reasonloop.search.steps import response_steps
+from reasonloop.train.rmcontract import KINDS as RM_KINDS
+from reasonloop.train.rmcontract import ORM, PRM, GenRM
+from reasonloop.verify import grade
 
 logger = logging.getLogger(__name__)
 
@@ -150,8 +153,6 @@ class VerifierScorer:
     def score(
         self, problem: Problem, prompt: Prompt, response: str, sample: Sample | None = None
     ) -> float:
-        from reasonloop.verify import grade
-
         return 1.0 if grade(problem, response).correct else 0.0
 
 
@@ -161,7 +162,7 @@ SCORERS = ("confidence", "logprob", "prob", "oracle", "orm:PATH", "prm:PATH", "g
 def make_scorer(name: str, engine: Engine | None = None, *, aggregate: str = "min") -> Scorer:
     """A scorer by CLI name: ``confidence``, ``logprob`` / ``prob`` (need ``engine``), ``oracle``,
     or a trained reward model ``orm:PATH``, ``prm:PATH`` (step scores combined by ``aggregate``:
-    min / last / mean) or ``genrm:PATH`` (see :mod:`reasonloop.search.rewardmodels`)."""
+    min / last / mean) or ``genrm:PATH`` (see :mod:`reasonloop.train.rmcontract`)."""
     if name == "confidence":
         return TokenConfidence()
     if name in ("logprob", "prob"):
@@ -176,10 +177,19 @@ def make_scorer(name: str, engine: Engine | None = None, *, aggregate: str = "mi
             raise ConfigError(f"scorer {name!r} needs the trained model's directory: {kind}:PATH")
         if aggregate not in AGGREGATES:
             raise ConfigError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
-        from reasonloop.search.rewardmodels import load_reward_scorer
-
         return load_reward_scorer(kind, path, aggregate=aggregate)
     raise ConfigError(f"unknown scorer {name!r}; valid: {', '.join(SCORERS)}")
+
+
+def load_reward_scorer(kind: str, path: str, *, aggregate: str = "min") -> Scorer:
+    """The scorer for ``kind:path`` (``orm``, ``prm`` with ``aggregate``, ``genrm``)."""
+    if kind == "orm":
+        return ORM(path)
+    if kind == "prm":
+        return RewardModelScorer(PRM(path), aggregate=aggregate)  # type: ignore[arg-type]
+    if kind == "genrm":
+        return GenRM(path)
+    raise ConfigError(f"unknown reward model kind {kind!r}; valid: {', '.join(RM_KINDS)}")
 
 
 def is_oracle(scorer: object | None) -> bool:
@@ -196,5 +206,6 @@ __all__ = [
     "VerifierScorer",
     "aggregate",
     "is_oracle",
+    "load_reward_scorer",
     "make_scorer",
 ]

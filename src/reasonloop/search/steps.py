@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from reasonloop.errors import ConfigError
 from reasonloop.format import END_SOLUTION, MARKERS
 
 STEP_SEPARATOR = "\n\n"
@@ -63,8 +64,6 @@ class StepSpec:
     max_tokens: int = 256
 
     def __post_init__(self) -> None:
-        from reasonloop.errors import ConfigError
-
         if self.kind not in ("step", "tokens"):
             raise ConfigError(f"StepSpec.kind must be 'step' or 'tokens', got {self.kind!r}")
         if self.max_tokens < 1:

@@ -3,7 +3,7 @@
 Votes go over extracted answers (``extract``, by default :func:`reasonloop.search.extract_for`);
 equivalent answers vote together (``equal``, by default math equivalence for math problems, see
 :func:`reasonloop.search.equal_for`), using
-:func:`reasonloop.evaluate.metrics.majority_vote`: ties go to the answer seen first, and the
+:func:`reasonloop.verify.answers.majority_vote`: ties go to the answer seen first, and the
 response returned is the first sample that gave the winning answer. When no sample has an answer,
 the majority vote returns the first sample and the weighted vote the top-scored one, with
 ``answer=None``.
@@ -15,10 +15,10 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from reasonloop.engines.base import Engine, Prompt, Sample
 from reasonloop.errors import ConfigError
-from reasonloop.evaluate.metrics import majority_vote
 from reasonloop.records import Problem
 from reasonloop.search import (
     Candidate,
@@ -34,6 +34,7 @@ from reasonloop.search import (
     wanted_logprobs,
 )
 from reasonloop.search.scorers import Scorer, is_oracle
+from reasonloop.verify.answers import majority_vote
 
 logger = logging.getLogger(__name__)
 
@@ -91,28 +92,68 @@ class Greedy:
     extract: Extract | None = None
 
     def run(self, problem: Problem, prompt: Prompt | None, engine: Engine) -> SearchResult:
-        check_settings(1, 0.0, self.max_tokens)
-        prompt = default_prompt(problem) if prompt is None else prompt
-        _, cands, spend = sample_candidates(
-            problem,
-            prompt,
-            engine,
+        # one sample at temperature 0: the sampling of a vote of one
+        one = Majority(
             n=1,
             temperature=0.0,
             top_p=1.0,
             max_tokens=self.max_tokens,
             seed=self.seed,
-            extract=self.extract or extract_for(problem),
+            extract=self.extract,
         )
-        c = cands[0]
-        return SearchResult(
-            c.text,
-            c.answer,
-            spend.tokens,
-            tuple(cands),
-            {"strategy": "greedy"},
-            spend.prompt_tokens,
-        )
+        cands, spend = draw(one, problem, prompt, engine)
+        return chosen_result(cands[0], cands, spend, {"strategy": "greedy"})
+
+
+class Sampled(Protocol):
+    """What :func:`draw` reads from a sampling strategy."""
+
+    n: int
+    temperature: float
+    top_p: float
+    max_tokens: int
+    seed: int | None
+    extract: Extract | None
+
+
+def draw(
+    s: Sampled,
+    problem: Problem,
+    prompt: Prompt | None,
+    engine: Engine,
+    scorer: Scorer | None = None,
+) -> tuple[list[Candidate], Spend]:
+    """The candidates of one sampling strategy ``s`` (its settings checked first): ``s.n`` samples
+    of ``prompt`` (None: the default prompt), extracted and scored by ``scorer``."""
+    check_settings(s.n, s.temperature, s.max_tokens)
+    prompt = default_prompt(problem) if prompt is None else prompt
+    _, cands, spend = sample_candidates(
+        problem,
+        prompt,
+        engine,
+        n=s.n,
+        temperature=s.temperature,
+        top_p=s.top_p,
+        max_tokens=s.max_tokens,
+        seed=s.seed,
+        extract=s.extract or extract_for(problem),
+        scorer=scorer,
+    )
+    return cands, spend
+
+
+def top_scored(cands: Sequence[Candidate]) -> int:
+    """Index of the top-scored candidate; ties go to the earlier one, None and NaN rank last."""
+    return max(range(len(cands)), key=lambda i: (finite(cands[i].score), -i))
+
+
+def chosen_result(
+    chosen: Candidate, cands: Sequence[Candidate], spend: Spend, details: dict[str, Any]
+) -> SearchResult:
+    """The :class:`SearchResult` of a strategy that chose ``chosen`` among ``cands``."""
+    return SearchResult(
+        chosen.text, chosen.answer, spend.tokens, tuple(cands), details, spend.prompt_tokens
+    )
 
 
 def _vote(
@@ -139,30 +180,11 @@ class Majority:
     equal: Equal | None = None
 
     def run(self, problem: Problem, prompt: Prompt | None, engine: Engine) -> SearchResult:
-        check_settings(self.n, self.temperature, self.max_tokens)
-        prompt = default_prompt(problem) if prompt is None else prompt
-        _, cands, spend = sample_candidates(
-            problem,
-            prompt,
-            engine,
-            n=self.n,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            max_tokens=self.max_tokens,
-            seed=self.seed,
-            extract=self.extract or extract_for(problem),
-        )
+        cands, spend = draw(self, problem, prompt, engine)
         index, votes = _vote(cands, self.equal or equal_for(problem), None)
         chosen = cands[0 if index is None else index]
         details = {"strategy": "majority", "votes": votes, "n": len(cands), "chosen": index}
-        return SearchResult(
-            chosen.text,
-            chosen.answer,
-            spend.tokens,
-            tuple(cands),
-            details,
-            spend.prompt_tokens,
-        )
+        return chosen_result(chosen, cands, spend, details)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,20 +203,7 @@ class WeightedVote:
     equal: Equal | None = None
 
     def run(self, problem: Problem, prompt: Prompt | None, engine: Engine) -> SearchResult:
-        check_settings(self.n, self.temperature, self.max_tokens)
-        prompt = default_prompt(problem) if prompt is None else prompt
-        _, cands, spend = sample_candidates(
-            problem,
-            prompt,
-            engine,
-            n=self.n,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            max_tokens=self.max_tokens,
-            seed=self.seed,
-            extract=self.extract or extract_for(problem),
-            scorer=self.scorer,
-        )
+        cands, spend = draw(self, problem, prompt, engine, self.scorer)
         weights = []
         for c in cands:
             w = finite(c.score)
@@ -205,8 +214,7 @@ class WeightedVote:
         equal = self.equal or equal_for(problem)
         index, votes = _vote(cands, equal, weights)
         if index is None:  # no answers: the top-scored sample, ties to the earlier one
-            index_top = max(range(len(cands)), key=lambda i: (finite(cands[i].score), -i))
-            chosen, weight = cands[index_top], 0.0
+            chosen, weight = cands[top_scored(cands)], 0.0
         else:
             chosen = cands[index]
             weight = sum(
@@ -223,14 +231,17 @@ class WeightedVote:
             "chosen": index,
             "oracle": is_oracle(self.scorer),
         }
-        return SearchResult(
-            chosen.text,
-            chosen.answer,
-            spend.tokens,
-            tuple(cands),
-            details,
-            spend.prompt_tokens,
-        )
+        return chosen_result(chosen, cands, spend, details)
 
 
-__all__ = ["Greedy", "Majority", "WeightedVote", "check_settings", "sample_candidates"]
+__all__ = [
+    "Greedy",
+    "Majority",
+    "Sampled",
+    "WeightedVote",
+    "check_settings",
+    "chosen_result",
+    "draw",
+    "sample_candidates",
+    "top_scored",
+]

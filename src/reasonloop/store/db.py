@@ -17,9 +17,9 @@ by trajectory, labeller (the settings that produced them, see
 ``INSERT OR IGNORE`` like trajectories, and stores each step's own text only (a label's ``steps``
 prefix is rebuilt from the rows of lower indices when read).
 
-Schema versions: 1 (problems, trajectories, scores, progress), 2 (adds ``step_labels``). A version-1
-store opened for writing is migrated in place (the table is created, nothing else changes); opened
-read-only it stays version 1 and simply has no step labels.
+The schema, its versions and migrations are :mod:`reasonloop.store.schema`; the codec between
+records and rows is :mod:`reasonloop.store.rows`. A store opened for writing is migrated in place;
+opened read-only it keeps its version and reads what it lacks as empty.
 
 What it is not: a server, a cache of model calls, or thread-safe — open one :class:`Store` per
 thread or process. NaN floats are stored as SQL NULL, so they read back as ``None``.
@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,138 +37,40 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from reasonloop import __version__
 from reasonloop.errors import DataError
 from reasonloop.records import (
     Generator,
     Problem,
     StepLabel,
     Trajectory,
-    Verdict,
     from_json,
     to_dict,
+)
+from reasonloop.store.rows import (
+    StoredTrajectory,
+    decode,
+    decode_trajectory,
+    encode,
+    is_int,
+    json_or_none,
+    real_or_none,
+    validated,
+)
+from reasonloop.store.schema import (
+    APPLICATION,
+    INSERT_TRAJECTORY,
+    SCHEMA_VERSION,
+    create_statements,
+    migrate,
+    select_trajectories,
 )
 
 log = logging.getLogger(__name__)
 
-APPLICATION = "reasonloop"
-SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 60.0
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _CHECKED: set[tuple[int, int, int, int]] = set()  # file versions that passed quick_check
-
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE problems (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    record TEXT NOT NULL,
-    added_at TEXT NOT NULL
-);
-CREATE TABLE trajectories (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    problem_id TEXT NOT NULL,
-    stage TEXT NOT NULL,
-    sample_index INTEGER NOT NULL,
-    settings TEXT NOT NULL,
-    text TEXT NOT NULL,
-    thought TEXT,
-    solution TEXT,
-    extracted TEXT,
-    correct INTEGER,
-    reason TEXT,
-    verdict_extracted TEXT,
-    tokens INTEGER NOT NULL,
-    mean_logprob REAL,
-    perplexity REAL,
-    finish_reason TEXT,
-    engine TEXT,
-    model TEXT,
-    round INTEGER,
-    temperature REAL,
-    top_p REAL,
-    max_tokens INTEGER,
-    seed INTEGER,
-    role TEXT,
-    parent TEXT,
-    critic_scores TEXT,
-    critique TEXT,
-    meta TEXT,
-    created_at TEXT NOT NULL
-);
-CREATE INDEX trajectories_problem ON trajectories (problem_id, stage);
-CREATE INDEX trajectories_stage ON trajectories (stage, correct);
-CREATE INDEX trajectories_settings ON trajectories (settings, problem_id);
-CREATE TABLE scores (
-    trajectory_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    value REAL,
-    updated_at TEXT NOT NULL,
-    PRIMARY KEY (trajectory_id, name)
-) WITHOUT ROWID;
-CREATE TABLE progress (
-    stage TEXT NOT NULL,
-    item TEXT NOT NULL,
-    value TEXT,
-    updated_at TEXT NOT NULL,
-    PRIMARY KEY (stage, item)
-) WITHOUT ROWID;
-"""
-
-# Version 2: Math-Shepherd step labels. Also run on version-1 stores opened for writing.
-_STEP_LABELS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS step_labels (
-    trajectory_id TEXT NOT NULL,
-    labeler TEXT NOT NULL,
-    step_index INTEGER NOT NULL,
-    problem_id TEXT NOT NULL,
-    step TEXT NOT NULL,
-    n INTEGER NOT NULL,
-    n_correct INTEGER NOT NULL,
-    created_at TEXT NOT NULL,
-    PRIMARY KEY (trajectory_id, labeler, step_index)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS step_labels_labeler ON step_labels (labeler, trajectory_id)
-"""
-
-# Column order of the trajectories table as written by add_trajectories and read by _trajectory.
-_COLUMNS = (
-    "id",
-    "problem_id",
-    "stage",
-    "sample_index",
-    "settings",
-    "text",
-    "thought",
-    "solution",
-    "extracted",
-    "correct",
-    "reason",
-    "verdict_extracted",
-    "tokens",
-    "mean_logprob",
-    "perplexity",
-    "finish_reason",
-    "engine",
-    "model",
-    "round",
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "seed",
-    "role",
-    "parent",
-    "critic_scores",
-    "critique",
-    "meta",
-    "created_at",
-)
-_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM trajectories"
-_INSERT = (
-    f"INSERT OR IGNORE INTO trajectories ({', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
-)
-
 
 # --- keys -----------------------------------------------------------------------------------------
 # The recipes below are persisted in every store: changing them would make a re-run write every
@@ -231,20 +132,6 @@ def trajectory_key(
 
 
 @dataclass(frozen=True, slots=True)
-class StoredTrajectory:
-    """A trajectory as stored: the record (with ``id`` set) plus what only the store knows.
-
-    ``meta`` is the batch metadata given to :meth:`Store.add_trajectories`; ``created_at`` an
-    ISO-8601 UTC time."""
-
-    trajectory: Trajectory
-    stage: str
-    sample_index: int
-    created_at: str
-    meta: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Added:
     """What :meth:`Store.add_trajectories` did: the id of every given trajectory, in order, and how
     many rows were new (the rest were already stored)."""
@@ -272,14 +159,6 @@ class StoreStats:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def _real(x: float | None) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
-
-
-def _json_or_none(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
 def _check_stage(stage: Any) -> str:
@@ -323,6 +202,7 @@ class Store:
         self.readonly = readonly
         self._conn: sqlite3.Connection | None = None
         self._conn = self._open(create=create and not readonly, busy_timeout=busy_timeout)
+        self._select = select_trajectories(self._conn)
 
     # opening -------------------------------------------------------------------------------------
 
@@ -448,11 +328,8 @@ class Store:
                 conn.execute("ROLLBACK")
                 self._check(conn, tables)
                 return
-            for statement in (_SCHEMA + _STEP_LABELS_SCHEMA).split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            from reasonloop import __version__
-
+            for statement in create_statements():
+                conn.execute(statement)
             conn.executemany(
                 "INSERT INTO meta (key, value) VALUES (?, ?)",
                 [
@@ -470,7 +347,7 @@ class Store:
         log.info("created trajectory store %s (schema version %d)", self.path, SCHEMA_VERSION)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        """Bring an older store up to :data:`SCHEMA_VERSION` (1 -> 2: add ``step_labels``)."""
+        """Bring an older store up to :data:`SCHEMA_VERSION` (see :mod:`reasonloop.store.schema`)."""
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row is None or int(row[0]) >= SCHEMA_VERSION:
             return
@@ -479,12 +356,7 @@ class Store:
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             old = int(row[0])
             if old < SCHEMA_VERSION:  # another process may have migrated it meanwhile
-                for statement in _STEP_LABELS_SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(
-                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
-                )
+                migrate(conn, old)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -624,14 +496,14 @@ class Store:
                 f"{len(indices)} sample_indices for {len(trajs)} trajectories",
                 field="sample_indices",
             )
-        meta_json = _json_or_none(dict(meta) if meta is not None else None)
+        meta_json = json_or_none(dict(meta) if meta is not None else None)
         now = _now()
         rows: list[tuple[Any, ...]] = []
         seen: dict[str, tuple[Any, ...]] = {}
         settings: dict[Generator | None, str] = {}
         ids: list[str] = []
         for i, (t, idx) in enumerate(zip(trajs, indices, strict=True)):
-            t = _validated(t, i)
+            t = validated(t, i)
             if isinstance(idx, bool) or not isinstance(idx, int) or idx < 0:
                 raise DataError(
                     f"trajectory {i}: sample index must be an integer >= 0, got {idx!r}",
@@ -642,7 +514,7 @@ class Store:
             )
             if t.generator not in settings:
                 settings[t.generator] = settings_key(stage, t.generator)
-            row = _row(t, tid, stage, idx, settings[t.generator], meta_json, now)
+            row = encode(t, tid, stage, idx, settings[t.generator], meta_json, now)
             ids.append(tid)
             if tid in seen:
                 if seen[tid][:-1] != row[:-1]:
@@ -655,7 +527,7 @@ class Store:
             seen[tid] = row
             rows.append(row)
         progress = self._progress_rows(stage, done, now)
-        statements: list[tuple[str, Sequence[Sequence[Any]]]] = [(_INSERT, rows)]
+        statements: list[tuple[str, Sequence[Sequence[Any]]]] = [(INSERT_TRAJECTORY, rows)]
         if progress:
             statements.append((_PROGRESS_UPSERT, progress))
         if not rows and not progress:
@@ -665,12 +537,12 @@ class Store:
         return Added(ids=tuple(ids), inserted=inserted)
 
     def get(self, trajectory_id: str) -> Trajectory | None:
-        row = self.conn.execute(f"{_SELECT} WHERE id = ?", (trajectory_id,)).fetchone()
-        return None if row is None else _trajectory(row)
+        row = self.conn.execute(f"{self._select} WHERE id = ?", (trajectory_id,)).fetchone()
+        return None if row is None else decode_trajectory(row)
 
     def get_stored(self, trajectory_id: str) -> StoredTrajectory | None:
-        row = self.conn.execute(f"{_SELECT} WHERE id = ?", (trajectory_id,)).fetchone()
-        return None if row is None else _stored(row)
+        row = self.conn.execute(f"{self._select} WHERE id = ?", (trajectory_id,)).fetchone()
+        return None if row is None else decode(row)
 
     def _where(
         self,
@@ -706,10 +578,10 @@ class Store:
     ) -> Iterator[StoredTrajectory]:
         """Like :meth:`trajectories`, with the stage, sample index, time and batch meta."""
         where, args = self._where(problem_id, stage, correct, role, round)
-        cur = self.conn.execute(f"{_SELECT}{where} ORDER BY seq", args)
+        cur = self.conn.execute(f"{self._select}{where} ORDER BY seq", args)
         while batch := cur.fetchmany(500):
             for row in batch:
-                yield _stored(row)
+                yield decode(row)
 
     def trajectories(
         self,
@@ -816,7 +688,7 @@ class Store:
                     f"score {name!r} of {tid}: expected a number, got {value!r}", field="value"
                 )
         now = _now()
-        rows = [(tid, name, _real(v), now) for tid, v in values.items()]
+        rows = [(tid, name, real_or_none(v), now) for tid, v in values.items()]
         return self._write(
             [
                 (
@@ -866,7 +738,7 @@ class Store:
         for item, _ in pairs:
             if not isinstance(item, str) or not item:
                 raise DataError(f"progress item must be a non-empty string, got {item!r}")
-        return [(stage, item, _json_or_none(value), now) for item, value in pairs]
+        return [(stage, item, json_or_none(value), now) for item, value in pairs]
 
     def mark_done(self, stage: str, items: Iterable[str] | Mapping[str, Any]) -> None:
         """Record that ``items`` (e.g. problem ids) of ``stage`` are finished, with an optional
@@ -907,7 +779,7 @@ class Store:
             where = f"step label {i}"
             if not isinstance(lab, StepLabel):
                 raise DataError(f"{where}: expected a StepLabel, got {type(lab).__name__}")
-            if not _is_int(lab.step_index) or lab.step_index < 0:
+            if not is_int(lab.step_index) or lab.step_index < 0:
                 raise DataError(
                     f"expected an integer >= 0, got {lab.step_index!r}",
                     where=where,
@@ -922,7 +794,7 @@ class Store:
                     where=where,
                     field="steps",
                 )
-            if not (_is_int(lab.n) and _is_int(lab.n_correct) and 0 <= lab.n_correct <= lab.n):
+            if not (is_int(lab.n) and is_int(lab.n_correct) and 0 <= lab.n_correct <= lab.n):
                 raise DataError(
                     f"expected 0 <= n_correct <= n, got n={lab.n!r}, n_correct={lab.n_correct!r}",
                     where=where,
@@ -1033,170 +905,6 @@ def open_store(path: str | Path, *, create: bool = True, readonly: bool = False)
 
 
 # --- row <-> record -------------------------------------------------------------------------------
-
-
-_OPTIONAL_STR = ("thought", "solution", "extracted", "finish_reason", "parent", "critique", "id")
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _validated(t: Any, i: int) -> Trajectory:
-    """The trajectory, its field types checked (what SQLite's loose typing would let through).
-
-    Hand-written rather than ``from_dict(to_dict(t))``: that round trip was 80% of insert time."""
-    where = f"trajectory {i}"
-
-    def bad(field: str, expected: str, value: Any) -> DataError:
-        return DataError(f"expected {expected}, got {value!r:.60}", where=where, field=field)
-
-    if not isinstance(t, Trajectory):
-        raise DataError(f"{where}: expected a Trajectory, got {type(t).__name__}")
-    if not isinstance(t.problem_id, str) or not t.problem_id:
-        raise bad("problem_id", "a non-empty string", t.problem_id)
-    if not isinstance(t.text, str):
-        raise bad("text", "a string", t.text)
-    for name in _OPTIONAL_STR:
-        value = getattr(t, name)
-        if value is not None and not isinstance(value, str):
-            raise bad(name, "a string or null", value)
-    if not _is_int(t.tokens):
-        raise bad("tokens", "an integer", t.tokens)
-    for name in ("mean_logprob", "perplexity"):
-        value = getattr(t, name)
-        if value is not None and not _is_num(value):
-            raise bad(name, "a number or null", value)
-    v = t.verdict
-    if v is not None:
-        if not isinstance(v, Verdict):
-            raise bad("verdict", "a Verdict", v)
-        if not isinstance(v.correct, bool):
-            raise bad("verdict.correct", "true/false", v.correct)
-        if not isinstance(v.reason, str):
-            raise bad("verdict.reason", "a string", v.reason)
-        if v.extracted is not None and not isinstance(v.extracted, str):
-            raise bad("verdict.extracted", "a string or null", v.extracted)
-    g = t.generator
-    if g is not None:
-        if not isinstance(g, Generator):
-            raise bad("generator", "a Generator", g)
-        for name in ("engine", "model", "role"):
-            if not isinstance(getattr(g, name), str):
-                raise bad(f"generator.{name}", "a string", getattr(g, name))
-        if not _is_int(g.round):
-            raise bad("generator.round", "an integer", g.round)
-        for name in ("temperature", "top_p"):
-            value = getattr(g, name)
-            if value is not None and not _is_num(value):
-                raise bad(f"generator.{name}", "a number or null", value)
-        for name in ("max_tokens", "seed"):
-            value = getattr(g, name)
-            if value is not None and not _is_int(value):
-                raise bad(f"generator.{name}", "an integer or null", value)
-    cs = t.critic_scores
-    if cs is not None and (
-        not isinstance(cs, dict)
-        or not all(isinstance(k, str) and _is_num(x) for k, x in cs.items())
-    ):
-        raise bad("critic_scores", "an object of numbers", cs)
-    return t
-
-
-def _row(
-    t: Trajectory, tid: str, stage: str, idx: int, settings: str, meta_json: str | None, now: str
-) -> tuple[Any, ...]:
-    v, g = t.verdict, t.generator
-    return (
-        tid,
-        t.problem_id,
-        stage,
-        idx,
-        settings,
-        t.text,
-        t.thought,
-        t.solution,
-        t.extracted,
-        None if v is None else int(v.correct),
-        None if v is None else v.reason,
-        None if v is None else v.extracted,
-        t.tokens,
-        _real(t.mean_logprob),
-        _real(t.perplexity),
-        t.finish_reason,
-        None if g is None else g.engine,
-        None if g is None else g.model,
-        None if g is None else g.round,
-        None if g is None else _real(g.temperature),
-        None if g is None else _real(g.top_p),
-        None if g is None else g.max_tokens,
-        None if g is None else g.seed,
-        None if g is None else g.role,
-        t.parent,
-        _json_or_none(
-            None if t.critic_scores is None else {k: float(x) for k, x in t.critic_scores.items()}
-        ),
-        t.critique,
-        meta_json,
-        now,  # keep last: duplicate detection compares everything before it
-    )
-
-
-def _trajectory(row: Sequence[Any]) -> Trajectory:
-    r = dict(zip(_COLUMNS, row, strict=True))
-    verdict = (
-        None
-        if r["reason"] is None
-        else Verdict(
-            correct=bool(r["correct"]), extracted=r["verdict_extracted"], reason=r["reason"]
-        )
-    )
-    generator = (
-        None
-        if r["engine"] is None
-        else Generator(
-            engine=r["engine"],
-            model=r["model"],
-            round=r["round"],
-            temperature=r["temperature"],
-            top_p=r["top_p"],
-            max_tokens=r["max_tokens"],
-            seed=r["seed"],
-            role=r["role"],
-        )
-    )
-    return Trajectory(
-        problem_id=r["problem_id"],
-        text=r["text"],
-        thought=r["thought"],
-        solution=r["solution"],
-        extracted=r["extracted"],
-        verdict=verdict,
-        tokens=r["tokens"],
-        mean_logprob=r["mean_logprob"],
-        perplexity=r["perplexity"],
-        finish_reason=r["finish_reason"],
-        generator=generator,
-        parent=r["parent"],
-        critic_scores=None if r["critic_scores"] is None else json.loads(r["critic_scores"]),
-        critique=r["critique"],
-        id=r["id"],
-    )
-
-
-def _stored(row: Sequence[Any]) -> StoredTrajectory:
-    r = dict(zip(_COLUMNS, row, strict=True))
-    return StoredTrajectory(
-        trajectory=_trajectory(row),
-        stage=r["stage"],
-        sample_index=r["sample_index"],
-        created_at=r["created_at"],
-        meta=None if r["meta"] is None else json.loads(r["meta"]),
-    )
 
 
 __all__ = [

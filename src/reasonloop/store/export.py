@@ -35,8 +35,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from reasonloop.errors import ConfigError, DataError, MissingDependency
+from reasonloop.problems.prompt import prompt_for
 from reasonloop.records import PreferencePair, Problem
 from reasonloop.store.db import Store
+from reasonloop.store.rows import flat
+from reasonloop.store.schema import EXPORTED_COLUMNS, TRAJECTORY_COLUMNS
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -46,54 +49,15 @@ log = logging.getLogger(__name__)
 Kind = Literal["trajectories", "sft", "preference", "stepwise"]
 KINDS: tuple[str, ...] = ("trajectories", "sft", "preference", "stepwise")
 
-TRAJECTORY_FIELDS: tuple[str, ...] = (
-    "id",
-    "problem_id",
-    "stage",
-    "sample_index",
-    "text",
-    "thought",
-    "solution",
-    "extracted",
-    "correct",
-    "reason",
-    "verdict_extracted",
-    "tokens",
-    "mean_logprob",
-    "perplexity",
-    "finish_reason",
-    "engine",
-    "model",
-    "round",
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "seed",
-    "role",
-    "parent",
-    "critic_scores",
-    "critique",
-    "scores",
-    "meta",
-    "created_at",
-)
-_JSON_COLUMNS = ("critic_scores", "scores", "meta")
-_INT_COLUMNS = ("sample_index", "tokens", "round", "max_tokens", "seed")
-_FLOAT_COLUMNS = ("mean_logprob", "perplexity", "temperature", "top_p")
+TRAJECTORY_FIELDS: tuple[str, ...] = EXPORTED_COLUMNS
+_KIND = {c.name: c.kind for c in TRAJECTORY_COLUMNS}
+_JSON_COLUMNS = tuple(name for name in TRAJECTORY_FIELDS if _KIND[name] == "json")
 
 # "auto": correct only for SFT, everything for the trajectory dump.
 Correct = bool | None | Literal["auto"]
 
 
 # --- rows -----------------------------------------------------------------------------------------
-
-
-def _default_prompt(problem: Problem) -> str:
-    try:
-        from reasonloop.problems.prompt import prompt_for
-    except ImportError:  # the problems stage is optional at this layer
-        return problem.problem
-    return prompt_for(problem)
 
 
 def trajectory_rows(
@@ -108,38 +72,7 @@ def trajectory_rows(
     """One flat dict per stored trajectory (keys :data:`TRAJECTORY_FIELDS`), oldest first."""
     scores = store.all_scores()
     for s in store.stored(problem_id, stage, correct, role, round):
-        t, v, g = s.trajectory, s.trajectory.verdict, s.trajectory.generator
-        yield {
-            "id": t.id,
-            "problem_id": t.problem_id,
-            "stage": s.stage,
-            "sample_index": s.sample_index,
-            "text": t.text,
-            "thought": t.thought,
-            "solution": t.solution,
-            "extracted": t.extracted,
-            "correct": None if v is None else v.correct,
-            "reason": None if v is None else v.reason,
-            "verdict_extracted": None if v is None else v.extracted,
-            "tokens": t.tokens,
-            "mean_logprob": t.mean_logprob,
-            "perplexity": t.perplexity,
-            "finish_reason": t.finish_reason,
-            "engine": None if g is None else g.engine,
-            "model": None if g is None else g.model,
-            "round": None if g is None else g.round,
-            "temperature": None if g is None else g.temperature,
-            "top_p": None if g is None else g.top_p,
-            "max_tokens": None if g is None else g.max_tokens,
-            "seed": None if g is None else g.seed,
-            "role": None if g is None else g.role,
-            "parent": t.parent,
-            "critic_scores": t.critic_scores,
-            "critique": t.critique,
-            "scores": scores.get(t.id or "", {}),
-            "meta": s.meta,
-            "created_at": s.created_at,
-        }
+        yield flat(s, scores.get(s.trajectory.id or "", {}))
 
 
 def sft_rows(
@@ -157,7 +90,7 @@ def sft_rows(
     :func:`reasonloop.problems.prompt.prompt_for`) and the trajectory's full text as the reply.
 
     Raises DataError when a trajectory's problem is not in the store (add the problems first)."""
-    make_prompt = prompt or _default_prompt
+    make_prompt = prompt or prompt_for
     cache: dict[str, str] = {}
     for t in store.trajectories(problem_id, stage, correct, role, round):
         if t.problem_id not in cache:
@@ -203,7 +136,7 @@ def stepwise_rows(
     ``labeler`` picks one labeller's labels (:meth:`Store.step_labelers` lists them); by default
     every labeller's labels make their own rows. Raises DataError when a labelled trajectory's
     problem is not in the store."""
-    make_prompt = prompt or _default_prompt
+    make_prompt = prompt or prompt_for
     cache: dict[str, str] = {}
     in_stage = None if stage is None else {t.id for t in store.trajectories(stage=stage)}
     for _, labels in store.step_labels(labeler=labeler, problem_id=problem_id):
@@ -307,32 +240,12 @@ def export_jsonl(
     path: str | Path,
     *,
     kind: Kind = "trajectories",
-    pairs: Iterable[PreferencePair] | None = None,
-    stage: str | None = None,
-    correct: Correct = "auto",
-    problem_id: str | None = None,
-    role: str | None = None,
-    round: int | None = None,
-    system: str | None = None,
-    prompt: Callable[[Problem], str] | None = None,
-    labeler: str | None = None,
-    soft: bool = False,
+    **selection: Any,
 ) -> int:
-    """Write the rows of ``kind`` (see :func:`rows`) to ``path`` as JSON Lines; the row count."""
-    it = rows(
-        store,
-        kind,
-        pairs=pairs,
-        stage=stage,
-        correct=correct,
-        problem_id=problem_id,
-        role=role,
-        round=round,
-        system=system,
-        prompt=prompt,
-        labeler=labeler,
-        soft=soft,
-    )
+    """Write the rows of ``kind`` to ``path`` as JSON Lines; the row count. ``selection``: the
+    keyword options of :func:`rows` (pairs, stage, correct, problem_id, role, round, system,
+    prompt, labeler, soft)."""
+    it = rows(store, kind, **selection)
     n = 0
     with _atomic(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
         for row in it:
@@ -356,16 +269,9 @@ def _arrow_schema(kind: str, soft: bool = False) -> pa.Schema:
     if kind == "preference":
         return pa.schema([("prompt", turns), ("chosen", turns), ("rejected", turns)])
     fields = []
+    arrow = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
     for name in TRAJECTORY_FIELDS:
-        if name in _INT_COLUMNS:
-            tp = pa.int64()
-        elif name in _FLOAT_COLUMNS:
-            tp = pa.float64()
-        elif name == "correct":
-            tp = pa.bool_()
-        else:
-            tp = pa.string()
-        fields.append((name, tp))
+        fields.append((name, arrow.get(_KIND[name], pa.string())))  # JSON columns as text
     return pa.schema(fields)
 
 
@@ -400,36 +306,16 @@ def export_parquet(
     path: str | Path,
     *,
     kind: Kind = "trajectories",
-    pairs: Iterable[PreferencePair] | None = None,
-    stage: str | None = None,
-    correct: Correct = "auto",
-    problem_id: str | None = None,
-    role: str | None = None,
-    round: int | None = None,
-    system: str | None = None,
-    prompt: Callable[[Problem], str] | None = None,
-    labeler: str | None = None,
-    soft: bool = False,
     row_group_size: int = 5000,
+    **selection: Any,
 ) -> int:
     """Write the rows of ``kind`` to ``path`` as parquet (written in row groups of
-    ``row_group_size``, so memory stays bounded); the row count."""
+    ``row_group_size``, so memory stays bounded); the row count. ``selection``: as for
+    :func:`export_jsonl`."""
     import pyarrow.parquet as pq
 
-    it = rows(
-        store,
-        kind,
-        pairs=pairs,
-        stage=stage,
-        correct=correct,
-        problem_id=problem_id,
-        role=role,
-        round=round,
-        system=system,
-        prompt=prompt,
-        labeler=labeler,
-        soft=soft,
-    )
+    soft = bool(selection.get("soft", False))
+    it = rows(store, kind, **selection)
     n = 0
     with _atomic(path) as tmp:
         writer = pq.ParquetWriter(str(tmp), _arrow_schema(kind, soft))
@@ -447,39 +333,19 @@ def to_hf_dataset(
     store: Store | None,
     *,
     kind: Kind = "trajectories",
-    pairs: Iterable[PreferencePair] | None = None,
-    stage: str | None = None,
-    correct: Correct = "auto",
-    problem_id: str | None = None,
-    role: str | None = None,
-    round: int | None = None,
-    system: str | None = None,
-    prompt: Callable[[Problem], str] | None = None,
-    labeler: str | None = None,
-    soft: bool = False,
+    **selection: Any,
 ) -> Any:
     """The rows of ``kind`` as an in-memory ``datasets.Dataset`` (nothing is written to the HF
-    cache, nothing is downloaded). Needs ``datasets`` (the ``train`` extra)."""
+    cache, nothing is downloaded). Needs ``datasets`` (the ``train`` extra). ``selection``: as
+    for :func:`export_jsonl`."""
     try:
         import datasets
     except ImportError:
         raise MissingDependency("datasets", "train") from None
     import pyarrow as pa
 
-    it = rows(
-        store,
-        kind,
-        pairs=pairs,
-        stage=stage,
-        correct=correct,
-        problem_id=problem_id,
-        role=role,
-        round=round,
-        system=system,
-        prompt=prompt,
-        labeler=labeler,
-        soft=soft,
-    )
+    soft = bool(selection.get("soft", False))
+    it = rows(store, kind, **selection)
     tables = list(_arrow_batches(kind, it, 5000, soft))
     table = pa.concat_tables(tables) if tables else _arrow_schema(kind, soft).empty_table()
     return datasets.Dataset(table)

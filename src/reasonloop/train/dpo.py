@@ -15,9 +15,8 @@ STILL-2 Table 4's four variants: ``align ∈ {thought, full}`` × ``sft_weight �
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +29,12 @@ from reasonloop.train.masks import thought_mask
 from reasonloop.train.sft import (
     TrainerOptions,
     add_format_tokens,
+    jsonl_lines,
     load_model_and_tokenizer,
     lora_config,
+    save_trained,
     trl_common_args,
+    write_train_info,
 )
 
 log = logging.getLogger(__name__)
@@ -60,18 +62,7 @@ def read_preferences(path: str | Path) -> list[dict[str, Any]]:
     """Read TRL conversational preference rows, checking each field."""
     path = Path(path)
     rows = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise DataError("file not found", where=str(path)) from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{n}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"invalid JSON ({exc.msg})", where=where) from None
+    for where, row in jsonl_lines(path):
         if not isinstance(row, dict):
             raise DataError("expected a JSON object", where=where)
         for key in ("prompt", "chosen", "rejected"):
@@ -216,17 +207,6 @@ def train_dpo(
     if s.align == "thought":
         trainer.sft_weight = s.sft_weight
     follow(trainer, on_progress)
-    result = trainer.train()
-    out = Path(s.output_dir)
-    trainer.save_model(str(out))
-    tokenizer.save_pretrained(str(out))
-    metrics = dict(result.metrics)
-    metrics["train_loss"] = result.training_loss
-    metrics["global_step"] = result.global_step
-    (out / "reasonloop_train.json").write_text(
-        json.dumps(
-            {"kind": "dpo", "settings": asdict(s), "metrics": metrics}, indent=2, default=str
-        )
-        + "\n"
-    )
+    metrics = save_trained(trainer, tokenizer, trainer.train(), s.output_dir)
+    write_train_info(s.output_dir, "dpo", s, metrics)
     return metrics

@@ -42,12 +42,15 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from reasonloop.engines.base import Sample
 from reasonloop.errors import ConfigError, MissingDependency
 from reasonloop.format import parse
-from reasonloop.generate import Inputs
+from reasonloop.generate import Inputs, messages_for, to_trajectory
 from reasonloop.options import check_options, include, option
+from reasonloop.problems import resolve_problems
 from reasonloop.progress import Update
 from reasonloop.records import Generator, Problem, Trajectory, Verdict
+from reasonloop.store import open_store
 from reasonloop.train.callbacks import follow
 from reasonloop.train.sft import (
     TrainerOptions,
@@ -219,7 +222,6 @@ def rollout_reward(verdict: Verdict, text: str, tokens: int, s: GRPOSettings) ->
 
 def prompt_messages(problem: Problem, system_prompt: bool = True) -> list[dict[str, str]]:
     """The chat messages that pose ``problem``, as ``generate``/``explore`` pose it."""
-    from reasonloop.generate import messages_for
 
     return [
         {"role": m.role, "content": m.content}
@@ -269,8 +271,6 @@ class StoreRewards:
         log_metric=None,
         **_,
     ):
-        from reasonloop.engines.base import Sample
-        from reasonloop.generate import to_trajectory
 
         step = (trainer_state.global_step if trainer_state is not None else 0) + 1
         gen = self.generator(step)
@@ -404,12 +404,9 @@ def train_grpo(
         from trl import GRPOConfig
     except ImportError as exc:
         raise MissingDependency("trl", "train") from exc
-    from reasonloop.store import open_store
 
     t0 = time.perf_counter()
     if problems is None:
-        from reasonloop.problems import resolve_problems
-
         problems = resolve_problems(s.problems, data_dir=s.data_dir, limit=s.limit)
     elif s.limit is not None:
         problems = problems[: s.limit]

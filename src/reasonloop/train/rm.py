@@ -1,7 +1,7 @@
 """Reward models from the trajectory store: ORM, PRM and a generative verifier (GenRM).
 
 Thin layers over TRL / transformers; the texts each model reads are built by
-:mod:`reasonloop.search.rewardmodels`, which also loads the saved directories as scorers
+:mod:`reasonloop.train.rmcontract`, which also loads the saved directories as scorers
 (``orm:OUT``, ``prm:OUT``, ``genrm:OUT``), so training and scoring read the same inputs.
 
 - **ORM** — TRL's ``RewardTrainer`` (TRL 1.x supports only pairwise Bradley-Terry training for
@@ -11,11 +11,11 @@ Thin layers over TRL / transformers; the texts each model reads are built by
   pair. The model is a one-output sequence classifier started from the causal LM ``model``.
 - **PRM** — TRL 1.x has no PRM trainer, so this is a token classifier with one output trained by
   a plain ``transformers.Trainer`` with a binary cross-entropy at the end of every step (the last
-  token of the separator after it, :func:`reasonloop.search.rewardmodels.prm_ids`), on the
+  token of the separator after it, :func:`reasonloop.train.rmcontract.prm_ids`), on the
   store's Math-Shepherd step labels (``reasonloop annotate-steps``): hard labels (0/1) or soft
   ones (the fraction of completions that reached the answer).
 - **GenRM** — V-STaR-style generative verification: the user message is
-  :func:`~reasonloop.search.rewardmodels.verification_prompt` and the assistant answers ``Yes``
+  :func:`~reasonloop.train.rmcontract.verification_prompt` and the assistant answers ``Yes``
   (correct trajectory) or ``No``. ``method="sft"`` fine-tunes on that answer with
   :func:`reasonloop.train.sft.train_sft`; ``method="dpo"`` prefers the right answer over the wrong
   one with :func:`reasonloop.train.dpo.train_dpo` (``align="full"``). The rows are written to
@@ -39,16 +39,43 @@ import json
 import logging
 import random
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reasonloop.engines.hf import HFEngine
 from reasonloop.errors import ConfigError, DataError, MissingDependency
 from reasonloop.options import check_options, include, option
 from reasonloop.progress import Update
 from reasonloop.records import Problem, Trajectory
+from reasonloop.store import open_store
+from reasonloop.store.export import stepwise_rows
 from reasonloop.train.callbacks import follow
-from reasonloop.train.sft import LoraSettings, TrainerOptions, add_format_tokens, trl_common_args
+from reasonloop.train.dpo import DPOSettings, train_dpo
+from reasonloop.train.rmcontract import (
+    NO,
+    ORM,
+    PRM,
+    YES,
+    GenRM,
+    auto_classifier,
+    orm_ids,
+    prm_ids,
+    question_for,
+    verification_prompt,
+)
+from reasonloop.train.sft import (
+    LoraSettings,
+    SFTSettings,
+    TrainerOptions,
+    add_format_tokens,
+    load_model_and_tokenizer,
+    lora_config,
+    save_trained,
+    train_sft,
+    trl_common_args,
+    write_train_info,
+)
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +192,7 @@ def pair_accuracy(
     orm: Any, pairs: Sequence[tuple[Trajectory, Trajectory]], problems: Mapping[str, Problem]
 ) -> tuple[int, int]:
     """``(right, pairs)``: the pairs whose correct trajectory gets the higher ORM logit (a tie is
-    wrong). ``orm`` is a :class:`reasonloop.search.rewardmodels.ORM`."""
-    from reasonloop.search.rewardmodels import question_for
-
+    wrong). ``orm`` is a :class:`reasonloop.train.rmcontract.ORM`."""
     logits: dict[str, float] = {}
 
     def logit(t: Trajectory) -> float:
@@ -183,7 +208,7 @@ def step_accuracy(prm: Any, rows: Iterable[Mapping[str, Any]]) -> tuple[int, int
     """``(right, steps)`` over stepwise rows: a step is right when the PRM's score and the label
     fall on the same side of 0.5 (score > 0.5 and label > 0.5, or neither; a soft label of exactly
     0.5 counts as negative). Steps whose end a long input cut off are not counted (the PRM never
-    sees them). ``prm`` is a :class:`reasonloop.search.rewardmodels.PRM`."""
+    sees them). ``prm`` is a :class:`reasonloop.train.rmcontract.PRM`."""
     right = total = 0
     for row in rows:
         scores = prm.step_scores(row["prompt"], list(row["completions"]))
@@ -197,7 +222,7 @@ def verdict_accuracy(
     genrm: Any, trajectories: Iterable[Trajectory], problems: Mapping[str, Problem]
 ) -> tuple[int, int]:
     """``(right, answers)``: a graded trajectory is judged right when P(Yes) > 0.5 says correct
-    exactly when its verdict does. ``genrm`` is a :class:`reasonloop.search.rewardmodels.GenRM`."""
+    exactly when its verdict does. ``genrm`` is a :class:`reasonloop.train.rmcontract.GenRM`."""
     right = total = 0
     for t in trajectories:
         if t.verdict is None or t.problem_id not in problems:
@@ -221,8 +246,6 @@ def verification_rows(
     ``outcome_pairs(trajectories, N)`` instead (its correct, then its incorrect trajectory), so the
     rows say Yes as often as No and come only from problems with both (on a benchmark the policy
     rarely solves, every trajectory would teach "No" about 99 times in 100)."""
-    from reasonloop.search.rewardmodels import NO, YES, question_for, verification_prompt
-
     if balance_pairs is not None:
         trajectories = [t for pair in outcome_pairs(trajectories, balance_pairs) for t in pair]
     rows = []
@@ -261,8 +284,6 @@ def _graded(store: Any, stage: str | None) -> tuple[list[Trajectory], dict[str, 
 
 
 def _open_store(path: str) -> Any:
-    from reasonloop.store import open_store
-
     if not Path(path).exists():
         raise DataError("no such store", where=str(path))
     return open_store(path, create=False, readonly=True)
@@ -272,25 +293,15 @@ def _open_store(path: str) -> Any:
 
 
 def _lora_config(s: LoraSettings | None, task_type: str) -> Any:
-    from reasonloop.train.sft import lora_config
-
     return lora_config(s, task_type, modules_to_save=["score"])  # the new head trains in full
 
 
 def load_classifier_for_training(path: str, task: str) -> tuple[Any, Any]:
     """A one-output ``seq`` or ``token`` classifier started from the causal LM at ``path`` (its
     new head is randomly initialised), with the format's markers added to the tokenizer."""
-    try:
-        import torch
-        from transformers import (
-            AutoModelForSequenceClassification,
-            AutoModelForTokenClassification,
-            AutoTokenizer,
-        )
-        from transformers.utils import logging as hf_logging
-    except ImportError as exc:
-        raise MissingDependency("transformers", "train") from exc
-    auto = AutoModelForSequenceClassification if task == "seq" else AutoModelForTokenClassification
+    torch, auto, AutoTokenizer = auto_classifier(task)
+    from transformers.utils import logging as hf_logging
+
     tok = AutoTokenizer.from_pretrained(path)
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "newly initialized: score.weight" is the point
@@ -308,26 +319,10 @@ def load_classifier_for_training(path: str, task: str) -> tuple[Any, Any]:
 def _finish(
     trainer: Any, tokenizer: Any, result: Any, s: RMSettings, heldout: dict, **info: Any
 ) -> dict:
-    out = Path(s.output_dir)
-    trainer.save_model(str(out))
-    tokenizer.save_pretrained(str(out))
-    metrics = dict(result.metrics)
-    metrics["train_loss"] = result.training_loss
-    metrics["global_step"] = result.global_step
+    metrics = save_trained(trainer, tokenizer, result, s.output_dir)
     metrics["heldout"] = heldout
-    _write_info(out, s, metrics, **info)
+    write_train_info(s.output_dir, s.kind, s, metrics, **info)
     return metrics
-
-
-def _write_info(out: Path, s: RMSettings, metrics: dict[str, Any], **info: Any) -> None:
-    (out / "reasonloop_train.json").write_text(
-        json.dumps(
-            {"kind": s.kind, "settings": asdict(s), "metrics": metrics, **info},
-            indent=2,
-            default=str,
-        )
-        + "\n"
-    )
 
 
 # --- ORM ------------------------------------------------------------------------------------------
@@ -341,8 +336,6 @@ def train_orm(s: RMSettings, on_progress: Update | None = None) -> dict[str, Any
         from trl import RewardConfig, RewardTrainer
     except ImportError as exc:
         raise MissingDependency("trl", "train") from exc
-    from reasonloop.search.rewardmodels import ORM, orm_ids, question_for
-
     with _open_store(s.store) as store:
         trajs, problems = _graded(store, s.stage)
     pairs = outcome_pairs(trajs, s.pairs_per_problem)
@@ -389,8 +382,6 @@ def prm_features(
 ) -> list[dict[str, list]]:
     """Token-classification features from stepwise rows (``prompt``, ``completions``,
     ``labels``: bools or fractions): ``input_ids`` and float ``labels``, -100 where no step ends."""
-    from reasonloop.search.rewardmodels import prm_ids
-
     feats = []
     for row in rows:
         steps, labels = list(row["completions"]), [float(x) for x in row["labels"]]
@@ -460,9 +451,6 @@ def train_prm(s: RMSettings, on_progress: Update | None = None) -> dict[str, Any
         from transformers import TrainingArguments
     except ImportError as exc:
         raise MissingDependency("transformers", "train") from exc
-    from reasonloop.search.rewardmodels import PRM
-    from reasonloop.store.export import stepwise_rows
-
     with _open_store(s.store) as store:
         rows = list(stepwise_rows(store, stage=s.stage, labeler=s.labeler, soft=s.labels == "soft"))
     if not rows:
@@ -541,14 +529,9 @@ def train_genrm(s: RMSettings, on_progress: Update | None = None) -> dict[str, A
         "extra": dict(s.extra),
     }
     if s.method == "sft":
-        from reasonloop.train.sft import SFTSettings, train_sft
-
         metrics = train_sft(SFTSettings(**common), on_progress=on_progress)
     else:
         import copy
-
-        from reasonloop.train.dpo import DPOSettings, train_dpo
-        from reasonloop.train.sft import load_model_and_tokenizer
 
         # The reference must share the policy's vocabulary after the markers are added: TRL
         # would load it from ``s.model`` without them. With LoRA, TRL uses the base (adapter off).
@@ -565,16 +548,13 @@ def train_genrm(s: RMSettings, on_progress: Update | None = None) -> dict[str, A
     test = [t for t in judged if t.problem_id in held]
     right, total = 0, 0
     if test:
-        from reasonloop.engines.hf import HFEngine
-        from reasonloop.search.rewardmodels import GenRM
-
         engine = HFEngine(str(out), spec=f"hf:{out}")  # the saved model, as `genrm:OUT` loads it
         try:
             right, total = verdict_accuracy(GenRM(engine=engine), test, problems)
         finally:
             engine.close()
     metrics["heldout"] = heldout_summary("answers", len(held), right, total)
-    _write_info(out, s, metrics, method=s.method, rows=len(rows))
+    write_train_info(out, s.kind, s, metrics, method=s.method, rows=len(rows))
     return metrics
 
 

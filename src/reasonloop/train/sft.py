@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -96,11 +97,9 @@ def add_format_tokens(tokenizer: Any, model: Any | None = None) -> list[str]:
     return missing
 
 
-def read_conversations(path: str | Path) -> list[dict[str, Any]]:
-    """Read conversational SFT rows and turn each into ``{"prompt": [...], "completion": [...]}``:
-    everything before the last assistant message is the prompt."""
-    rows = []
-    path = Path(path)
+def jsonl_lines(path: Path) -> Iterator[tuple[str, Any]]:
+    """``(where, value)`` of every non-blank line of a JSON Lines file (``where`` is
+    ``path:line``); DataError naming the file, or the line, when it is missing or not JSON."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
@@ -110,9 +109,17 @@ def read_conversations(path: str | Path) -> list[dict[str, Any]]:
             continue
         where = f"{path}:{n}"
         try:
-            row = json.loads(line)
+            yield where, json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataError(f"invalid JSON ({exc.msg})", where=where) from None
+
+
+def read_conversations(path: str | Path) -> list[dict[str, Any]]:
+    """Read conversational SFT rows and turn each into ``{"prompt": [...], "completion": [...]}``:
+    everything before the last assistant message is the prompt."""
+    rows = []
+    path = Path(path)
+    for where, row in jsonl_lines(path):
         msgs = row.get("messages") if isinstance(row, dict) else None
         if not isinstance(msgs, list) or not msgs:
             raise DataError("expected a non-empty list of messages", where=where, field="messages")
@@ -151,6 +158,31 @@ def load_model_and_tokenizer(path: str) -> tuple[Any, Any]:
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return model, tok
+
+
+def save_trained(
+    trainer: Any, tokenizer: Any, result: Any, output_dir: str | Path
+) -> dict[str, Any]:
+    """Save the trained model and its tokenizer to ``output_dir``; the run's metrics (TRL's, plus
+    ``train_loss`` and ``global_step``)."""
+    out = Path(output_dir)
+    trainer.save_model(str(out))
+    tokenizer.save_pretrained(str(out))
+    metrics = dict(result.metrics)
+    metrics["train_loss"] = result.training_loss
+    metrics["global_step"] = result.global_step
+    return metrics
+
+
+def write_train_info(
+    output_dir: str | Path, kind: str, settings: Any, metrics: dict[str, Any], **info: Any
+) -> None:
+    """``reasonloop_train.json`` in ``output_dir``: the kind of model, the settings it was trained
+    with, its metrics and ``info`` (read back by :func:`reasonloop.train.rmcontract.train_info`)."""
+    record = {"kind": kind, "settings": asdict(settings), "metrics": metrics, **info}
+    (Path(output_dir) / "reasonloop_train.json").write_text(
+        json.dumps(record, indent=2, default=str) + "\n"
+    )
 
 
 def trl_common_args(s: Any) -> dict[str, Any]:
@@ -237,17 +269,6 @@ def train_sft(
         peft_config=lora_config(s.lora),
     )
     follow(trainer, on_progress)
-    result = trainer.train()
-    out = Path(s.output_dir)
-    trainer.save_model(str(out))
-    tokenizer.save_pretrained(str(out))
-    metrics = dict(result.metrics)
-    metrics["train_loss"] = result.training_loss
-    metrics["global_step"] = result.global_step
-    (out / "reasonloop_train.json").write_text(
-        json.dumps(
-            {"kind": "sft", "settings": asdict(s), "metrics": metrics}, indent=2, default=str
-        )
-        + "\n"
-    )
+    metrics = save_trained(trainer, tokenizer, trainer.train(), s.output_dir)
+    write_train_info(s.output_dir, "sft", s, metrics)
     return metrics

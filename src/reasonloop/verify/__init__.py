@@ -6,33 +6,31 @@ Every grader is total: it never raises on model output and never hangs on it; it
 - ``math`` / ``puzzle`` with a free-form answer: :func:`reasonloop.verify.math.grade_math`
 - ``science`` or any problem with ``choices`` / a letter answer: :func:`reasonloop.verify.choice.grade_choice`
 - ``code``: :func:`reasonloop.verify.code.grade_code` (runs in a sandboxed child process)
-- ``puzzle`` from the Countdown demo: :func:`reasonloop.demo.countdown.grade_countdown` (exact)
+- ``puzzle`` from Countdown (``source == "countdown"``): :func:`reasonloop.verify.countdown.grade_countdown`
+  (exact)
 """
 
 from __future__ import annotations
 
 from reasonloop.records import Problem, Verdict
+from reasonloop.verify.answers import answer_equality
+from reasonloop.verify.choice import grade_choice
+from reasonloop.verify.code import grade_code
+from reasonloop.verify.countdown import grade_countdown
+from reasonloop.verify.math import grade_math
 
 
 def grade(problem: Problem, response: str) -> Verdict:
     """Grade one response to one problem. Never raises on model output."""
     if problem.domain == "code":
-        from reasonloop.verify.code import grade_code
-
         return grade_code(
             response, problem.tests or "", problem.entry_point, prompt=problem.problem
         )
     if problem.domain == "puzzle" and problem.source == "countdown":
-        from reasonloop.demo.countdown import grade_countdown
-
         return grade_countdown(problem, response)
     if problem.choices or problem.domain == "science":
-        from reasonloop.verify.choice import grade_choice
-
         return grade_choice(problem.answer, response, problem.choices)
-    from reasonloop.verify.math import grade_math
-
     return grade_math(problem.answer, response)
 
 
-__all__ = ["grade"]
+__all__ = ["answer_equality", "grade"]

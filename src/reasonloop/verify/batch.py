@@ -19,6 +19,9 @@ from typing import TextIO
 from reasonloop.errors import ConfigError, DataError
 from reasonloop.problems.load import problem_from_row
 from reasonloop.records import Problem, Verdict
+from reasonloop.verify import grade
+from reasonloop.verify.math import MathGrader, MathGraderConfig
+from reasonloop.verify.sandbox import resolve_boundary
 
 _GRADE_KEYS = frozenset(
     {"id", "domain", "answer", "response", "choices", "tests", "entry_point", "problem"}
@@ -50,10 +53,6 @@ def default_workers() -> int:
 
 def grade_many(items: Sequence[GradeItem], *, workers: int | None = None) -> list[Verdict]:
     """Verdicts for ``items``, in order. Never raises on model output."""
-    from reasonloop.verify import grade
-    from reasonloop.verify.math import MathGrader, MathGraderConfig
-    from reasonloop.verify.sandbox import resolve_boundary
-
     workers = workers or default_workers()
     verdicts: list[Verdict | None] = [None] * len(items)
     math_idx, code_idx = [], []

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from reasonloop.format import parse
 from reasonloop.records import Verdict
+from reasonloop.verify.textspan import boxed_contents
 
 LETTERS = string.ascii_uppercase[:10]  # A..J
 
@@ -45,18 +46,6 @@ def _norm_text(s: str) -> str:
     return s.strip(" .;:!")
 
 
-def _boxed_contents(text: str) -> list[str]:
-    out = []
-    for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text):
-        depth, i = 1, m.end()
-        while i < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        if depth == 0:
-            out.append(text[m.end() : i - 1])
-    return out
-
-
 def _letter_of(s: str, valid: str) -> str | None:
     s = _unwrap(s).strip().strip("*").strip()
     m = re.fullmatch(r"\(?\s*([A-J])\s*\)?\.?", s)
@@ -83,7 +72,7 @@ def extract_choice(response: str, choices: Sequence[str] | None = None) -> str |
     if part is None or not part.strip():
         return None
     valid = LETTERS[: len(choices)] if choices else LETTERS[:10]
-    boxed = _boxed_contents(part)
+    boxed = [content for _, _, content in boxed_contents(part) if content is not None]
     if boxed:
         last = boxed[-1]
         letter = _letter_of(last, valid) or _letter_by_text(last, choices, valid)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import re
 
 from reasonloop.format import parse
+from reasonloop.verify.textspan import BOX, boxed_contents, brace_end
 
 __all__ = [
     "boxed_contents",
@@ -43,7 +44,6 @@ __all__ = [
     "last_expression",
 ]
 
-_BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 # What may sit between two boxes that together form one answer: "\boxed{1}, \boxed{-2}",
 # "$\boxed{3}$ and $\boxed{5}$", "\boxed{(3, 3)} \text{ for part (a) and } \boxed{(1, 1)}" and
 # alternatives ("\boxed{6} or \boxed{7}", "\boxed{6} \boxed{7}": the grader then needs every one
@@ -81,78 +81,6 @@ _WRAPPERS = ("\\text", "\\textbf", "\\mathrm", "\\mathbf", "\\textit", "\\mbox",
 _MAX_LEN = 200_000  # responses longer than this are cut to their last part
 
 
-def _match_brace(text: str, start: int) -> int:
-    """Index just past the brace group opening at ``text[start] == '{'``, or -1 if unbalanced."""
-    depth = 0
-    i = start
-    n = len(text)
-    while i < n:
-        c = text[i]
-        if c == "\\":  # \{ and \} do not open or close groups
-            i += 2
-            continue
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-        i += 1
-    return -1
-
-
-def _brace_pairs(text: str) -> dict[int, int]:
-    """Index of every ``{`` -> index just past its matching ``}`` (one linear pass)."""
-    pairs: dict[int, int] = {}
-    stack: list[int] = []
-    i = 0
-    n = len(text)
-    while i < n:
-        c = text[i]
-        if c == "\\":  # \{ and \} do not open or close groups
-            i += 2
-            continue
-        if c == "{":
-            stack.append(i)
-        elif c == "}" and stack:
-            pairs[stack.pop()] = i + 1
-        i += 1
-    return pairs
-
-
-def boxed_contents(text: str) -> list[tuple[int, int, str | None]]:
-    """Every ``\\boxed``/``\\fbox`` in ``text`` as ``(start, end, content)``, in order.
-
-    ``content`` is None for a box that never closes (a truncated response). ``\\boxed 5`` (no
-    braces) takes the next whitespace-delimited token. Linear in the length of ``text``.
-    """
-    out: list[tuple[int, int, str | None]] = []
-    if not isinstance(text, str):
-        return out
-    pairs: dict[int, int] | None = None
-    for m in _BOX.finditer(text):
-        i = m.end()
-        while i < len(text) and text[i] in " \t":
-            i += 1
-        if i < len(text) and text[i] == "{":
-            if pairs is None:
-                pairs = _brace_pairs(text)
-            end = pairs.get(i, -1)
-            if end < 0:
-                out.append((m.start(), len(text), None))
-            else:
-                out.append((m.start(), end, text[i + 1 : end - 1]))
-        elif i > m.end() and i < len(text):
-            tok = re.match(r"[^\s$]+", text[i:])
-            if tok:
-                out.append((m.start(), i + tok.end(), tok.group(0)))
-        elif i < len(text) and text[i].isalnum():  # \boxed5
-            out.append((m.start(), i + 1, text[i]))
-        else:
-            out.append((m.start(), m.end(), None))
-    return out
-
-
 def _joins(gap: str, *, space: bool = False) -> bool:
     """Whether the text between two boxes (or math spans) makes them one answer (see
     ``_GAP_WORDS``). ``space``: whitespace alone joins too (boxes side by side are offered
@@ -188,7 +116,7 @@ def extract_boxed(text: str) -> str | None:
     parts = []
     for _, _, content in group:
         for _ in range(100):  # \boxed{\boxed{8}}: unwrap, without recursion
-            if content is None or not _BOX.search(content):
+            if content is None or not BOX.search(content):
                 break
             inner = boxed_contents(content)
             content = inner[-1][2] if inner else content
@@ -242,7 +170,7 @@ def _unwrap_whole(s: str) -> str:
             i = len(w)
             while i < len(s) and s[i] == " ":
                 i += 1
-            if i < len(s) and s[i] == "{" and _match_brace(s, i) == len(s):
+            if i < len(s) and s[i] == "{" and brace_end(s, i) == len(s):
                 return _unwrap_whole(s[i + 1 : -1].strip())
     return s
 
@@ -379,7 +307,7 @@ def extract_from_solution(solution: str) -> str | None:
     if not isinstance(solution, str) or not solution.strip():
         return None
     text = solution[-_MAX_LEN:]
-    if _BOX.search(text):
+    if BOX.search(text):
         return clean_answer(extract_boxed(text))
     hits = list(_GSM8K.finditer(text))
     if hits:

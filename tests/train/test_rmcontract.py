@@ -1,4 +1,4 @@
-"""Reward-model scorers: inputs, GenRM's P(Yes) on a scripted engine, loading errors."""
+"""The reward-model contract: inputs, GenRM's P(Yes) on a scripted engine, loading errors."""
 
 import math
 
@@ -8,7 +8,7 @@ from reasonloop.engines.scripted import ScriptedEngine
 from reasonloop.errors import ConfigError
 from reasonloop.records import Problem
 from reasonloop.search import make_scorer
-from reasonloop.search.rewardmodels import (
+from reasonloop.train.rmcontract import (
     GenRM,
     orm_text,
     question_for,
