@@ -49,7 +49,7 @@ def with_(**sections):
         (
             with_(teacher={"engine": "gpt4"}),
             "teacher.engine must be an engine spec (default, llamacpp:PATH.gguf, hf:PATH, "
-            "openai:URL#MODEL, countdown), got 'gpt4'",
+            "openai:URL#MODEL[,URL#MODEL...], countdown), got 'gpt4'",
         ),
         (with_(teacher={"n": 0}), "teacher.n must be >= 1, got 0"),
         (with_(student={"engine": "vllm"}), "student.engine must be 'hf' or 'openai:URL#MODEL'"),

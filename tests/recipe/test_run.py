@@ -8,6 +8,7 @@ import pytest
 
 pytest.importorskip("trl")
 
+from reasonloop.engines.countdown import CountdownTeacher  # noqa: E402
 from reasonloop.errors import ConfigError, EngineError  # noqa: E402
 from reasonloop.recipe import runner  # noqa: E402
 from reasonloop.recipe.runner import Loop, Step, run_recipe  # noqa: E402
@@ -88,9 +89,7 @@ def test_cpu_loop_runs_end_to_end_and_resumes_between_and_inside_stages(
         sft, "train_sft", lambda s, **kw: trained.append(s.output_dir) or real_train(s, **kw)
     )
     teacher_calls = []
-    monkeypatch.setattr(
-        runner.CountdownTeacher, "generate", lambda self, reqs: teacher_calls.append(reqs)
-    )
+    monkeypatch.setattr(CountdownTeacher, "generate", lambda self, reqs: teacher_calls.append(reqs))
     kill["on"] = False
     imitate_eval_requests.clear()
     lines.clear()
@@ -161,7 +160,7 @@ class HalfRightStudent:
 
     def __init__(self, spec):
         self.spec, self.model = spec, spec.rsplit("/", 1)[-1]
-        self.teacher = runner.CountdownTeacher()
+        self.teacher = CountdownTeacher()
 
     def generate(self, requests):
         from dataclasses import replace

@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reasonloop.demo.countdown import DIFFICULTY, make_problems, parse_problem
-from reasonloop.demo.teacher import solve
+from reasonloop.engines.countdown import solve
 from reasonloop.format import parse
+from reasonloop.problems.countdown import DIFFICULTY, make_problems, parse_problem
 from reasonloop.progress import Update
 from reasonloop.records import Generator, Problem, Trajectory
 from reasonloop.verify import grade

@@ -136,12 +136,6 @@ def notes(r: LoopRecipe, stage: str) -> list[str]:
         out.append(
             "# note: the run also keeps each rollout's log-probs (its perplexity, for selection)"
         )
-    for spec in (r.teacher.engine, r.teacher.critic, r.teacher.completer):
-        if stage in ("distill", "rel") and spec == "countdown":
-            out.append(
-                "# note: engine 'countdown' is the run's programmatic Countdown teacher (not a CLI engine)"
-            )
-            break
     return out
 
 

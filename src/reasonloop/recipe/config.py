@@ -38,6 +38,7 @@ import yaml
 from reasonloop.curate.run import CurateConfig, SelectConfig
 from reasonloop.demo.run import DemoConfig
 from reasonloop.distill import DistillConfig
+from reasonloop.engines import SPEC_FORMS, parse_engine_spec
 from reasonloop.errors import ConfigError
 from reasonloop.evaluate.run import EvalConfig as EvalStage
 from reasonloop.explore import ExploreConfig as ExploreStage
@@ -52,19 +53,17 @@ TEACHER_METHODS = ("distill", "rel")
 IMPROVE_METHODS = ("rs-sft", "dpo")
 DPO_FROM = ("previous", "imitate")
 # engine specs a recipe may name; ``countdown`` is the programmatic Countdown teacher
-ENGINE_FORMS = ("default", "llamacpp:PATH.gguf", "hf:PATH", "openai:URL#MODEL", "countdown")
 PATHS = ("model", "data", "output_dir")  # filled in by the run, never by the recipe
 TINY = "tiny"
 
 
 def check_engine_spec(spec: str, key: str) -> None:
-    """The spec has one of the engine forms (nothing is loaded)."""
-    kind, _, rest = spec.partition(":")
-    if spec in ("default", "countdown") or (kind in ("llamacpp", "hf", "openai") and rest):
-        return
-    raise ConfigError(
-        f"must be an engine spec ({', '.join(ENGINE_FORMS)}), got {spec!r}", field=key
-    )
+    """The spec has one of the engine forms (engines' one grammar; nothing is loaded)."""
+    try:
+        parse_engine_spec(spec)
+    except ConfigError:
+        forms = ", ".join(SPEC_FORMS)
+        raise ConfigError(f"must be an engine spec ({forms}), got {spec!r}", field=key) from None
 
 
 def _at_least(obj: Any, name: str, low: int) -> None:

@@ -39,7 +39,7 @@ from reasonloop.demo.run import (
     write_demo_report,
     write_jsonl,
 )
-from reasonloop.demo.teacher import answer_only
+from reasonloop.engines.countdown import answer_only
 from reasonloop.progress import LogReporter, Reporter, Update
 from reasonloop.recipe.report import percent
 from reasonloop.recipe.steps import Step, marker, run_steps
@@ -209,7 +209,7 @@ class DemoRun:
         cfg = self.cfg
 
         def run(update: Update) -> str:
-            from reasonloop.search.rewardmodels import NO, YES, verification_prompt
+            from reasonloop.train.rmcontract import NO, YES, verification_prompt
 
             data = [self.imitate_data, self.control_data] if cfg.control else [self.imitate_data]
             texts = [

@@ -57,8 +57,6 @@ from reasonloop.recipe.report import percent
 from reasonloop.recipe.servers import Serve, ServerProcess, ready_url
 from reasonloop.recipe.steps import Step, run_steps
 from reasonloop.recipe.steps import marker as step_marker
-from reasonloop.recipe.teacher import SPEC as COUNTDOWN
-from reasonloop.recipe.teacher import CountdownTeacher
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +65,7 @@ RESUMABLE_CHANGES = ("improve.rounds", "launch.")
 
 
 def open_engine(spec: str, *, batch_size: int = 16) -> Any:
-    """An engine for a recipe's spec: the CLI's forms plus ``countdown`` (the Countdown teacher)."""
-    if spec == COUNTDOWN:
-        return CountdownTeacher()
+    """An engine for a recipe's spec (the CLI's forms; ``hf:`` engines batch ``batch_size``)."""
     if spec.startswith("hf:"):
         from reasonloop.engines.hf import HFEngine
 
