@@ -218,6 +218,10 @@ def test_every_dry_run_line_is_a_valid_command(tmp_path, recipe, monkeypatch):
     """``reasonloop run RECIPE --dry-run`` builds every command, and each parses with the CLI
     into the config the run would use (nothing runs)."""
     monkeypatch.chdir(ROOT)
+    for cls, _ in COMMANDS.values():  # the line alone says the config: no option from the env
+        for _f, spec in cli_fields(cls):
+            if spec.envvar:
+                monkeypatch.delenv(spec.envvar, raising=False)
     text = dry_run(load_recipe(recipe), tmp_path / "run")
     checked = 0
     for line in text.splitlines():
