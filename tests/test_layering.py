@@ -32,9 +32,6 @@ LEVELS: tuple[tuple[str, ...], ...] = (
 )
 LEVEL = {pkg: i for i, names in enumerate(LEVELS) for pkg in names}
 
-# upper floors: issue 17 second half (their function-local imports are being rewritten there)
-LOCAL_REASON_EXEMPT = ("cli.py", "recipe/", "demo/")
-
 
 def _module_name(path: Path) -> str:
     rel = path.relative_to(SRC.parent).with_suffix("")
@@ -163,7 +160,7 @@ def test_local_imports_say_why():
     bare = [
         f"{file}:{line}: import of {target} inside a function without a '# local: ...' reason"
         for file, line, _, target, local, context in IMPORTS
-        if local and "# local:" not in context and not file.startswith(LOCAL_REASON_EXEMPT)
+        if local and "# local:" not in context
     ]
     assert not bare, "function-local imports without a reason:\n" + "\n".join(bare)
 

@@ -21,18 +21,34 @@ from rich.table import Table
 from rich.text import Text
 
 from reasonloop import terminal
+from reasonloop.curate.behaviours import BEHAVIOUR_KEYS, behaviour_groups
+from reasonloop.curate.run import CurateConfig, load_recipe, run_curate
+from reasonloop.demo.run import DemoConfig
 from reasonloop.distill import DistillConfig, run_distill
+from reasonloop.engines import load_engine
+from reasonloop.engines.convert import gguf_to_hf
+from reasonloop.engines.export import export_gguf
 from reasonloop.errors import ConfigError, DataError, ReasonloopError
-from reasonloop.evaluate.run import EvalConfig, run_eval
-from reasonloop.explore import ExploreConfig, run_explore
+from reasonloop.evaluate.report import compare_table, load_result
+from reasonloop.evaluate.run import EvalConfig, load_spend, run_eval
+from reasonloop.explore import BUCKETS, ExploreConfig, run_explore
 from reasonloop.generate import GenerateConfig, Inputs, Sampling, code_boundary, run_generate
 from reasonloop.options import cli_fields, default_of, flags
+from reasonloop.problems import BENCHMARKS, benchmark, prompt_for, resolve_problems
+from reasonloop.recipe.cli import run_cmd
+from reasonloop.recipe.config import DemoRecipe
+from reasonloop.recipe.runner import run_recipe
 from reasonloop.rel.loop import RELRunConfig, run_rel_stage
+from reasonloop.search.annotate import AnnotateSettings, annotate_steps, labeler_key
+from reasonloop.store import open_store
+from reasonloop.store.export import export_jsonl, export_parquet, to_hf_dataset
 from reasonloop.terminal import console, log_to, out
-from reasonloop.train.dpo import DPOSettings
-from reasonloop.train.grpo import GRPOSettings
-from reasonloop.train.rm import RMSettings
-from reasonloop.train.sft import LoraSettings, SFTSettings
+from reasonloop.train.dpo import DPOSettings, train_dpo
+from reasonloop.train.grpo import GRPOSettings, train_grpo
+from reasonloop.train.rm import RMSettings, train_rm
+from reasonloop.train.sft import LoraSettings, SFTSettings, train_sft
+from reasonloop.verify.batch import grade_file
+from reasonloop.view import serve
 
 app = typer.Typer(
     name="reasonloop",
@@ -156,8 +172,6 @@ def grade(
     unsafe_code_exec: bool = UNSAFE_CODE_EXEC,
 ) -> None:
     """Grade model responses against gold answers (math, multiple choice, code)."""
-    from reasonloop.verify.batch import grade_file
-
     code_boundary((), unsafe_code_exec)  # grade_many checks the boundary once it sees code
     summary = grade_file(input, output, workers=workers or None)
     table = Table(title=plain(f"graded {input}"))
@@ -187,8 +201,6 @@ app.add_typer(problems_app, name="problems")
 @problems_app.command("list")
 def problems_list() -> None:
     """The benchmarks reasonloop knows by name."""
-    from reasonloop.problems import BENCHMARKS, benchmark
-
     table = Table(title="benchmarks")
     for col in ("name", "domain", "rows", "description", "hub"):
         table.add_column(col)
@@ -206,8 +218,6 @@ def problems_show(
     gpqa_password: str | None = GPQA_PASSWORD,
 ) -> None:
     """Print the first problems of a set, as the models will see them."""
-    from reasonloop.problems import prompt_for, resolve_problems
-
     problems = resolve_problems(spec, data_dir=data_dir, gpqa_password=gpqa_password)
     for p in problems[:limit]:
         out.rule(plain(f"{p.id}  [{p.domain}]  answer: {p.answer[:60]}"))
@@ -236,8 +246,6 @@ def generate(config: GenerateConfig) -> None:
 @config_command(app, "explore", ExploreConfig)
 def explore(config: ExploreConfig) -> None:
     """Sample each problem until a rollout is correct or the budget is spent; keep every rollout."""
-    from reasonloop.explore import BUCKETS
-
     _log_beside(Path(config.store))
     summary = run_explore(config, terminal.RichReporter())
     table = Table(title=plain(f"explore → {config.store}"))
@@ -261,8 +269,6 @@ def explore(config: ExploreConfig) -> None:
 def eval_(config: EvalConfig) -> None:
     """Evaluate: greedy pass@1, k samples (pass@k, maj@k), or a test-time search strategy;
     reports accuracy and tokens spent per problem. Resumable."""
-    from reasonloop.evaluate.run import load_spend
-
     out_dir = Path(config.out)
     log_to(out_dir / "eval.log")
     result = run_eval(config, terminal.RichReporter())
@@ -313,8 +319,6 @@ def rel(config: RELRunConfig) -> None:
 @app.command()
 def compare(dirs: list[Path] = typer.Argument(..., help="Eval output directories.")) -> None:
     """One table of several eval runs side by side, with the gain over the first row."""
-    from reasonloop.evaluate.report import compare_table, load_result
-
     header, rows = compare_table([load_result(d) for d in dirs])
     table = Table(title="compare")
     for col in header:
@@ -350,8 +354,6 @@ def export(
     ),
 ) -> None:
     """Write what is in the store as JSONL, parquet or an HF dataset."""
-    from reasonloop.store import open_store
-    from reasonloop.store.export import export_jsonl, export_parquet, to_hf_dataset
 
     if fmt == "stepwise":
         fmt, kind = "jsonl", "stepwise"
@@ -400,10 +402,6 @@ def annotate_steps_cmd(
     hard = any correct. Stored in the store; resumable."""
     _log_beside(store)
 
-    from reasonloop.engines import load_engine
-    from reasonloop.search.annotate import AnnotateSettings, annotate_steps, labeler_key
-    from reasonloop.store import open_store
-
     settings = AnnotateSettings(
         m=m,
         temperature=temperature,
@@ -448,8 +446,6 @@ def stats(
     stage: str | None = typer.Option(None, "--stage", help="Only this stage."),
 ) -> None:
     """Store counts per stage, and thought-behaviour statistics by verdict and by source."""
-    from reasonloop.curate.behaviours import BEHAVIOUR_KEYS, behaviour_groups
-    from reasonloop.store import open_store
 
     if not store.exists():
         raise DataError("no such store", where=str(store))
@@ -498,7 +494,6 @@ def curate(
 ) -> None:
     """Clean, deduplicate, decontaminate, select and mix stored trajectories into an SFT set."""
     log_to(out_dir / "curate.log")
-    from reasonloop.curate.run import CurateConfig, load_recipe, run_curate
 
     report = run_curate(
         store,
@@ -542,10 +537,6 @@ def demo(
     The short way to run the demo recipe (recipes/cpu-demo.yaml runs it with three seeds)."""
     from dataclasses import replace
 
-    from reasonloop.demo.run import DemoConfig
-    from reasonloop.recipe.config import DemoRecipe
-    from reasonloop.recipe.runner import run_recipe
-
     log_to(out_dir / "run.log")
     cfg = DemoConfig.quick(str(out_dir)) if quick else DemoConfig(out=str(out_dir))
     if seeds:
@@ -569,8 +560,6 @@ def view(
     port: int = typer.Option(8765, "--port"),
 ) -> None:
     """A local web viewer of trajectories, REL chains, explore results and eval runs."""
-    from reasonloop.view import serve
-
     out.print(plain(f"reasonloop view: http://{host}:{port}/  (Ctrl-C to stop)"), soft_wrap=True)
     serve(store, runs, host, port)
 
@@ -596,8 +585,6 @@ def _steps(max_steps: int) -> int | None:
 @config_command(train_app, "sft", SFTSettings)
 def train_sft_cmd(s: SFTSettings) -> None:
     """SFT on the assistant responses only; the saved model loads with --engine hf:OUT."""
-    from reasonloop.train.sft import train_sft
-
     log_to(Path(s.output_dir) / "train.log")
     with terminal.task("train sft", _steps(s.max_steps)) as update:
         m = train_sft(s, on_progress=update)
@@ -611,8 +598,6 @@ def train_sft_cmd(s: SFTSettings) -> None:
 @config_command(train_app, "dpo", DPOSettings)
 def train_dpo_cmd(s: DPOSettings) -> None:
     """DPO with the preference loss on the thought tokens only (--align thought) plus an SFT term."""
-    from reasonloop.train.dpo import train_dpo
-
     log_to(Path(s.output_dir) / "train.log")
     with terminal.task("train dpo", _steps(s.max_steps)) as update:
         m = train_dpo(s, on_progress=update)
@@ -627,8 +612,6 @@ def train_dpo_cmd(s: DPOSettings) -> None:
 @config_command(train_app, "grpo", GRPOSettings)
 def train_grpo_cmd(s: GRPOSettings) -> None:
     """GRPO rewarded by the graders; every rollout is stored with its step and reward."""
-    from reasonloop.problems import resolve_problems
-    from reasonloop.train.grpo import train_grpo
 
     probs = resolve_problems(
         s.problems, data_dir=s.data_dir, limit=s.limit, gpqa_password=s.gpqa_password
@@ -663,8 +646,6 @@ RM_HELP = {
 
 
 def _train_rm(s: RMSettings) -> None:
-    from reasonloop.train.rm import train_rm
-
     log_to(Path(s.output_dir) / "train.log")
     with terminal.task(f"train {s.kind}", _steps(s.max_steps)) as update:
         m = train_rm(s, on_progress=update)
@@ -714,8 +695,6 @@ def convert(
 ) -> None:
     """GGUF → a transformers model dir (dequantized), saved once and reused: what makes a
     packaged GGUF trainable (`train sft --model DIR`) and loadable as `--engine hf:DIR`."""
-    from reasonloop.engines.convert import gguf_to_hf
-
     path = gguf_to_hf(gguf, out_dir, force=force)
     out.print(plain(path), soft_wrap=True)
 
@@ -733,8 +712,6 @@ def export_gguf_cmd(
 ) -> None:
     """A trained model → a GGUF llama.cpp runs (`--engine llamacpp:FILE.gguf`), with the source
     model's tokenizer and chat template: the inverse of `convert`."""
-    from reasonloop.engines.export import export_gguf
-
     s = export_gguf(model_dir, out_file, kind=kind, adapter=adapter)
     out.print(
         plain(
@@ -747,8 +724,6 @@ def export_gguf_cmd(
 
 
 def _register_run() -> None:
-    from reasonloop.recipe.cli import run_cmd
-
     app.command("run")(run_cmd)
 
 

@@ -34,7 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reasonloop.demo.student import make_student, make_task_tokenizer
 from reasonloop.engines.countdown import solve
+from reasonloop.evaluate.report import markdown_table, pyplot
 from reasonloop.format import parse
 from reasonloop.problems.countdown import DIFFICULTY, make_problems, parse_problem
 from reasonloop.progress import Update
@@ -187,8 +189,6 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 def build_backbone(cfg: DemoConfig, texts: list[str], out: Path, seed: int) -> str:
     """The untrained student: a small Llama from a config and the task's tokenizer, saved."""
-    from reasonloop.demo.student import make_student, make_task_tokenizer
-
     tok = make_task_tokenizer(texts, max_number=cfg.number_tokens)
     model = make_student(
         tok,
@@ -215,8 +215,6 @@ def _acc(results: dict, name: str, set_name: str) -> float | None:
 def write_demo_report(
     root: Path, cfg: DemoConfig, results: dict, curated: dict, rows: list, seconds: float
 ) -> dict:
-    from reasonloop.evaluate.report import _pyplot, markdown_table
-
     sets = [f"test-{b}" for b in SETS]
     seeds = cfg.seeds
 
@@ -282,7 +280,7 @@ def write_demo_report(
                     ),
                 ]
             )
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     labels = ["backbone", "imitate", "RS-SFT", "DPO", "control"]
     names = [

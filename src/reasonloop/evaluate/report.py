@@ -50,7 +50,7 @@ def plot_accuracy_vs_k(result: EvalResult, path: Path) -> Path | None:
     ks = sorted({int(k.split("@")[1]) for k in result.metrics if "@" in k})
     if len(ks) < 2:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for head in ("pass", "maj"):
         pts = [(k, result.metrics[f"{head}@{k}"]) for k in ks if f"{head}@{k}" in result.metrics]
@@ -75,7 +75,7 @@ def plot_accuracy_by_level(result: EvalResult, path: Path) -> Path | None:
     levels = sorted((g for g in result.breakdown if g.startswith("level=")), key=_level_key)
     if not levels:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     values = [100 * result.breakdown[g].get("acc", 0.0) for g in levels]
     ax.bar([g.split("=", 1)[1] for g in levels], values, color="#4c72b0")
@@ -92,7 +92,7 @@ def plot_accuracy_by_level(result: EvalResult, path: Path) -> Path | None:
 def plot_length_histogram(outcomes: Sequence[Outcome], title: str, path: Path) -> Path | None:
     if not outcomes:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     right = [o.tokens for o in outcomes if o.correct]
     wrong = [o.tokens for o in outcomes if not o.correct]
@@ -179,7 +179,8 @@ def _level_key(g: str) -> tuple[int, str]:
     return (int(v), v) if v.isdigit() else (10**6, v)
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display is ever opened)."""
     os.environ.setdefault("MPLBACKEND", "Agg")
     import matplotlib
 

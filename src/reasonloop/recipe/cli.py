@@ -12,6 +12,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from reasonloop.recipe.config import LoopRecipe, load_recipe
+from reasonloop.recipe.runner import dry_run as make_script
+from reasonloop.recipe.runner import run_recipe
 from reasonloop.terminal import RichReporter, log_to, out
 
 
@@ -27,9 +30,6 @@ def run_cmd(
     ),
 ) -> None:
     """Run a recipe: imitate → explore → self-improve, evaluated after every stage. Resumable."""
-    from reasonloop.recipe.config import LoopRecipe, load_recipe
-    from reasonloop.recipe.runner import dry_run as make_script
-    from reasonloop.recipe.runner import run_recipe
 
     r = load_recipe(recipe)
     root = out_dir if out_dir is not None else Path("runs") / r.name

@@ -29,6 +29,8 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from reasonloop.curate.filters import FilterConfig
+from reasonloop.curate.run import CurateConfig, SelectConfig, curate, store_rows
 from reasonloop.demo.run import (
     SETS,
     DemoConfig,
@@ -40,9 +42,19 @@ from reasonloop.demo.run import (
     write_jsonl,
 )
 from reasonloop.engines.countdown import answer_only
+from reasonloop.engines.hf import HFEngine
+from reasonloop.evaluate.run import EvalSettings, evaluate
+from reasonloop.explore import explore
+from reasonloop.generate import SamplingSettings, perplexity_scorer
 from reasonloop.progress import LogReporter, Reporter, Update
 from reasonloop.recipe.report import percent
 from reasonloop.recipe.steps import Step, marker, run_steps
+from reasonloop.store import open_store
+from reasonloop.store.export import preference_rows
+from reasonloop.train.dpo import DPOSettings, train_dpo
+from reasonloop.train.pairs import select_pairs
+from reasonloop.train.rmcontract import NO, YES, verification_prompt
+from reasonloop.train.sft import SFTSettings, train_sft
 
 EVAL_BATCH = 64  # sequences the in-process student decodes together
 
@@ -64,8 +76,6 @@ class DemoRun:
     @property
     def store(self) -> Any:
         if self._store is None:
-            from reasonloop.store import open_store
-
             self._store = open_store(self.root / "store.db")
         return self._store
 
@@ -160,8 +170,6 @@ class DemoRun:
 
     def _curate(self) -> Step:
         def run(update: Update) -> dict[str, Any]:
-            from reasonloop.curate.filters import FilterConfig
-            from reasonloop.curate.run import CurateConfig, SelectConfig, curate, store_rows
 
             rows = store_rows(self.store, ["distill"])
             config = CurateConfig(
@@ -209,8 +217,6 @@ class DemoRun:
         cfg = self.cfg
 
         def run(update: Update) -> str:
-            from reasonloop.train.rmcontract import NO, YES, verification_prompt
-
             data = [self.imitate_data, self.control_data] if cfg.control else [self.imitate_data]
             texts = [
                 m["content"]
@@ -244,8 +250,6 @@ class DemoRun:
         cfg = self.cfg
 
         def run(update: Update) -> dict[str, dict[str, float]]:
-            from reasonloop.engines.hf import HFEngine
-            from reasonloop.evaluate.run import EvalSettings, evaluate
 
             eng = HFEngine(str(path), spec=f"hf:{path}", batch_size=EVAL_BATCH)
             out = {}
@@ -297,8 +301,6 @@ class DemoRun:
         out = self.model(name, seed)
 
         def run(update: Update) -> float:
-            from reasonloop.train.sft import SFTSettings, train_sft
-
             s = SFTSettings(
                 model=str(self.backbone),
                 data=str(data),
@@ -327,9 +329,6 @@ class DemoRun:
         imitate = self.model("imitate", seed)
 
         def run(update: Update) -> dict[str, Any]:
-            from reasonloop.engines.hf import HFEngine
-            from reasonloop.explore import explore
-            from reasonloop.generate import SamplingSettings, perplexity_scorer
 
             eng = HFEngine(str(imitate), spec=f"hf:{imitate}", batch_size=EVAL_BATCH)
             sampling = SamplingSettings(
@@ -403,8 +402,6 @@ class DemoRun:
 
     def _pairs(self, seed: int) -> Step:
         def run(update: Update) -> int:
-            from reasonloop.store.export import preference_rows
-            from reasonloop.train.pairs import select_pairs
 
             ppl = self.store.scores(f"ppl-imitate-s{seed}")
             trajs = [
@@ -423,8 +420,6 @@ class DemoRun:
         out = self.root / "models" / f"dpo-s{seed}"
 
         def run(update: Update) -> float:
-            from reasonloop.train.dpo import DPOSettings, train_dpo
-
             s = DPOSettings(
                 model=str(self.model("imitate", seed)),
                 data=str(self.root / "data" / "dpo.jsonl"),

@@ -17,9 +17,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from reasonloop.engines import load_engine
 from reasonloop.format import SYSTEM_PROMPT
+from reasonloop.generate import perplexity_scorer
+from reasonloop.problems.prompt import prompt_for
 from reasonloop.records import Problem, Trajectory
+from reasonloop.store import open_store
 from reasonloop.store.export import preference_rows as trl_rows
+from reasonloop.train.pairs import select_pairs
 
 
 def preference_rows(
@@ -31,8 +36,6 @@ def preference_rows(
     perplexity: Callable[[Problem, Trajectory], float | None] | None = None,
 ) -> list[dict]:
     """TRL conversational preference rows (``prompt``, ``chosen``, ``rejected``) from the store."""
-    from reasonloop.problems.prompt import prompt_for
-    from reasonloop.train.pairs import select_pairs
 
     problems = {p.id: p for p in store.problems()}
     trajs = []
@@ -64,13 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--no-system-prompt", action="store_true")
     ap.add_argument("--perplexity-engine", help="Engine scoring rollouts stored without one.")
     a = ap.parse_args(argv)
-    from reasonloop.store import open_store
 
     scorer = None
     if a.perplexity_engine:
-        from reasonloop.engines import load_engine
-        from reasonloop.generate import perplexity_scorer
-
         eng = load_engine(a.perplexity_engine)
         scorer = perplexity_scorer(eng, system_prompt=not a.no_system_prompt)
 

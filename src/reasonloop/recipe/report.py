@@ -12,6 +12,7 @@ import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reasonloop.evaluate.report import markdown_table, pyplot
 from reasonloop.explore import BUCKETS
 from reasonloop.recipe.commands import slug
 
@@ -92,8 +93,6 @@ def _acc(x: float | None) -> str:
 
 def write_report(loop: Loop) -> dict[str, Any]:
     """Write ``report.md``, ``report.png`` and ``summary.json``; return the summary."""
-    from reasonloop.evaluate.report import markdown_table
-
     r, root = loop.r, loop.layout.root
     benches = list(r.eval.benchmarks)
     rows = model_rows(loop)
@@ -152,9 +151,8 @@ def _plot(path: Path, rows: list[dict[str, Any]], benches: list[str], title: str
     """Grouped bars: one group per benchmark, one bar per model. False when nothing is measured."""
     if not any(v is not None for row in rows for v in row["accuracy"].values()):
         return False
-    from reasonloop.evaluate.report import _pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(benches) * len(rows) / 2), 3.8))
     width = 0.8 / len(rows)
     for k, row in enumerate(rows):

@@ -40,7 +40,16 @@ from typing import Any
 
 import yaml
 
+from reasonloop.curate.run import MixConfig, curate, store_rows
+from reasonloop.demo.run import DemoConfig
+from reasonloop.distill import run_distill
+from reasonloop.engines import load_engine
+from reasonloop.engines.hf import HFEngine
 from reasonloop.errors import ConfigError, DataError, ReasonloopError
+from reasonloop.evaluate.run import evaluate
+from reasonloop.explore import run_explore
+from reasonloop.generate import perplexity_scorer
+from reasonloop.problems import resolve_problems
 from reasonloop.progress import LogReporter, Reporter
 from reasonloop.recipe import commands as cmd
 from reasonloop.recipe.config import (
@@ -53,10 +62,16 @@ from reasonloop.recipe.config import (
     resolved,
 )
 from reasonloop.recipe.demo import run_demo
-from reasonloop.recipe.report import percent
+from reasonloop.recipe.pairs import preference_rows, write_rows
+from reasonloop.recipe.report import percent, write_report
 from reasonloop.recipe.servers import Serve, ServerProcess, ready_url
 from reasonloop.recipe.steps import Step, run_steps
 from reasonloop.recipe.steps import marker as step_marker
+from reasonloop.recipe.tiny import build_tiny
+from reasonloop.rel.loop import run_rel_stage
+from reasonloop.store import open_store
+from reasonloop.train.dpo import train_dpo
+from reasonloop.train.sft import train_sft
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +82,7 @@ RESUMABLE_CHANGES = ("improve.rounds", "launch.")
 def open_engine(spec: str, *, batch_size: int = 16) -> Any:
     """An engine for a recipe's spec (the CLI's forms; ``hf:`` engines batch ``batch_size``)."""
     if spec.startswith("hf:"):
-        from reasonloop.engines.hf import HFEngine
-
         return HFEngine(spec[3:], spec=spec, batch_size=batch_size)
-    from reasonloop.engines import load_engine
 
     return load_engine(spec)
 
@@ -142,15 +154,11 @@ class Loop:
     @property
     def store(self) -> Any:
         if self._store is None:
-            from reasonloop.store import open_store
-
             self._store = open_store(self.layout.store)
         return self._store
 
     def problems(self, spec: str, limit: int | None) -> list:
         if (spec, limit) not in self._problems:
-            from reasonloop.problems import resolve_problems
-
             self._problems[spec, limit] = resolve_problems(
                 spec, data_dir=self.r.data_dir, limit=limit
             )
@@ -191,8 +199,6 @@ class Loop:
         code = f"from reasonloop.recipe.tiny import build_tiny; build_tiny({str(path)!r}, seed={self.r.seed})"
 
         def run() -> dict[str, Any]:
-            from reasonloop.recipe.tiny import build_tiny
-
             return {"model": build_tiny(path, seed=self.r.seed)}
 
         return Step(
@@ -225,8 +231,6 @@ class Loop:
             )
 
         def run() -> dict[str, Any]:
-            from reasonloop.evaluate.run import evaluate
-
             probs = self.problems(benchmark, r.eval.limit)
             eng = self.engine(self.student_spec(model))
             with self.reporter.task(f"eval {model} on {benchmark}", len(probs)) as progress:
@@ -259,8 +263,6 @@ class Loop:
             return t.distill(store=str(self.layout.store), **self.run_filled())
 
         def run() -> dict[str, Any]:
-            from reasonloop.distill import run_distill
-
             teacher = self.engine(t.engine)
             summ = run_distill(
                 config(),
@@ -296,8 +298,6 @@ class Loop:
             return t.rel(store=str(self.layout.store), **self.run_filled())
 
         def run() -> dict[str, Any]:
-            from reasonloop.rel.loop import run_rel_stage
-
             gen = self.engine(t.engine)
             critic = self.engine(t.critic) if t.critic and t.critic != t.engine else gen
             s = run_rel_stage(
@@ -327,7 +327,6 @@ class Loop:
         served student's rollouts carry their log-probs)."""
         if self.r.student.engine != "hf":
             return None
-        from reasonloop.generate import perplexity_scorer
 
         return perplexity_scorer(
             lambda: self.engine(self.student_spec(model)), system_prompt=self.r.system_prompt
@@ -339,8 +338,6 @@ class Loop:
         needs_ppl = r.curate.config.select.by.startswith("perplexity")
 
         def run() -> dict[str, Any]:
-            from reasonloop.curate.run import curate, store_rows
-
             rows = store_rows(self.store, [stage])
             bench = [p.problem for b in r.curate.decontaminate for p in self.problems(b, None)]
             rep = curate(
@@ -419,12 +416,8 @@ class Loop:
             total = s.max_steps if s.max_steps > 0 else None
             with self.reporter.task(name, total) as progress:
                 if kind == "sft":
-                    from reasonloop.train.sft import train_sft
-
                     metrics = train_sft(s, on_progress=progress)
                 else:
-                    from reasonloop.train.dpo import train_dpo
-
                     metrics = train_dpo(s, on_progress=progress)
         return {
             "model": s.output_dir,
@@ -447,8 +440,6 @@ class Loop:
             )
 
         def run() -> dict[str, Any]:
-            from reasonloop.explore import run_explore
-
             summ = run_explore(
                 config(),
                 self.reporter,
@@ -486,8 +477,6 @@ class Loop:
         policy = self.policy(i)
 
         def run() -> dict[str, Any]:
-            from reasonloop.curate.run import curate, store_rows
-
             rep = curate(
                 store_rows(self.store, stages),
                 self.layout.explored_dir(i),
@@ -530,8 +519,6 @@ class Loop:
         )
 
     def _explored_curate_config(self) -> Any:
-        from reasonloop.curate.run import MixConfig
-
         return replace(
             self.r.curate.config,
             select=self.r.improve.select,
@@ -545,8 +532,6 @@ class Loop:
         policy = self.policy(i)
 
         def run() -> dict[str, Any]:
-            from reasonloop.recipe.pairs import preference_rows, write_rows
-
             rows = preference_rows(
                 self.store,
                 [stage],
@@ -628,7 +613,6 @@ class Loop:
             run_steps(self.layout.root, self.steps(), self.reporter, before=self._switch)
         finally:
             self.close()
-        from reasonloop.recipe.report import write_report
 
         return write_report(self)
 
@@ -680,8 +664,6 @@ def _dropped(v: dict[str, Any]) -> str:
 
 def demo_command(recipe: DemoRecipe, out: Path) -> str:
     """The demo as one command: ``reasonloop demo`` when its flags can say it, else Python."""
-    from reasonloop.demo.run import DemoConfig
-
     cfg = replace(recipe.demo, out=str(out))
     base = ["demo", "--out", str(out)]
     if cfg == DemoConfig(out=str(out)):

@@ -11,11 +11,11 @@ from __future__ import annotations
 import string
 from pathlib import Path
 
+from reasonloop.demo.student import make_student, make_task_tokenizer
+
 
 def build_tiny(out: str | Path, *, seed: int = 0, max_positions: int = 2048) -> str:
     """Save the tiny model and its tokenizer (chat template and the format's markers included)."""
-    from reasonloop.demo.student import make_student, make_task_tokenizer
-
     tok = make_task_tokenizer([string.printable], max_number=0, words=False)
     model = make_student(
         tok, hidden_size=32, layers=2, heads=2, max_position_embeddings=max_positions, seed=seed
