@@ -20,6 +20,7 @@ from reasonloop.recipe import config as recipe_config
 from reasonloop.recipe.config import load_recipe
 from reasonloop.recipe.runner import dry_run
 from reasonloop.rel.loop import RELConfig, RELRunConfig
+from reasonloop.search.annotate import AnnotateConfig
 from reasonloop.train.dpo import DPOSettings
 from reasonloop.train.grpo import GRPOSettings
 from reasonloop.train.rm import RMSettings
@@ -36,6 +37,7 @@ COMMANDS = {
     ("eval",): (EvalConfig, set()),
     ("distill",): (DistillConfig, set()),
     ("rel",): (RELRunConfig, set()),
+    ("annotate-steps",): (AnnotateConfig, set()),
     ("train", "sft"): (SFTSettings, set()),
     ("train", "dpo"): (DPOSettings, set()),
     ("train", "grpo"): (GRPOSettings, set()),

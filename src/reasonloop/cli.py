@@ -32,14 +32,14 @@ from reasonloop.errors import ConfigError, DataError, ReasonloopError
 from reasonloop.evaluate.report import compare_table, load_result
 from reasonloop.evaluate.run import EvalConfig, load_spend, run_eval
 from reasonloop.explore import BUCKETS, ExploreConfig, run_explore
-from reasonloop.generate import GenerateConfig, Inputs, Sampling, code_boundary, run_generate
+from reasonloop.generate import GenerateConfig, Inputs, code_boundary, run_generate
 from reasonloop.options import cli_fields, default_of, flags
 from reasonloop.problems import BENCHMARKS, benchmark, prompt_for, resolve_problems
 from reasonloop.recipe.cli import run_cmd
 from reasonloop.recipe.config import DemoRecipe
 from reasonloop.recipe.runner import run_recipe
 from reasonloop.rel.loop import RELRunConfig, run_rel_stage
-from reasonloop.search.annotate import AnnotateSettings, annotate_steps, labeler_key
+from reasonloop.search.annotate import AnnotateConfig, annotate_steps, labeler_key
 from reasonloop.store import open_store
 from reasonloop.store.export import export_jsonl, export_parquet, to_hf_dataset
 from reasonloop.terminal import console, log_to, out
@@ -376,43 +376,12 @@ def export(
     out.print(plain(f"wrote {n} {kind} rows to {out_path} ({fmt})"), soft_wrap=True)
 
 
-@app.command("annotate-steps")
-def annotate_steps_cmd(
-    store: Path = STORE,
-    engine: str = ENGINE,
-    m: int = typer.Option(8, "-m", help="Completions sampled from each step prefix."),
-    limit: int | None = typer.Option(None, "--limit", min=0, help="Only the first N trajectories."),
-    stage: str | None = typer.Option(None, "--stage", help="Only trajectories of this stage."),
-    solved_only: bool = typer.Option(
-        False,
-        "--solved-only",
-        help="Only trajectories of problems with a correct trajectory (elsewhere every label is 0).",
-    ),
-    temperature: float = cli_option(Sampling, "temperature"),
-    top_p: float = cli_option(Sampling, "top_p"),
-    max_tokens: int = cli_option(Sampling, "max_tokens"),
-    seed: int = cli_option(Sampling, "seed"),
-    system_prompt: bool = typer.Option(
-        True,
-        "--system-prompt/--no-system-prompt",
-        help="Continue prefixes after the format's system prompt (as the trajectories were sampled).",
-    ),
-) -> None:
+@config_command(app, "annotate-steps", AnnotateConfig)
+def annotate_steps_cmd(config: AnnotateConfig) -> None:
     """Math-Shepherd step labels: per step prefix, M completions graded; soft = fraction correct,
     hard = any correct. Stored in the store; resumable."""
+    store, engine, settings = Path(config.store), config.engine, config.settings()
     _log_beside(store)
-
-    settings = AnnotateSettings(
-        m=m,
-        temperature=temperature,
-        top_p=top_p,
-        max_tokens=max_tokens,
-        seed=seed,
-        system_prompt=system_prompt,
-        stage=stage,
-        solved_only=solved_only,
-        limit=limit,
-    )
     if not store.exists():
         raise DataError("no such store", where=str(store))
     eng = load_engine(engine)

@@ -119,8 +119,8 @@ def test_demo_runs_every_phase_writes_the_report_and_resumes(tmp_path, monkeypat
     def no_training(*a, **k):
         raise AssertionError("a finished phase ran again")
 
-    monkeypatch.setattr("reasonloop.train.sft.train_sft", no_training)
-    monkeypatch.setattr("reasonloop.train.dpo.train_dpo", no_training)
+    monkeypatch.setattr("reasonloop.recipe.demo.train_sft", no_training)
+    monkeypatch.setattr("reasonloop.recipe.demo.train_dpo", no_training)
     rerun = Recorder()
     again = run_demo(cfg, rerun)
     assert again["imitate"] == final["imitate"] and again["improved"] == final["improved"]

@@ -60,7 +60,8 @@ def test_majority_picks_the_most_frequent_answer_and_its_first_sample():
     assert result.tokens == words(replies) == 5 * 4 + 3
     assert result.prompt_tokens == 1
     (req,) = engine.calls
-    assert (req.prompt, req.n, req.seed, req.temperature, req.top_p) == ("Q", 6, 7, 0.7, 0.95)
+    # the sampling block's defaults: top_p 1.0 (temperature alone), as every stage samples
+    assert (req.prompt, req.n, req.seed, req.temperature, req.top_p) == ("Q", 6, 7, 0.7, 1.0)
     assert not req.logprobs and req.top_logprobs == 0
 
 

@@ -22,6 +22,7 @@ shared by several trajectories.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
@@ -29,9 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from reasonloop.engines.base import Engine, Request
-from reasonloop.errors import ConfigError
 from reasonloop.format import END_SOLUTION
-from reasonloop.generate import generator_for, messages_for
+from reasonloop.generate import Inputs, Sampling, generator_for, messages_for
+from reasonloop.options import check_options, include, option
 from reasonloop.records import Problem, StepLabel, Trajectory
 from reasonloop.search import render_prompt
 from reasonloop.search.steps import response_steps
@@ -44,6 +45,7 @@ _SPACE = re.compile(r"\s*")
 
 
 @dataclass(frozen=True, slots=True)
+@include(Sampling, exclude=("n",))
 class AnnotateSettings:
     """How step labels are made. ``m``: completions per step prefix; ``stage`` / ``solved_only`` /
     ``limit``: which stored trajectories (``solved_only``: only those of problems with at least one
@@ -52,25 +54,35 @@ class AnnotateSettings:
     those, oldest first); ``system_prompt``: whether the prompt the completions continue has the
     format's system prompt (as the trajectories were sampled)."""
 
-    m: int = 8
-    temperature: float = 0.7
-    top_p: float = 1.0
-    max_tokens: int = 1024
-    seed: int = 0
-    system_prompt: bool = True
-    stage: str | None = None
-    solved_only: bool = False
-    limit: int | None = None
+    m: int = option(8, cli="-m", min=1, help="Completions sampled from each step prefix.")
+    system_prompt: bool = option(
+        True,
+        negatable=True,
+        help="Continue prefixes after the format's system prompt (as the trajectories were sampled).",
+    )
+    stage: str | None = option(None, help="Only trajectories of this stage.")
+    solved_only: bool = option(
+        False,
+        help="Only trajectories of problems with a correct trajectory (elsewhere every label is 0).",
+    )
+    limit: int | None = option(None, min=0, help="Only the first N trajectories.")
 
     def __post_init__(self) -> None:
-        if self.m < 1:
-            raise ConfigError(f"AnnotateSettings.m must be >= 1, got {self.m}")
-        if self.max_tokens < 1:
-            raise ConfigError(f"AnnotateSettings.max_tokens must be >= 1, got {self.max_tokens}")
-        if self.temperature < 0:
-            raise ConfigError(f"AnnotateSettings.temperature must be >= 0, got {self.temperature}")
-        if self.limit is not None and self.limit < 0:
-            raise ConfigError(f"AnnotateSettings.limit must be >= 0, got {self.limit}")
+        check_options(self)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+@include(AnnotateSettings)
+@include(Inputs, exclude=("limit", "data_dir", "gpqa_password", "unsafe_code_exec"))
+class AnnotateConfig:
+    """``reasonloop annotate-steps``: the labelling settings, the store and the engine."""
+
+    def __post_init__(self) -> None:
+        check_options(self)
+
+    def settings(self) -> AnnotateSettings:
+        names = [f.name for f in dataclasses.fields(AnnotateSettings)]
+        return AnnotateSettings(**{n: getattr(self, n) for n in names})
 
 
 @dataclass

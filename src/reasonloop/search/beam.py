@@ -23,6 +23,8 @@ from typing import Any
 
 from reasonloop.engines.base import Engine, Prompt, Request, Sample
 from reasonloop.errors import ConfigError
+from reasonloop.generate import Sampling
+from reasonloop.options import check_options, include
 from reasonloop.records import Problem
 from reasonloop.search import (
     Candidate,
@@ -60,6 +62,7 @@ class Beam:
 
 
 @dataclass(frozen=True, slots=True)
+@include(Sampling, exclude=("n",))
 class BeamSearch:
     """Step-level beam search (see the module docstring).
 
@@ -73,15 +76,12 @@ class BeamSearch:
     expand: int = 4
     max_depth: int = 40
     step: StepSpec = field(default_factory=StepSpec)
-    temperature: float = 0.7
-    top_p: float = 0.95
-    max_tokens: int = 2048
-    seed: int | None = 0
     dedupe: bool = True
     extract: Extract | None = None
 
     def __post_init__(self) -> None:
-        for name in ("beam_width", "expand", "max_depth", "max_tokens"):
+        check_options(self)
+        for name in ("beam_width", "expand", "max_depth"):
             value = getattr(self, name)
             if value < 1:
                 raise ConfigError(f"BeamSearch.{name} must be >= 1, got {value}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reasonloop.engines.base import Engine, Prompt
+from reasonloop.generate import Sampling
+from reasonloop.options import check_options, include
 from reasonloop.records import Problem
 from reasonloop.search import Extract, SearchResult
 from reasonloop.search.scorers import Scorer, is_oracle
@@ -16,16 +18,15 @@ from reasonloop.search.vote import chosen_result, draw, top_scored
 
 
 @dataclass(frozen=True, slots=True)
+@include(Sampling, n=8)
 class BestOfN:
     """``n`` samples ranked by ``scorer``; the top one is the response."""
 
     scorer: Scorer
-    n: int = 8
-    temperature: float = 0.7
-    top_p: float = 0.95
-    max_tokens: int = 1024
-    seed: int | None = 0
     extract: Extract | None = None
+
+    def __post_init__(self) -> None:
+        check_options(self)
 
     def run(self, problem: Problem, prompt: Prompt | None, engine: Engine) -> SearchResult:
         cands, spend = draw(self, problem, prompt, engine, self.scorer)

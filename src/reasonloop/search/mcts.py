@@ -36,6 +36,8 @@ from typing import Any, Literal
 
 from reasonloop.engines.base import Engine, Prompt, Request, Sample
 from reasonloop.errors import ConfigError
+from reasonloop.generate import Sampling
+from reasonloop.options import check_options, include
 from reasonloop.records import Problem
 from reasonloop.search import (
     Candidate,
@@ -120,6 +122,7 @@ def uct(child: Node, parent_visits: int, c: float) -> float:
 
 
 @dataclass(frozen=True, slots=True)
+@include(Sampling, exclude=("n",))
 class MCTS:
     """MCTS over steps or mini-steps (see the module docstring).
 
@@ -133,16 +136,13 @@ class MCTS:
     c: float = 1.0
     max_depth: int = 8
     step: StepSpec = field(default_factory=StepSpec)
-    temperature: float = 0.7
-    top_p: float = 0.95
-    max_tokens: int = 2048
-    seed: int | None = 0
     final: Literal["visits", "reward"] = "visits"
     dedupe: bool = True
     extract: Extract | None = None
 
     def __post_init__(self) -> None:
-        for name in ("iterations", "children", "max_depth", "max_tokens"):
+        check_options(self)
+        for name in ("iterations", "children", "max_depth"):
             value = getattr(self, name)
             if value < 1:
                 raise ConfigError(f"MCTS.{name} must be >= 1, got {value}")

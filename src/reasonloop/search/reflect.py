@@ -25,6 +25,8 @@ from typing import Literal
 from reasonloop.engines.base import Engine, Prompt, Request
 from reasonloop.errors import ConfigError
 from reasonloop.format import END_THOUGHT
+from reasonloop.generate import Sampling
+from reasonloop.options import check_options, include
 from reasonloop.records import Problem
 from reasonloop.search import (
     Candidate,
@@ -45,21 +47,17 @@ def reflection_prefix(first: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+@include(Sampling, exclude=("n",), temperature=0.0)
 class Reflection:
     """One attempt, the reflection sentence, one continuation (see the module docstring)."""
 
     at: Literal["thought", "response"] = "thought"
-    temperature: float = 0.0
-    top_p: float = 1.0
-    max_tokens: int = 2048
-    seed: int | None = 0
     extract: Extract | None = None
 
     def __post_init__(self) -> None:
         if self.at not in ("thought", "response"):
             raise ConfigError(f"Reflection.at must be 'thought' or 'response', got {self.at!r}")
-        if self.max_tokens < 1:
-            raise ConfigError(f"Reflection.max_tokens must be >= 1, got {self.max_tokens}")
+        check_options(self)
 
     def _request(self, text: str, max_tokens: int, stop: tuple[str, ...], seed: int | None):
         return Request(

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from reasonloop.engines.base import Engine, Prompt, Sample
-from reasonloop.errors import ConfigError
+from reasonloop.generate import Sampling
+from reasonloop.options import check_options, include
 from reasonloop.records import Problem
 from reasonloop.search import (
     Candidate,
@@ -37,15 +38,6 @@ from reasonloop.search.scorers import Scorer, is_oracle
 from reasonloop.verify.answers import majority_vote
 
 logger = logging.getLogger(__name__)
-
-
-def check_settings(n: int, temperature: float, max_tokens: int) -> None:
-    if n < 1:
-        raise ConfigError(f"n must be >= 1, got {n}")
-    if temperature < 0:
-        raise ConfigError(f"temperature must be >= 0, got {temperature}")
-    if max_tokens < 1:
-        raise ConfigError(f"max_tokens must be >= 1, got {max_tokens}")
 
 
 def sample_candidates(
@@ -84,12 +76,14 @@ def sample_candidates(
 
 
 @dataclass(frozen=True, slots=True)
+@include(Sampling, exclude=("n", "temperature", "top_p"))
 class Greedy:
     """One sample at temperature 0."""
 
-    max_tokens: int = 1024
-    seed: int | None = 0
     extract: Extract | None = None
+
+    def __post_init__(self) -> None:
+        check_options(self)
 
     def run(self, problem: Problem, prompt: Prompt | None, engine: Engine) -> SearchResult:
         # one sample at temperature 0: the sampling of a vote of one
@@ -123,9 +117,8 @@ def draw(
     engine: Engine,
     scorer: Scorer | None = None,
 ) -> tuple[list[Candidate], Spend]:
-    """The candidates of one sampling strategy ``s`` (its settings checked first): ``s.n`` samples
+    """The candidates of one sampling strategy ``s`` (checked when it was made): ``s.n`` samples
     of ``prompt`` (None: the default prompt), extracted and scored by ``scorer``."""
-    check_settings(s.n, s.temperature, s.max_tokens)
     prompt = default_prompt(problem) if prompt is None else prompt
     _, cands, spend = sample_candidates(
         problem,
@@ -168,16 +161,15 @@ def _vote(
 
 
 @dataclass(frozen=True, slots=True)
+@include(Sampling, n=8)
 class Majority:
     """Self-consistency: ``n`` samples, the most frequent (equivalent) answer wins."""
 
-    n: int = 8
-    temperature: float = 0.7
-    top_p: float = 0.95
-    max_tokens: int = 1024
-    seed: int | None = 0
     extract: Extract | None = None
     equal: Equal | None = None
+
+    def __post_init__(self) -> None:
+        check_options(self)
 
     def run(self, problem: Problem, prompt: Prompt | None, engine: Engine) -> SearchResult:
         cands, spend = draw(self, problem, prompt, engine)
@@ -188,19 +180,18 @@ class Majority:
 
 
 @dataclass(frozen=True, slots=True)
+@include(Sampling, n=8)
 class WeightedVote:
     """``n`` samples; each votes for its answer with weight ``scorer.score(...)``; the answer
     with the largest total weight wins. Weights must be non-negative: a negative or NaN score
     counts as 0 (with a warning)."""
 
     scorer: Scorer
-    n: int = 8
-    temperature: float = 0.7
-    top_p: float = 0.95
-    max_tokens: int = 1024
-    seed: int | None = 0
     extract: Extract | None = None
     equal: Equal | None = None
+
+    def __post_init__(self) -> None:
+        check_options(self)
 
     def run(self, problem: Problem, prompt: Prompt | None, engine: Engine) -> SearchResult:
         cands, spend = draw(self, problem, prompt, engine, self.scorer)
@@ -239,7 +230,6 @@ __all__ = [
     "Majority",
     "Sampled",
     "WeightedVote",
-    "check_settings",
     "chosen_result",
     "draw",
     "sample_candidates",
