@@ -16,7 +16,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from reasonloop.engines import load_engine
-from reasonloop.engines.base import Engine, Request
+from reasonloop.engines.base import Engine
 from reasonloop.errors import ConfigError
 from reasonloop.generate import (
     Inputs,
@@ -25,7 +25,6 @@ from reasonloop.generate import (
     generator_for,
     held,
     load_inputs,
-    messages_for,
     sampling_of,
     to_trajectory,
 )
@@ -154,17 +153,7 @@ def explore(
         for p in chunk:
             start = len(flags[p.id])
             k = min(batch, max_rollouts - start)
-            requests.append(
-                Request(
-                    messages=messages_for(p, system_prompt=s.system_prompt),
-                    n=k,
-                    temperature=s.temperature,
-                    top_p=s.top_p,
-                    max_tokens=s.max_tokens,
-                    seed=s.seed + start,
-                    logprobs=s.logprobs,
-                )
-            )
+            requests.append(s.request(p, k, start))
         results = engine.generate(requests)
         for p, result in zip(chunk, results, strict=True):
             start = len(flags[p.id])

@@ -63,6 +63,18 @@ class SamplingSettings:
     def __post_init__(self) -> None:
         check_options(self)
 
+    def request(self, problem: Problem, n: int, first: int) -> Request:
+        """``n`` samples of ``problem``'s prompt; sample ``first + i`` uses ``seed + first + i``."""
+        return Request(
+            messages=messages_for(problem, system_prompt=self.system_prompt),
+            n=n,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_tokens=self.max_tokens,
+            seed=self.seed + first,
+            logprobs=self.logprobs,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Inputs:
@@ -284,17 +296,7 @@ def generate(
         requests, owners = [], []
         for p, runs in chunk:
             for first, count in runs:
-                requests.append(
-                    Request(
-                        messages=messages_for(p, system_prompt=s.system_prompt),
-                        n=count,
-                        temperature=s.temperature,
-                        top_p=s.top_p,
-                        max_tokens=s.max_tokens,
-                        seed=s.seed + first,
-                        logprobs=s.logprobs,
-                    )
-                )
+                requests.append(s.request(p, count, first))
                 owners.append((p, first))
         results = engine.generate(requests)
         drawn = [

@@ -135,6 +135,16 @@ def user_messages(content: str, system: str | None = None) -> tuple[Message, ...
     return tuple(msgs)
 
 
+def continuation_start(prompt_ids: Sequence[int], full_ids: Sequence[int]) -> int:
+    """Where a continuation's tokens start in the tokens of ``prompt + continuation``: after the
+    longest common prefix with the prompt's own tokens (a merge across the boundary counts toward
+    the continuation), and never at 0 (the first token has no prediction to score)."""
+    k = 0
+    while k < min(len(prompt_ids), len(full_ids)) and prompt_ids[k] == full_ids[k]:
+        k += 1
+    return max(k, 1)
+
+
 def render_chatml(messages: Sequence[Message]) -> str:
     """ChatML (Qwen, SmolLM2, ...) with an open assistant turn. No default system message is added
     (SmolLM2's own template adds one when the first message is not a system message)."""

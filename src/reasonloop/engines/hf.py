@@ -20,7 +20,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reasonloop.engines.base import Message, Prompt, Request, Result, Sample, Scored
+from reasonloop.engines.base import (
+    Message,
+    Prompt,
+    Request,
+    Result,
+    Sample,
+    Scored,
+    continuation_start,
+)
 from reasonloop.engines.convert import gguf_to_hf
 from reasonloop.errors import EngineError, MissingDependency
 
@@ -276,10 +284,7 @@ class HFEngine:
         text = self.render(prompt)
         p_ids = self._encode(text)
         full = self._encode(text + continuation)
-        k = 0
-        while k < min(len(p_ids), len(full)) and p_ids[k] == full[k]:
-            k += 1
-        k = max(k, 1)
+        k = continuation_start(p_ids, full)
         if len(full) <= k:
             return Scored(())
         with torch.no_grad():

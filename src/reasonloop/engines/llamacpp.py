@@ -58,7 +58,7 @@ from typing import Any
 
 import numpy as np
 
-from reasonloop.engines.base import Prompt, Request, Result, Sample, Scored
+from reasonloop.engines.base import Prompt, Request, Result, Sample, Scored, continuation_start
 from reasonloop.engines.convert import load_llama_cpp, requantize_gguf
 from reasonloop.errors import EngineError
 
@@ -735,10 +735,7 @@ class LlamaCppEngine:
         continuation's tokens start (after the longest common prefix with the prompt's tokens)."""
         p_ids = self._tokens(text)
         full = self._tokens(text + continuation)
-        k = 0
-        while k < min(len(p_ids), len(full)) and p_ids[k] == full[k]:
-            k += 1
-        k = max(k, 1)
+        k = continuation_start(p_ids, full)
         sc = self._scoring_context()
         sc.reset()
         sc.eval(full)

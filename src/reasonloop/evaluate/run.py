@@ -43,6 +43,7 @@ from reasonloop.generate import (
     generator_for,
     load_inputs,
     messages_for,
+    sampling_of,
     to_trajectory,
 )
 from reasonloop.options import check_options, include, option
@@ -128,23 +129,9 @@ class EvalSettings:
         return " ".join(parts)
 
     def sampling(self) -> SamplingSettings:
-        if self.strategy == "greedy":
-            return SamplingSettings(
-                n=1,
-                temperature=0.0,
-                top_p=1.0,
-                max_tokens=self.max_tokens,
-                seed=self.seed,
-                system_prompt=self.system_prompt,
-            )
-        return SamplingSettings(
-            n=self.k,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            max_tokens=self.max_tokens,
-            seed=self.seed,
-            system_prompt=self.system_prompt,
-        )
+        s = sampling_of(self, n=self.k, system_prompt=self.system_prompt)
+        greedy = self.strategy == "greedy"
+        return dataclasses.replace(s, n=1, temperature=0.0, top_p=1.0) if greedy else s
 
     def strategy_options(self, scorer: Any = None) -> dict[str, Any]:
         """The keyword arguments of the :mod:`reasonloop.search` strategy (``scorer`` built)."""

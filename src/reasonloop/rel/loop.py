@@ -25,13 +25,11 @@ from importlib import resources
 
 from reasonloop.engines import load_engine
 from reasonloop.engines.base import Engine, Request, user_messages
-from reasonloop.format import parse
-from reasonloop.generate import Inputs, Sampling, held, load_inputs
+from reasonloop.generate import Inputs, Sampling, held, load_inputs, to_trajectory
 from reasonloop.options import check_options, include, option
 from reasonloop.progress import LogReporter, Reporter
 from reasonloop.records import Generator, Problem, Trajectory
 from reasonloop.store import open_store
-from reasonloop.verify import grade
 
 log = logging.getLogger(__name__)
 
@@ -242,27 +240,18 @@ def run_rel(
             seed=seed,
         )
         sample = generator.generate([req])[0].samples[0]
-        verdict = grade(problem, sample.text)
-        parsed = parse(sample.text)
+        made_by = Generator(
+            engine=generator.spec,
+            model=generator.model,
+            round=r,
+            temperature=cfg.temperature,
+            max_tokens=cfg.max_tokens,
+            seed=seed,
+            role=role,
+        )
         score, critique_note = _critique(problem, sample.text, critic, cfg)
-        t = Trajectory(
-            problem_id=problem.id,
-            text=sample.text,
-            thought=parsed.thought,
-            solution=parsed.solution,
-            extracted=verdict.extracted,
-            verdict=verdict,
-            tokens=sample.tokens,
-            finish_reason=sample.finish_reason,
-            generator=Generator(
-                engine=generator.spec,
-                model=generator.model,
-                round=r,
-                temperature=cfg.temperature,
-                max_tokens=cfg.max_tokens,
-                seed=seed,
-                role=role,
-            ),
+        t = dataclasses.replace(
+            to_trajectory(problem, sample, made_by),
             parent=chain[-1].id if chain else None,
             critic_scores=score.scores if score else None,
             critique=score.critique if score else critique_note,
@@ -275,7 +264,7 @@ def run_rel(
             "REL %s round %d: correct=%s score=%s",
             problem.id,
             r,
-            verdict.correct,
+            t.verdict is not None and t.verdict.correct,
             score and score.overall,
         )
         if accepted(t, cfg.threshold):

@@ -6,7 +6,7 @@ words, as a tree of nodes.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from reasonloop.verify.math.exact import _evaluate, _fast_atoms_equal, _mp, _Value
@@ -40,45 +40,47 @@ _OPEN = "([{"
 _CLOSE = ")]}"
 
 
-def _split_top(s: str, sep: str) -> list[str]:
-    """Split ``s`` at occurrences of ``sep`` outside any bracket or brace group."""
-    parts: list[str] = []
-    depth = 0
-    start = 0
-    i = 0
-    n = len(s)
-    ls = len(sep)
+def _units(s: str) -> Iterator[tuple[int, int, int]]:
+    """``(start, end, depth change)`` of each unit of ``s``: a set brace ``\\{`` / ``\\}`` or a
+    bracket opens (+1) or closes (-1) a group; a command (``\\cup``), an escaped character or any
+    other character changes nothing. The one scanner of the helpers below."""
+    i, n = 0, len(s)
     while i < n:
         c = s[i]
         if c == "\\" and i + 1 < n:
             if s[i + 1] in "{}":
-                depth += 1 if s[i + 1] == "{" else -1
+                yield i, i + 2, 1 if s[i + 1] == "{" else -1
                 i += 2
-                continue
-            if (
-                depth == 0
-                and s.startswith(sep, i)
-                and not (sep[0] == "\\" and i + ls < n and s[i + ls].isalpha())
-            ):
-                parts.append(s[start:i])
-                i += ls
-                start = i
                 continue
             j = i + 1
             while j < n and s[j].isalpha():
                 j += 1
-            i = max(j, i + 2) if j == i + 1 else j
+            end = max(j, i + 2)
+            yield i, end, 0
+            i = end
             continue
-        if c in _OPEN:
-            depth += 1
-        elif c in _CLOSE:
-            depth -= 1
-        elif depth == 0 and s.startswith(sep, i):
-            parts.append(s[start:i])
-            i += ls
-            start = i
-            continue
+        yield i, i + 1, 1 if c in _OPEN else -1 if c in _CLOSE else 0
         i += 1
+
+
+def _split_top(s: str, sep: str) -> list[str]:
+    """Split ``s`` at occurrences of ``sep`` outside any bracket or brace group (a command
+    separator such as ``\\cup`` only where the command ends: not inside ``\\cupcake``)."""
+    parts: list[str] = []
+    depth = start = skip = 0
+    ls = len(sep)
+    for i, _end, delta in _units(s):
+        if i < skip:  # inside a separator just split at
+            continue
+        depth += delta
+        if (
+            delta == 0
+            and depth == 0
+            and s.startswith(sep, i)
+            and not (sep[0] == "\\" and i + ls < len(s) and s[i + ls].isalpha())
+        ):
+            parts.append(s[start:i])
+            start = skip = i + ls
     parts.append(s[start:])
     return parts
 
@@ -86,24 +88,10 @@ def _split_top(s: str, sep: str) -> list[str]:
 def _group_spans(s: str) -> bool:
     """True when the bracket opening at ``s[0]`` closes at the last character."""
     depth = 0
-    i = 0
-    n = len(s)
-    while i < n:
-        c = s[i]
-        if c == "\\" and i + 1 < n:
-            if s[i + 1] in "{}":
-                depth += 1 if s[i + 1] == "{" else -1
-                if depth == 0:
-                    return i + 2 == n
-            i += 2
-            continue
-        if c in _OPEN:
-            depth += 1
-        elif c in _CLOSE:
-            depth -= 1
-            if depth == 0:
-                return i == n - 1
-        i += 1
+    for _start, end, delta in _units(s):
+        depth += delta
+        if delta < 0 and depth == 0:
+            return end == len(s)
     return False
 
 
