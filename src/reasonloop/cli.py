@@ -148,6 +148,15 @@ def config_command(group: typer.Typer, name: str, cls: type, *, exclude=(), fixe
     return decorate
 
 
+def _print_row(title: str, **columns: object) -> None:
+    """A one-row summary table of a command: one right-aligned column per keyword, in order."""
+    table = Table(title=plain(title))
+    for name in columns:
+        table.add_column(name, justify="right")
+    table.add_row(*(str(v) for v in columns.values()))
+    out.print(table)
+
+
 UNSAFE_CODE_EXEC = cli_option(Inputs, "unsafe_code_exec")
 DATA_DIR = cli_option(Inputs, "data_dir")
 GPQA_PASSWORD = cli_option(Inputs, "gpqa_password")
@@ -230,17 +239,14 @@ def generate(config: GenerateConfig) -> None:
     """Sample K responses per problem, grade them, store them. Resumable: rerun to finish."""
     _log_beside(Path(config.store))
     summary = run_generate(config, terminal.RichReporter())
-    table = Table(title=plain(f"generate → {config.store}"))
-    for col in ("problems", "samples", "new", "accuracy", "tokens/s"):
-        table.add_column(col, justify="right")
-    table.add_row(
-        str(summary.problems),
-        str(summary.samples),
-        str(summary.new_samples),
-        f"{100 * summary.accuracy:.1f}%",
-        f"{summary.tokens_per_s:.1f}",
+    _print_row(
+        f"generate → {config.store}",
+        problems=summary.problems,
+        samples=summary.samples,
+        new=summary.new_samples,
+        accuracy=f"{100 * summary.accuracy:.1f}%",
+        **{"tokens/s": f"{summary.tokens_per_s:.1f}"},
     )
-    out.print(table)
 
 
 @config_command(app, "explore", ExploreConfig)
@@ -248,21 +254,20 @@ def explore(config: ExploreConfig) -> None:
     """Sample each problem until a rollout is correct or the budget is spent; keep every rollout."""
     _log_beside(Path(config.store))
     summary = run_explore(config, terminal.RichReporter())
-    table = Table(title=plain(f"explore → {config.store}"))
-    cols = ("problems", "solved", "at once", "with search", "unsolved", "rollouts", "new", "tok/s")
-    for col in cols:
-        table.add_column(col, justify="right")
     b = summary.buckets
     rate = summary.new_tokens / summary.seconds if summary.seconds else 0.0
-    table.add_row(
-        str(len(summary.results)),
-        str(summary.solved),
-        *(str(b.get(k, 0)) for k in BUCKETS),
-        str(sum(r.attempts for r in summary.results)),
-        str(summary.new_rollouts),
-        f"{rate:.1f}",
+    _print_row(
+        f"explore → {config.store}",
+        problems=len(summary.results),
+        solved=summary.solved,
+        **{
+            name: b.get(k, 0)
+            for name, k in zip(("at once", "with search", "unsolved"), BUCKETS, strict=True)
+        },
+        rollouts=sum(r.attempts for r in summary.results),
+        new=summary.new_rollouts,
+        **{"tok/s": f"{rate:.1f}"},
     )
-    out.print(table)
 
 
 @config_command(app, "eval", EvalConfig)
@@ -309,11 +314,13 @@ def rel(config: RELRunConfig) -> None:
     """ReasonSet / REL: rewrite seed solutions, critique, refine, validate. Every round is stored."""
     _log_beside(Path(config.store))
     s = run_rel_stage(config, terminal.RichReporter())
-    table = Table(title=plain(f"REL → {config.store}"))
-    for col in ("problems", "accepted", "rounds", "validated rounds"):
-        table.add_column(col, justify="right")
-    table.add_row(str(s.problems), str(s.accepted), str(s.rounds), str(s.correct_rounds))
-    out.print(table)
+    _print_row(
+        f"REL → {config.store}",
+        problems=s.problems,
+        accepted=s.accepted,
+        rounds=s.rounds,
+        **{"validated rounds": s.correct_rounds},
+    )
 
 
 @app.command()
@@ -393,17 +400,16 @@ def annotate_steps_cmd(config: AnnotateConfig) -> None:
         summary = annotate_steps(eng, st, settings, on_progress=on_progress)
     key = labeler_key(eng, settings)
     eng.close()
-    table = Table(title=plain(f"annotate-steps → {store}"))
-    for col in ("trajectories", "steps labelled", "already done", "hard = true", "tokens"):
-        table.add_column(col, justify="right")
-    table.add_row(
-        str(summary.trajectories),
-        str(summary.labelled),
-        str(summary.skipped),
-        str(summary.positive),
-        str(summary.new_tokens),
+    _print_row(
+        f"annotate-steps → {store}",
+        trajectories=summary.trajectories,
+        **{
+            "steps labelled": summary.labelled,
+            "already done": summary.skipped,
+            "hard = true": summary.positive,
+        },
+        tokens=summary.new_tokens,
     )
-    out.print(table)
     out.print(plain(f"labeller {key}"), soft_wrap=True)
     if summary.missing_problems:
         console.print(f"{len(summary.missing_problems)} problem(s) missing from the store: skipped")

@@ -20,15 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reasonloop.engines.base import (
-    Message,
-    Prompt,
-    Request,
-    Result,
-    Sample,
-    Scored,
-    continuation_start,
-)
+from reasonloop.engines import base
+from reasonloop.engines.base import Message, Prompt, Request, Result, Sample, Scored
 from reasonloop.engines.convert import gguf_to_hf
 from reasonloop.errors import EngineError, MissingDependency
 
@@ -284,7 +277,7 @@ class HFEngine:
         text = self.render(prompt)
         p_ids = self._encode(text)
         full = self._encode(text + continuation)
-        k = continuation_start(p_ids, full)
+        k = base.continuation_start(p_ids, full)
         if len(full) <= k:
             return Scored(())
         with torch.no_grad():

@@ -21,23 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from reasonloop import search
 from reasonloop.engines.base import Engine, Prompt, Request, Sample
 from reasonloop.errors import ConfigError
 from reasonloop.generate import Sampling
 from reasonloop.options import check_options, include
 from reasonloop.records import Problem
-from reasonloop.search import (
-    Candidate,
-    Extract,
-    SearchResult,
-    Spend,
-    default_prompt,
-    extract_for,
-    finite,
-    join_sample,
-    render_prompt,
-    wanted_logprobs,
-)
+from reasonloop.search import Candidate, Extract, SearchResult, Spend
 from reasonloop.search.scorers import Scorer, is_oracle
 from reasonloop.search.steps import StepSpec
 
@@ -87,9 +77,9 @@ class BeamSearch:
                 raise ConfigError(f"BeamSearch.{name} must be >= 1, got {value}")
 
     def run(self, problem: Problem, prompt: Prompt | None, engine: Engine) -> SearchResult:
-        prompt = default_prompt(problem) if prompt is None else prompt
-        base = render_prompt(engine, prompt)
-        logprobs, top = wanted_logprobs(self.scorer)
+        prompt = search.default_prompt(problem) if prompt is None else prompt
+        base = search.render_prompt(engine, prompt)
+        logprobs, top = search.wanted_logprobs(self.scorer)
         spend = Spend()
         seed = self.seed
         beams: list[Beam] = [Beam("")]
@@ -127,17 +117,17 @@ class BeamSearch:
                     used = b.tokens + s.tokens
                     finish = "stop" if complete else "length" if used >= self.max_tokens else "open"
                     score = float(
-                        self.scorer.score(problem, prompt, text, join_sample(text, parts))
+                        self.scorer.score(problem, prompt, text, search.join_sample(text, parts))
                     )
                     pool.append(Beam(text, parts, score, finish))
             if not pool:  # every continuation duplicated a finished beam: nothing new to keep
                 break
             # sorted() is stable: ties keep pool order (finished beams, then children in order).
-            beams = sorted(pool, key=lambda b: -finite(b.score))[: self.beam_width]
+            beams = sorted(pool, key=lambda b: -search.finite(b.score))[: self.beam_width]
             levels.append([{"text": b.text, "score": b.score, "done": b.done} for b in beams])
         finished = [b for b in beams if b.finish == "stop"]
         chosen = (finished or beams)[0]
-        extract = self.extract or extract_for(problem)
+        extract = self.extract or search.extract_for(problem)
         cands = tuple(
             Candidate(
                 b.text,

@@ -34,23 +34,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from reasonloop import search
 from reasonloop.engines.base import Engine, Prompt, Request, Sample
 from reasonloop.errors import ConfigError
 from reasonloop.generate import Sampling
 from reasonloop.options import check_options, include
 from reasonloop.records import Problem
-from reasonloop.search import (
-    Candidate,
-    Extract,
-    SearchResult,
-    Spend,
-    default_prompt,
-    extract_for,
-    finite,
-    join_sample,
-    render_prompt,
-    wanted_logprobs,
-)
+from reasonloop.search import Candidate, Extract, SearchResult, Spend
 from reasonloop.search.scorers import Scorer, TokenConfidence, is_oracle
 from reasonloop.search.steps import StepSpec
 
@@ -158,7 +148,9 @@ class MCTS:
         self, problem: Problem, prompt: Prompt | None, engine: Engine
     ) -> tuple[SearchResult, Node]:
         """Run the search; the result and the root of the tree."""
-        run = _Run(self, problem, default_prompt(problem) if prompt is None else prompt, engine)
+        run = _Run(
+            self, problem, search.default_prompt(problem) if prompt is None else prompt, engine
+        )
         root = Node(step="", text="", depth=0)
         for _ in range(self.iterations):
             node = root
@@ -183,11 +175,11 @@ class _Run:
         self.problem = problem
         self.prompt = prompt
         self.engine = engine
-        self.base = render_prompt(engine, prompt)
-        self.logprobs, self.top = wanted_logprobs(cfg.reward)
+        self.base = search.render_prompt(engine, prompt)
+        self.logprobs, self.top = search.wanted_logprobs(cfg.reward)
         self.spend = Spend()
         self.seed = cfg.seed
-        self.extract = cfg.extract or extract_for(problem)
+        self.extract = cfg.extract or search.extract_for(problem)
         self.rollouts: list[Candidate] = []
 
     def _request(self, text: str, n: int, max_tokens: int, stop: tuple[str, ...]) -> Request:
@@ -251,7 +243,7 @@ class _Run:
 
     def _score(self, text: str, parts: list[Sample]) -> float:
         return float(
-            self.cfg.reward.score(self.problem, self.prompt, text, join_sample(text, parts))
+            self.cfg.reward.score(self.problem, self.prompt, text, search.join_sample(text, parts))
         )
 
     def _keep(self, node: Node, text: str, tokens: int, finish: str, reward: float) -> None:
@@ -268,9 +260,9 @@ class _Run:
                 node = max(node.children, key=lambda ch: (ch.visits, ch.value))
                 path.append(node)
             if node.rollouts:
-                chosen = max(node.rollouts, key=lambda r: finite(r.score))
+                chosen = max(node.rollouts, key=lambda r: search.finite(r.score))
         if chosen is None:
-            chosen = max(self.rollouts, key=lambda r: finite(r.score))
+            chosen = max(self.rollouts, key=lambda r: search.finite(r.score))
         details = {
             "strategy": "mcts",
             "iterations": self.cfg.iterations,

@@ -22,21 +22,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from reasonloop import search
 from reasonloop.engines.base import Engine, Prompt, Request
 from reasonloop.errors import ConfigError
 from reasonloop.format import END_THOUGHT
 from reasonloop.generate import Sampling
 from reasonloop.options import check_options, include
 from reasonloop.records import Problem
-from reasonloop.search import (
-    Candidate,
-    Extract,
-    SearchResult,
-    Spend,
-    default_prompt,
-    extract_for,
-    render_prompt,
-)
+from reasonloop.search import Candidate, Extract, SearchResult, Spend
 
 REFLECTION = "Wait! Maybe I made some mistakes! I need to rethink from scratch."
 
@@ -71,9 +64,9 @@ class Reflection:
         )
 
     def run(self, problem: Problem, prompt: Prompt | None, engine: Engine) -> SearchResult:
-        prompt = default_prompt(problem) if prompt is None else prompt
-        base = render_prompt(engine, prompt)
-        extract = self.extract or extract_for(problem)
+        prompt = search.default_prompt(problem) if prompt is None else prompt
+        base = search.render_prompt(engine, prompt)
+        extract = self.extract or search.extract_for(problem)
         spend = Spend()
         stop = (END_THOUGHT,) if self.at == "thought" else ()
         (r1,) = spend.generate(engine, [self._request(base, self.max_tokens, stop, self.seed)])

@@ -17,62 +17,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from reasonloop.engines.base import Engine, Prompt, Sample
+from reasonloop import search
+from reasonloop.engines.base import Engine, Prompt
 from reasonloop.generate import Sampling
 from reasonloop.options import check_options, include
 from reasonloop.records import Problem
-from reasonloop.search import (
-    Candidate,
-    Equal,
-    Extract,
-    SearchResult,
-    Spend,
-    default_prompt,
-    equal_for,
-    extract_for,
-    finite,
-    request_for,
-    wanted_logprobs,
-)
+from reasonloop.search import Candidate, Equal, Extract, SearchResult, Spend
 from reasonloop.search.scorers import Scorer, is_oracle
 from reasonloop.verify.answers import majority_vote
 
 logger = logging.getLogger(__name__)
-
-
-def sample_candidates(
-    problem: Problem,
-    prompt: Prompt,
-    engine: Engine,
-    *,
-    n: int,
-    temperature: float,
-    top_p: float,
-    max_tokens: int,
-    seed: int | None,
-    extract: Extract,
-    scorer: Scorer | None = None,
-) -> tuple[list[Sample], list[Candidate], Spend]:
-    """``n`` samples in one request (sample ``i`` with ``seed + i``), each extracted and scored."""
-    spend = Spend()
-    logprobs, top = wanted_logprobs(scorer)
-    req = request_for(
-        prompt,
-        n=n,
-        temperature=temperature,
-        top_p=top_p,
-        max_tokens=max_tokens,
-        seed=seed,
-        logprobs=logprobs,
-        top_logprobs=top,
-    )
-    (result,) = spend.generate(engine, [req])
-    samples = list(result.samples)
-    cands = []
-    for s in samples:
-        score = None if scorer is None else float(scorer.score(problem, prompt, s.text, s))
-        cands.append(Candidate(s.text, extract(s.text), s.tokens, s.finish_reason, score))
-    return samples, cands, spend
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,26 +72,27 @@ def draw(
     scorer: Scorer | None = None,
 ) -> tuple[list[Candidate], Spend]:
     """The candidates of one sampling strategy ``s`` (checked when it was made): ``s.n`` samples
-    of ``prompt`` (None: the default prompt), extracted and scored by ``scorer``."""
-    prompt = default_prompt(problem) if prompt is None else prompt
-    _, cands, spend = sample_candidates(
-        problem,
-        prompt,
-        engine,
-        n=s.n,
-        temperature=s.temperature,
-        top_p=s.top_p,
-        max_tokens=s.max_tokens,
-        seed=s.seed,
-        extract=s.extract or extract_for(problem),
-        scorer=scorer,
+    of ``prompt`` (None: the default prompt) in one request (sample ``i`` with ``seed + i``),
+    extracted and scored by ``scorer``."""
+    prompt = search.default_prompt(problem) if prompt is None else prompt
+    extract = s.extract or search.extract_for(problem)
+    spend = Spend()
+    logprobs, top = search.wanted_logprobs(scorer)
+    block = ("n", "temperature", "top_p", "max_tokens", "seed")
+    req = search.request_for(
+        prompt, **{k: getattr(s, k) for k in block}, logprobs=logprobs, top_logprobs=top
     )
+    (result,) = spend.generate(engine, [req])
+    cands = []
+    for x in result.samples:
+        score = None if scorer is None else float(scorer.score(problem, prompt, x.text, x))
+        cands.append(Candidate(x.text, extract(x.text), x.tokens, x.finish_reason, score))
     return cands, spend
 
 
 def top_scored(cands: Sequence[Candidate]) -> int:
     """Index of the top-scored candidate; ties go to the earlier one, None and NaN rank last."""
-    return max(range(len(cands)), key=lambda i: (finite(cands[i].score), -i))
+    return max(range(len(cands)), key=lambda i: (search.finite(cands[i].score), -i))
 
 
 def chosen_result(
@@ -173,7 +128,7 @@ class Majority:
 
     def run(self, problem: Problem, prompt: Prompt | None, engine: Engine) -> SearchResult:
         cands, spend = draw(self, problem, prompt, engine)
-        index, votes = _vote(cands, self.equal or equal_for(problem), None)
+        index, votes = _vote(cands, self.equal or search.equal_for(problem), None)
         chosen = cands[0 if index is None else index]
         details = {"strategy": "majority", "votes": votes, "n": len(cands), "chosen": index}
         return chosen_result(chosen, cands, spend, details)
@@ -197,12 +152,12 @@ class WeightedVote:
         cands, spend = draw(self, problem, prompt, engine, self.scorer)
         weights = []
         for c in cands:
-            w = finite(c.score)
+            w = search.finite(c.score)
             if not w >= 0 or math.isinf(w):
                 logger.warning("weighted vote: score %r counts as weight 0", c.score)
                 w = 0.0
             weights.append(w)
-        equal = self.equal or equal_for(problem)
+        equal = self.equal or search.equal_for(problem)
         index, votes = _vote(cands, equal, weights)
         if index is None:  # no answers: the top-scored sample, ties to the earlier one
             chosen, weight = cands[top_scored(cands)], 0.0
@@ -232,6 +187,5 @@ __all__ = [
     "WeightedVote",
     "chosen_result",
     "draw",
-    "sample_candidates",
     "top_scored",
 ]

@@ -546,12 +546,14 @@ class Store:
 
     def _where(
         self,
-        problem_id: str | None,
-        stage: str | None,
-        correct: bool | None,
-        role: str | None,
-        round: int | None,
+        problem_id: str | None = None,
+        stage: str | None = None,
+        correct: bool | None = None,
+        role: str | None = None,
+        round: int | None = None,
     ) -> tuple[str, list[Any]]:
+        """The SQL filter of :meth:`stored`, :meth:`trajectories` and :meth:`count` (the one
+        declaration of their filters)."""
         clauses: list[str] = []
         args: list[Any] = []
         for column, value in (
@@ -568,47 +570,28 @@ class Store:
             args.append(int(bool(correct)))
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
-    def stored(
-        self,
-        problem_id: str | None = None,
-        stage: str | None = None,
-        correct: bool | None = None,
-        role: str | None = None,
-        round: int | None = None,
-    ) -> Iterator[StoredTrajectory]:
-        """Like :meth:`trajectories`, with the stage, sample index, time and batch meta."""
-        where, args = self._where(problem_id, stage, correct, role, round)
+    def stored(self, *filters: Any, **named: Any) -> Iterator[StoredTrajectory]:
+        """Like :meth:`trajectories` (the same filters), with the stage, sample index, time and
+        batch meta."""
+        where, args = self._where(*filters, **named)
         cur = self.conn.execute(f"{self._select}{where} ORDER BY seq", args)
         while batch := cur.fetchmany(500):
             for row in batch:
                 yield decode(row)
 
-    def trajectories(
-        self,
-        problem_id: str | None = None,
-        stage: str | None = None,
-        correct: bool | None = None,
-        role: str | None = None,
-        round: int | None = None,
-    ) -> Iterator[Trajectory]:
-        """Stored trajectories matching every given filter, oldest first, with ``id`` set.
+    def trajectories(self, *filters: Any, **named: Any) -> Iterator[Trajectory]:
+        """Stored trajectories matching every given filter (those of :meth:`stored`: problem_id,
+        stage, correct, role, round), oldest first, with ``id`` set.
 
         ``correct=True``/``False`` selects graded ones by verdict; ungraded ones (no verdict) match
         only ``correct=None``. ``role`` and ``round`` filter on the generator's.
         """
-        for s in self.stored(problem_id, stage, correct, role, round):
+        for s in self.stored(*filters, **named):
             yield s.trajectory
 
-    def count(
-        self,
-        problem_id: str | None = None,
-        stage: str | None = None,
-        correct: bool | None = None,
-        role: str | None = None,
-        round: int | None = None,
-    ) -> int:
-        """How many stored trajectories match (the filters of :meth:`trajectories`)."""
-        where, args = self._where(problem_id, stage, correct, role, round)
+    def count(self, *filters: Any, **named: Any) -> int:
+        """How many stored trajectories match (the filters of :meth:`stored`)."""
+        where, args = self._where(*filters, **named)
         return self.conn.execute(f"SELECT COUNT(*) FROM trajectories{where}", args).fetchone()[0]
 
     def existing_keys(
@@ -902,20 +885,3 @@ _PROGRESS_UPSERT = (
 def open_store(path: str | Path, *, create: bool = True, readonly: bool = False) -> Store:
     """Open (or create) the store at ``path``; see :class:`Store`."""
     return Store(path, create=create, readonly=readonly)
-
-
-# --- row <-> record -------------------------------------------------------------------------------
-
-
-__all__ = [
-    "APPLICATION",
-    "SCHEMA_VERSION",
-    "Added",
-    "StageStats",
-    "Store",
-    "StoreStats",
-    "StoredTrajectory",
-    "open_store",
-    "settings_key",
-    "trajectory_key",
-]

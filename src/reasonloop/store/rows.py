@@ -8,6 +8,7 @@ NaN floats are encoded as SQL NULL, so they decode as ``None``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Sequence
@@ -171,33 +172,16 @@ def decode_trajectory(row: Sequence[Any]) -> Trajectory:
     generator = (
         None
         if r["engine"] is None
-        else Generator(
-            engine=r["engine"],
-            model=r["model"],
-            round=r["round"],
-            temperature=r["temperature"],
-            top_p=r["top_p"],
-            max_tokens=r["max_tokens"],
-            seed=r["seed"],
-            role=r["role"],
-        )
+        else Generator(**{f.name: r[f.name] for f in dataclasses.fields(Generator)})
     )
+    scores = None if r["critic_scores"] is None else json.loads(r["critic_scores"])
+    # the columns named as the record's fields, stored as they are (the rest decoded here)
+    same = {f.name for f in dataclasses.fields(Trajectory)} & set(r) - {"critic_scores"}
     return Trajectory(
-        problem_id=r["problem_id"],
-        text=r["text"],
-        thought=r["thought"],
-        solution=r["solution"],
-        extracted=r["extracted"],
+        **{name: r[name] for name in same},
         verdict=verdict,
-        tokens=r["tokens"],
-        mean_logprob=r["mean_logprob"],
-        perplexity=r["perplexity"],
-        finish_reason=r["finish_reason"],
         generator=generator,
-        parent=r["parent"],
-        critic_scores=None if r["critic_scores"] is None else json.loads(r["critic_scores"]),
-        critique=r["critique"],
-        id=r["id"],
+        critic_scores=scores,
     )
 
 

@@ -166,6 +166,17 @@ class RewardParts:
     total: float
 
 
+# the settings GRPOConfig names as GRPOSettings does
+_SAME_IN_TRL = (
+    "temperature",
+    "top_p",
+    "max_completion_length",
+    "loss_type",
+    "beta",
+    "scale_rewards",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class GRPOSummary:
     steps: int
@@ -250,15 +261,14 @@ class StoreRewards:
 
     def generator(self, step: int) -> Generator:
         s = self.s
+        sampled = {name: getattr(s, name) for name in ("temperature", "top_p", "seed")}
         return Generator(
             engine="trl-grpo",
             model=s.model,
             round=step,
-            temperature=s.temperature,
-            top_p=s.top_p,
             max_tokens=s.max_completion_length,
-            seed=s.seed,
             role="grpo",
+            **sampled,
         )
 
     def __call__(
@@ -421,15 +431,10 @@ def train_grpo(
     kwargs = trl_common_args(s)
     if s.save_steps:
         kwargs.update(save_strategy="steps", save_steps=s.save_steps)
+    kwargs.update({name: getattr(s, name) for name in _SAME_IN_TRL})
     kwargs.update(
         num_generations=s.group_size,
         steps_per_generation=1,
-        temperature=s.temperature,
-        top_p=s.top_p,
-        max_completion_length=s.max_completion_length,
-        loss_type=s.loss_type,
-        beta=s.beta,
-        scale_rewards=s.scale_rewards,
         mask_truncated_completions=s.mask_truncated,
         # TRL turns it on for GRPO; on CPU with small models the recompute only costs time
         gradient_checkpointing=False,

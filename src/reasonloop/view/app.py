@@ -440,16 +440,12 @@ def make_server(
     return server
 
 
-def serve(
-    store_path: str | Path,
-    runs_dir: str | Path | None = None,
-    host: str = "127.0.0.1",
-    port: int = 8765,
-) -> None:
-    """Serve the viewer until interrupted (Ctrl-C). Logs the URL at INFO."""
-    server = make_server(store_path, runs_dir, host, port)
+def serve(*args: Any, **kwargs: Any) -> None:
+    """Serve the viewer made by :func:`make_server` (the same arguments) until interrupted
+    (Ctrl-C). Logs the URL at INFO."""
+    server = make_server(*args, **kwargs)
     h, p = server.server_address[:2]
-    log.info("reasonloop view: http://%s:%d/ (store %s, read-only)", h, p, store_path)
+    log.info("reasonloop view: http://%s:%d/ (store %s, read-only)", h, p, server.app.store_path)  # type: ignore[attr-defined]
     try:
         server.serve_forever()
     except KeyboardInterrupt:
