@@ -12,6 +12,7 @@ import dataclasses
 import json
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
@@ -214,21 +215,41 @@ def _hints(cls: type) -> dict[str, Any]:
     return _HINT_CACHE[cls]
 
 
+def load_union(
+    tp: Any,
+    load: Callable[[Any], R],
+    catch: type[Exception],
+    fail: Callable[[list[Exception]], Exception],
+) -> R:
+    """A value of the union type ``tp``: ``load(member)`` for each member but ``None`` in order,
+    the first that does not raise ``catch``; when every one does, ``fail(the errors)`` is raised.
+    The records' loader and the recipe's config loader read unions this way."""
+    errors: list[Exception] = []
+    for arg in get_args(tp):
+        if arg is not type(None):
+            try:
+                return load(arg)
+            except catch as exc:
+                errors.append(exc)
+    raise fail(errors)
+
+
 def _load(tp: Any, value: Any, *, where: str | None, field: str) -> Any:
     origin = get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _load(arg, value, where=where, field=field)
-            except DataError as exc:
-                errors.append(exc)
-        raise errors[0] if errors else DataError("value may not be null", where=where, field=field)
+        return load_union(
+            tp,
+            lambda arg: _load(arg, value, where=where, field=field),
+            DataError,
+            lambda errors: (
+                errors[0]
+                if errors
+                else DataError("value may not be null", where=where, field=field)
+            ),
+        )
     if origin is Literal:
         if value not in get_args(tp):
             raise DataError(

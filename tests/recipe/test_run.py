@@ -82,11 +82,9 @@ def test_cpu_loop_runs_end_to_end_and_resumes_between_and_inside_stages(
     assert rows(evals) == 4 and len(imitate_eval_requests) == 4  # the first batch is kept
 
     # the rerun: nothing finished is redone; the eval draws only its 2 missing problems
-    import reasonloop.train.sft as sft
-
-    trained, real_train = [], sft.train_sft
+    trained, real_train = [], runner.train_sft  # the runner's own reference (imported by name)
     monkeypatch.setattr(
-        sft, "train_sft", lambda s, **kw: trained.append(s.output_dir) or real_train(s, **kw)
+        runner, "train_sft", lambda s, **kw: trained.append(s.output_dir) or real_train(s, **kw)
     )
     teacher_calls = []
     monkeypatch.setattr(CountdownTeacher, "generate", lambda self, reqs: teacher_calls.append(reqs))

@@ -44,6 +44,7 @@ from reasonloop.evaluate.run import EvalConfig as EvalStage
 from reasonloop.explore import ExploreConfig as ExploreStage
 from reasonloop.options import check_options, cli_fields, include, option
 from reasonloop.problems import check_problem_spec
+from reasonloop.records import load_union
 from reasonloop.rel.loop import RELRunConfig
 from reasonloop.train.dpo import DPOSettings
 from reasonloop.train.sft import LoraSettings, SFTSettings
@@ -528,15 +529,14 @@ def _typed(value: Any, tp: Any, key: str) -> Any:
             return cls()  # ``lora: true`` means the default LoRA settings
         if value is False and type(None) in args:
             return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _typed(value, arg, key)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: unexpected value {value!r}")
+        return load_union(
+            tp,
+            lambda arg: _typed(value, arg, key),
+            ConfigError,
+            lambda errors: (
+                errors[0] if len(errors) == 1 else ConfigError(f"{key}: unexpected value {value!r}")
+            ),
+        )
     if dataclasses.is_dataclass(tp):
         return build(tp, value, key)  # type: ignore[arg-type]
     if origin is tuple:
