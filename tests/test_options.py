@@ -153,10 +153,12 @@ def test_the_trainer_block_is_shared_with_each_trainers_own_defaults():
 
 
 def test_recipe_sections_take_the_stage_fields():
-    """A recipe's explore / eval sections are the stage configs less what the run fills in."""
+    """A recipe's explore / eval sections are the stage configs less what the run fills in
+    (explore's also says how its pool is chosen)."""
     explore = {f.name for f in dataclasses.fields(recipe_config.ExploreConfig)}
     stage = {f.name for f in dataclasses.fields(ExploreConfig)}
-    assert explore == stage - set(recipe_config.RUN_FILLED)
+    pool = {"order", "probe_rollouts", "probe_limit"}
+    assert explore == stage - set(recipe_config.RUN_FILLED) | pool
     ev = {f.name for f in dataclasses.fields(recipe_config.EvalConfig)}
     assert ev == {f.name for f in dataclasses.fields(EvalConfig)} - set(
         recipe_config.RUN_FILLED

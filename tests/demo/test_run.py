@@ -59,6 +59,12 @@ def test_demo_runs_every_phase_writes_the_report_and_resumes(tmp_path, monkeypat
     assert set(final) == {"backbone", "imitate", "improved", "minutes", "table"}
     report = (root / "report.md").read_text()
     assert "| backbone (untrained) |" in report and "control: answer-only SFT" in report
+    # what cleaning dropped, from the teacher's traces and from the explored rollouts
+    cleaning = report[report.index("## Cleaning") :].splitlines()
+    assert [x.split(" | ")[0] for x in cleaning if x.startswith("| D_")] == [
+        "| D_0: teacher traces",
+        "| D_1 seed 0: correct explored rollouts",
+    ]
     # one seed: the report says the seed spread was not measured, and never prints one
     assert "seed spread not measured (one seed: run with --seeds 3 to measure it)" in report
     assert "seed spread (sd" not in report and "than both" not in report
@@ -119,6 +125,7 @@ def test_demo_runs_every_phase_writes_the_report_and_resumes(tmp_path, monkeypat
     def no_training(*a, **k):
         raise AssertionError("a finished phase ran again")
 
+    # the demo's own names for them (it imports both at module level)
     monkeypatch.setattr("reasonloop.recipe.demo.train_sft", no_training)
     monkeypatch.setattr("reasonloop.recipe.demo.train_dpo", no_training)
     rerun = Recorder()

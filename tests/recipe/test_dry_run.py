@@ -1,6 +1,7 @@
 """--dry-run: every stage's command line, exactly, and nothing run."""
 
 import shlex
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -8,7 +9,7 @@ from typer.testing import CliRunner
 
 from reasonloop.recipe.cli import run_cmd
 from reasonloop.recipe.config import load_recipe
-from reasonloop.recipe.runner import dry_run
+from reasonloop.recipe.runner import Loop, dry_run
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 GPU = RECIPES / "gpu-qwen2.5-math-1.5b.yaml"
@@ -66,17 +67,22 @@ def test_gpu_recipe_dry_run_prints_every_stage(tmp_path):
         "--decontaminate aime2024",
         f"{train} --model Qwen/Qwen2.5-Math-1.5B --data {d}/data/imitate/train.jsonl "
         f"--out {d}/models/imitate {sft_flags}",
+        # the pool: math-train less the distilled problems, highest level first (no model needed)
+        f"python -m reasonloop.recipe.pool --recipe {d}/resolved.yaml --store {d}/store.db "
+        f"--out {d}/data/explore-pool.jsonl",
         f"vllm serve {d}/models/imitate --port 8001 --served-model-name imitate {serve} &",
         f"reasonloop eval --benchmark math500 --out {d}/evals/imitate/math500 --engine "
         "'openai:http://127.0.0.1:8001/v1#imitate' --strategy greedy -k 1 --system-prompt "
         "--aggregate min --temperature 0.7 --top-p 1 --max-tokens 3584 --seed 0",
-        # round 1: the imitated model explores (same server), D_1, SFT from the base model
-        "reasonloop explore --problems math-train --max-rollouts 20 --batch 4 --stage explore-r1 "
-        f"--store {d}/store.db --engine 'openai:http://127.0.0.1:8001/v1#imitate' --limit 2000 "
-        "--temperature 1 --top-p 1 --max-tokens 3584 --seed 0",
+        # round 1: the imitated model explores the pool (same server); D_1 (the explored rows
+        # cleaned and decontaminated as D_0 was), SFT from the base model
+        f"reasonloop explore --problems {d}/data/explore-pool.jsonl --max-rollouts 20 --batch 4 "
+        f"--stage explore-r1 --store {d}/store.db --engine "
+        "'openai:http://127.0.0.1:8001/v1#imitate' --temperature 1 --top-p 1 --max-tokens 3584 "
+        "--seed 0",
         f"reasonloop curate --store {d}/store.db --out {d}/data/explored-r1 --recipe "
-        f"{d}/config/curate-explored.yaml --stage explore-r1 --perplexity-engine "
-        "'openai:http://127.0.0.1:8001/v1#imitate'",
+        f"{d}/config/curate-explored.yaml --stage explore-r1 --decontaminate math500 "
+        "--decontaminate aime2024 --perplexity-engine 'openai:http://127.0.0.1:8001/v1#imitate'",
         f"cat {d}/data/imitate/train.jsonl {d}/data/explored-r1/train.jsonl > {d}/data/rs-r1.jsonl",
         "kill $SERVER_PID; wait $SERVER_PID || true",
         f"{train} --model Qwen/Qwen2.5-Math-1.5B --data {d}/data/rs-r1.jsonl "
@@ -86,12 +92,14 @@ def test_gpu_recipe_dry_run_prints_every_stage(tmp_path):
         "'openai:http://127.0.0.1:8001/v1#round-1' --strategy greedy -k 1 --system-prompt "
         "--aggregate min --temperature 0.7 --top-p 1 --max-tokens 3584 --seed 0",
         # round 2 explores with round 1's model; D_2 takes the correct rollouts of both rounds
-        "reasonloop explore --problems math-train --max-rollouts 20 --batch 4 --stage explore-r2 "
-        f"--store {d}/store.db --engine 'openai:http://127.0.0.1:8001/v1#round-1' --limit 2000 "
-        "--temperature 1 --top-p 1 --max-tokens 3584 --seed 0",
+        f"reasonloop explore --problems {d}/data/explore-pool.jsonl --max-rollouts 20 --batch 4 "
+        f"--stage explore-r2 --store {d}/store.db --engine "
+        "'openai:http://127.0.0.1:8001/v1#round-1' --temperature 1 --top-p 1 --max-tokens 3584 "
+        "--seed 0",
         f"reasonloop curate --store {d}/store.db --out {d}/data/explored-r2 --recipe "
-        f"{d}/config/curate-explored.yaml --stage explore-r1 --stage explore-r2 "
-        "--perplexity-engine 'openai:http://127.0.0.1:8001/v1#round-1'",
+        f"{d}/config/curate-explored.yaml --stage explore-r1 --stage explore-r2 --decontaminate "
+        "math500 --decontaminate aime2024 --perplexity-engine "
+        "'openai:http://127.0.0.1:8001/v1#round-1'",
         f"{train} --model Qwen/Qwen2.5-Math-1.5B --data {d}/data/rs-r2.jsonl "
         f"--out {d}/models/round-2 {sft_flags}",
         f"reasonloop eval --benchmark aime2024 --out {d}/evals/round-2/aime2024 --engine "
@@ -152,11 +160,25 @@ def test_dpo_and_tiny_recipe_lines(tmp_path):
         f"{d}/data/dpo-r2.jsonl --pairs-per-problem 1 --no-system-prompt --perplexity-engine "
         f"hf:{d}/models/round-1"
     ) in lines
-    assert (
-        f"reasonloop train dpo --model {d}/models/round-1 --data {d}/data/dpo-r2.jsonl --out "
+    # round 2 explores with round 1's model, and its DPO starts again from the imitated model
+    assert any(" --engine hf:" + d + "/models/round-1 " in x for x in lines if "explore-r2" in x)
+    dpo2 = (
+        f"reasonloop train dpo --model {d}/models/imitate --data {d}/data/dpo-r2.jsonl --out "
         f"{d}/models/round-2 --align thought --sft-weight 1 --beta 0.2 --epochs 1 --max-steps 1 "
         "--lr 5e-06 --batch-size 4 --max-length 1024 --seed 0"
-    ) in lines
+    )
+    assert dpo2 in lines
+    assert "# -- dpo-r2: round 2: thought-only DPO from imitate" in lines
+    assert Loop(r, tmp_path).dpo_start(2) == "imitate" and r.improve.dpo_from == "imitate"
+    # dpo_from: previous chains the rounds: round 2 starts from round 1's model
+    chained = replace(r, improve=replace(r.improve, dpo_from="previous"))
+    lines = dry_run(chained, tmp_path / "chained").splitlines()
+    c = f"{tmp_path}/chained"
+    assert any(
+        x.startswith(f"reasonloop train dpo --model {c}/models/round-1 --data {c}/data/dpo-r2")
+        for x in lines
+    )
+    assert "# -- dpo-r2: round 2: thought-only DPO from round-1" in lines
     assert any("system_prompt: false" in x for x in lines)  # explore has no flag for it
     assert any(x.startswith("reasonloop eval ") and " --no-system-prompt " in x for x in lines)
     assert not any(x.startswith(("vllm", "kill")) for x in lines)

@@ -73,6 +73,7 @@ def test_cpu_loop_runs_end_to_end_and_resumes_between_and_inside_stages(
         "distill",
         "curate-imitate",
         "sft-imitate",
+        "explore-pool",
     }
     assert (
         lines[-1]
@@ -82,7 +83,8 @@ def test_cpu_loop_runs_end_to_end_and_resumes_between_and_inside_stages(
     assert rows(evals) == 4 and len(imitate_eval_requests) == 4  # the first batch is kept
 
     # the rerun: nothing finished is redone; the eval draws only its 2 missing problems
-    trained, real_train = [], runner.train_sft  # the runner's own reference (imported by name)
+    # the runner's own name for it (it imports train_sft at module level)
+    trained, real_train = [], runner.train_sft
     monkeypatch.setattr(
         runner, "train_sft", lambda s, **kw: trained.append(s.output_dir) or real_train(s, **kw)
     )
@@ -125,6 +127,10 @@ def test_cpu_loop_runs_end_to_end_and_resumes_between_and_inside_stages(
     with sqlite3.connect(root / "store.db") as c:
         stored = c.execute("SELECT COUNT(*) FROM trajectories WHERE stage='explore-r1'").fetchone()
     assert explore["rollouts"] == stored[0] and explore["problems"] == 3
+    # the pool: 3 hard puzzles the teacher never saw, recorded in the report
+    pool = json.loads((root / "steps" / "explore-pool.json").read_text())["value"]
+    assert (pool["pool"], pool["removed_by_id"] + pool["removed_by_text"]) == (3, 0)
+    assert "## Explore pool" in report and "## Cleaning" in report
 
     # a third run (the command) redoes nothing and prints the table; a changed recipe is refused
     import typer

@@ -58,6 +58,10 @@ class Layout:
     def imitate_data(self) -> Path:  # D_0
         return self.imitate_dir / "train.jsonl"
 
+    @property
+    def explore_pool(self) -> Path:  # the problems every round explores
+        return self.root / "data" / "explore-pool.jsonl"
+
     def explored_dir(self, round_: int) -> Path:
         return self.root / "data" / f"explored-r{round_}"
 
@@ -119,6 +123,15 @@ def pairs_line(
     if perplexity_engine:
         args += ["--perplexity-engine", perplexity_engine]
     return f"python -m reasonloop.recipe.pairs {shlex.join(args)}"
+
+
+def pool_line(resolved: Path, store: Path, out: Path, engine: str | None = None) -> str:
+    """The explore pool has no ``reasonloop`` command: its module's entry point chooses it, every
+    setting read from the run's resolved recipe."""
+    args = ["--recipe", str(resolved), "--store", str(store), "--out", str(out)]
+    if engine:
+        args += ["--engine", engine]
+    return f"python -m reasonloop.recipe.pool {shlex.join(args)}"
 
 
 def concat_line(parts: Sequence[Path], out: Path) -> str:

@@ -52,7 +52,8 @@ from reasonloop.train.sft import LoraSettings, SFTSettings
 KINDS = ("loop", "demo")
 TEACHER_METHODS = ("distill", "rel")
 IMPROVE_METHODS = ("rs-sft", "dpo")
-DPO_FROM = ("previous", "imitate")
+DPO_FROM = ("imitate", "previous")  # STILL-2 starts every round's DPO from the imitated model
+POOL_ORDERS = ("level", "pass_rate", "none")
 # engine specs a recipe may name; ``countdown`` is the programmatic Countdown teacher
 PATHS = ("model", "data", "output_dir")  # filled in by the run, never by the recipe
 TINY = "tiny"
@@ -156,7 +157,33 @@ class StudentConfig:
 @include(ExploreStage, exclude=RUN_FILLED)
 class ExploreConfig:
     """Rollouts on hard problems until one is correct or ``max_rollouts`` are spent: the
-    ``explore`` command's options, less what the run fills in."""
+    ``explore`` command's options, less what the run fills in, plus how the pool is chosen
+    (:mod:`reasonloop.recipe.pool`): ``problems`` less every problem the teacher was distilled on,
+    hardest first by ``order``, the first ``limit`` of them."""
+
+    limit: int | None = option(
+        None,
+        min=0,
+        cli=None,
+        help="The pool's size: the first N unseen problems in `order` (unset: all of them).",
+    )
+    order: str = option(
+        "level",
+        cli=None,
+        choices=POOL_ORDERS,
+        help="How the pool is made hard: `level` (highest level first; problems without one "
+        "last), `pass_rate` (lowest pass rate of the imitated model on `probe_rollouts` samples "
+        "first) or `none` (the set's order). Ties in an order fixed by the seed.",
+    )
+    probe_rollouts: int = option(
+        4, min=1, cli=None, help="pass_rate: rollouts per problem in the imitated model's probe."
+    )
+    probe_limit: int | None = option(
+        None,
+        min=1,
+        cli=None,
+        help="pass_rate: probe at most N unseen problems (in seed order); unset: all of them.",
+    )
 
     def __post_init__(self) -> None:
         check_options(self)
@@ -169,15 +196,16 @@ class ExploreConfig:
 class ImproveConfig:
     """Self-improvement rounds. ``rs-sft``: train the *backbone* on D_i = D_0 + the correct
     explored rollouts of rounds 1..i chosen by ``select``; ``dpo``: thought-only DPO (plus the SFT
-    term of ``dpo.sft_weight``) on pairs from round i's rollouts, starting from the previous round's
-    model (``dpo_from: previous``) or the imitated one (``imitate``)."""
+    term of ``dpo.sft_weight``) on pairs from round i's rollouts, starting from the imitated model
+    in every round (``dpo_from: imitate``, as STILL-2 does) or from the previous round's model
+    (``previous``)."""
 
     method: str = "rs-sft"
     rounds: int = 1
     select: SelectConfig = SelectConfig(by="longest")
     pairs_per_problem: int = 1
     dpo: DPOSettings = DPOSettings("", "", "", sft_weight=1.0)
-    dpo_from: str = "previous"
+    dpo_from: str = "imitate"
 
     def __post_init__(self) -> None:
         if self.method not in IMPROVE_METHODS:

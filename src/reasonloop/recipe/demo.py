@@ -10,7 +10,9 @@ runs them)::
     per seed S:
       sft-imitate-sS, eval-imitate-sS-k1
       explore-sS               the imitated student samples the hard pool (+ perplexities)
-      rs-data-sS, sft-rs-sft-sS, eval-rs-sft-sS-k1
+      rs-data-sS               its correct rollouts pass D_0's cleaning (:data:`CURATE`), then
+                               join D_0 → D_1
+      sft-rs-sft-sS, eval-rs-sft-sS-k1
     first seed only:
       dpo-data, dpo, eval-dpo-k1       (dpo only when there are pairs)
       sft-control-sS, eval-control-k1  (control)
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,7 @@ from reasonloop.demo.run import (
 )
 from reasonloop.engines.countdown import answer_only
 from reasonloop.engines.hf import HFEngine
+from reasonloop.evaluate.report import markdown_table
 from reasonloop.evaluate.run import EvalSettings, evaluate
 from reasonloop.explore import explore
 from reasonloop.generate import SamplingSettings, perplexity_scorer
@@ -57,6 +60,19 @@ from reasonloop.train.rmcontract import NO, YES, verification_prompt
 from reasonloop.train.sft import SFTSettings, train_sft
 
 EVAL_BATCH = 64  # sequences the in-process student decodes together
+
+# The cleaning of every trace that trains the student — the teacher's (D_0) and the student's own
+# explored ones (D_1) — declared once. Loose where Countdown's search narration is repetitive by
+# nature ("Try 3+4=7. ... Try 3*4=12."): a thought of 4 words is a real one, repeated 5-grams and
+# lines are how it reads, and near-duplicates are only those at 0.95 (two searches of one puzzle
+# share most lines). The other filters apply as written: an unfinished thought or solution, a
+# rollout cut at the token limit, a wrong answer, noise tokens and a second script.
+CURATE = CurateConfig(
+    filters=FilterConfig(min_thought_words=4, max_ngram_repeat_fraction=0.9, max_line_repeat=50),
+    near_dup_threshold=0.95,
+    select=SelectConfig(by="first"),
+    system_prompt=False,
+)
 
 
 class DemoRun:
@@ -172,20 +188,11 @@ class DemoRun:
         def run(update: Update) -> dict[str, Any]:
 
             rows = store_rows(self.store, ["distill"])
-            config = CurateConfig(
-                filters=FilterConfig(
-                    min_thought_words=4, max_ngram_repeat_fraction=0.9, max_line_repeat=50
-                ),
-                near_dup_threshold=0.95,
-                select=SelectConfig(by="first"),
-                system_prompt=False,
-            )
-            rep = curate(rows, self.imitate_data.parent, config, progress=update)
+            rep = curate(rows, self.imitate_data.parent, CURATE, progress=update)
             return rep.as_dict()
 
         def summary(c: dict[str, Any]) -> str:
-            dropped = ", ".join(f"{k}={v}" for k, v in c["dropped"].items())
-            return f"kept {c['kept']} of {c['seen']} ({dropped or 'nothing dropped'})"
+            return f"kept {c['kept']} of {c['seen']} ({_dropped(c)})"
 
         return self.step("curate", run, summary, len(self.sets["train"]))
 
@@ -375,15 +382,20 @@ class DemoRun:
         )
 
     def _rs_data(self, seed: int) -> Step:
-        """D_1: D_0 plus each puzzle's distinct correct rollouts (the longest thoughts first:
-        STILL-2 keeps harder ones), each ``rs_repeat`` times (they are few next to D_0)."""
+        """D_1: D_0 plus each puzzle's distinct correct rollouts that pass D_0's cleaning
+        (:data:`CURATE`: filters, exact and near-duplicates; what it drops is counted per reason
+        in ``data/explored-sS/``), the longest first (STILL-2 keeps harder ones), up to
+        ``rs_per_problem`` each, each ``rs_repeat`` times (they are few next to D_0)."""
         cfg = self.cfg
+        stage = f"explore-s{seed}"
 
-        def run(update: Update) -> int:
-            good = self.store.trajectories(stage=f"explore-s{seed}", correct=True)
+        def run(update: Update) -> dict[str, Any]:
+            good = list(self.store.trajectories(stage=stage, correct=True))
+            clean = self.clean(good, self.root / "data" / f"explored-s{seed}", update)
             per_problem: dict[str, dict[str, Any]] = {}
             for t in good:
-                per_problem.setdefault(t.problem_id, {}).setdefault(t.text, t)
+                if t.id in clean.ids:
+                    per_problem.setdefault(t.problem_id, {}).setdefault(t.text, t)
             picked = [
                 t
                 for found in per_problem.values()
@@ -392,13 +404,30 @@ class DemoRun:
             rows = [json.loads(x) for x in self.imitate_data.read_text().splitlines()]
             rows += sft_rows(self.problems, picked) * cfg.rs_repeat
             write_jsonl(self.root / "data" / f"rs-sft-s{seed}.jsonl", rows)
-            return len(picked)
+            return {"picked": len(picked), **clean.report}
 
         return self.step(
             f"rs-data-s{seed}",
             run,
-            lambda n: f"{n} distinct correct rollouts join D_0 (x{cfg.rs_repeat})",
+            lambda v: (
+                f"{explored_count(v)} distinct correct rollouts join D_0 (x{cfg.rs_repeat}); "
+                f"cleaning kept {v['kept']} of {v['seen']} ({_dropped(v)})"
+                if isinstance(v, dict)
+                else f"{v} distinct correct rollouts join D_0 (x{cfg.rs_repeat})"
+            ),
         )
+
+    def clean(self, trajs: list[Any], out: Path, update: Update | None = None) -> Cleaned:
+        """The trajectories of ``trajs`` that pass :data:`CURATE`'s filters and dedup (every
+        one kept: selection is the caller's), and the curate report of what was dropped."""
+        keep_all = replace(CURATE, select=SelectConfig(by="first", per_problem=len(trajs) or 1))
+        rows = ((self.problems[t.problem_id], t) for t in trajs)
+        rep = curate(rows, out, keep_all, progress=update)
+        kept = {
+            json.loads(line)["trajectory_id"]
+            for line in (out / "train.jsonl").read_text(encoding="utf-8").splitlines()
+        }
+        return Cleaned(frozenset(kept), rep.as_dict())
 
     def _pairs(self, seed: int) -> Step:
         def run(update: Update) -> int:
@@ -471,7 +500,10 @@ class DemoRun:
                 self._store.close()
                 self._store = None
         rows = [
-            {"seed": seed, "explored_correct": marker(self.root, f"rs-data-s{seed}")}
+            {
+                "seed": seed,
+                "explored_correct": explored_count(marker(self.root, f"rs-data-s{seed}")),
+            }
             for seed in self.cfg.seeds
         ]
         # the steps' own times, from their markers: a resumed run reports what the whole run took
@@ -480,7 +512,53 @@ class DemoRun:
             for m in (self.root / "steps").glob("*.json")
         )
         curated = marker(self.root, "curate")
-        return write_demo_report(self.root, self.cfg, self.results(), curated, rows, seconds)
+        summary = write_demo_report(self.root, self.cfg, self.results(), curated, rows, seconds)
+        with (self.root / "report.md").open("a", encoding="utf-8") as fh:
+            fh.write("\n".join(self.cleaning_lines()) + "\n")
+        return summary
+
+    def cleaning_lines(self) -> list[str]:
+        """The report's cleaning section: what D_0's cleaning dropped from the teacher's traces
+        and from each seed's correct explored rollouts, per reason."""
+        sets = [("D_0: teacher traces", marker(self.root, "curate"))]
+        sets += [
+            (f"D_1 seed {s}: correct explored rollouts", marker(self.root, f"rs-data-s{s}"))
+            for s in self.cfg.seeds
+        ]
+        rows = [
+            [label, str(v["seen"]), str(v["kept"]), _dropped(v)]
+            for label, v in sets
+            if isinstance(v, dict) and "seen" in v
+        ]
+        if not rows:
+            return []
+        return [
+            "",
+            "## Cleaning",
+            "",
+            "Every trace that trains the student passes one cleaning (filters, exact and "
+            "near-duplicates); `not_selected`: past the per-puzzle limit.",
+            "",
+            markdown_table(["data", "seen", "kept", "dropped"], rows),
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class Cleaned:
+    """What :meth:`DemoRun.clean` kept (trajectory ids) and its curate report."""
+
+    ids: frozenset[str]
+    report: dict[str, Any]
+
+
+def explored_count(value: Any) -> int:
+    """The rollouts an ``rs-data`` step added to D_0 (a run made before explored traces were
+    cleaned saved the bare count)."""
+    return value if isinstance(value, int) else value["picked"]
+
+
+def _dropped(c: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in c["dropped"].items()) or "nothing dropped"
 
 
 def run_demo(cfg: DemoConfig, reporter: Reporter | None = None) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """The run's report: STILL-2's table (one row per model, the data that made it, accuracy per
-benchmark, gain over the backbone), the exploration rounds, and a plot.
+benchmark, gain over the backbone), how the explore pool was chosen, the exploration rounds, what
+cleaning dropped from D_0 and from each round's explored rollouts (and why), and a plot.
 
 Everything is read back from the steps' summaries (``steps/*.json``), so a report can be written for
 a run that stopped half-way: what did not run shows as ``-``.
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from reasonloop.evaluate.report import markdown_table, pyplot
 from reasonloop.explore import BUCKETS
 from reasonloop.recipe.commands import slug
+from reasonloop.recipe.pool import describe
 
 if TYPE_CHECKING:
     from reasonloop.recipe.runner import Loop
@@ -49,8 +51,7 @@ def model_rows(loop: Loop) -> list[dict[str, Any]]:
             label, explored = f"round {i}: RS-SFT from backbone", data.get("explored")
         else:
             pairs = (marker(f"dpo-pairs-r{i}") or {}).get("pairs")
-            start = "imitate" if r.improve.dpo_from == "imitate" else loop.policy(i)
-            label = f"round {i}: DPO from {start}"
+            label = f"round {i}: DPO from {loop.dpo_start(i)}"
             explored = None if pairs is None else f"{pairs} pairs"
             if (marker(f"dpo-r{i}") or {}).get("skipped"):
                 label += " (skipped: no pairs)"
@@ -83,6 +84,44 @@ def explore_rows(loop: Loop) -> list[list[str]]:
     return out
 
 
+def pool_lines(loop: Loop) -> list[str]:
+    """How the explore pool was chosen (empty before the pool step has run)."""
+    v = loop.marker("explore-pool")
+    if v is None:
+        return []
+    lines = ["## Explore pool", "", describe(v) + ".", ""]
+    levels = ", ".join(f"{k}: {n}" for k, n in v.get("levels", {}).items())
+    lines.append(f"- levels in the pool: {levels or '-'}")
+    if "probe" in v:
+        p = v["probe"]
+        rates = ", ".join(f"{k}: {n}" for k, n in v.get("pass_rates", {}).items())
+        lines.append(
+            f"- probe: {p['model']} sampled {p['problems']} unseen problems {p['rollouts']} times "
+            f"each (stage `{p['stage']}`); pass rates in the pool: {rates or '-'}"
+        )
+    return [*lines, ""]
+
+
+def cleaning_rows(loop: Loop) -> list[list[str]]:
+    """Per data set (D_0, each round's explored rollouts): seen, kept and drops per reason."""
+    out = []
+    sets = [("D_0 (teacher)", "curate-imitate")]
+    if loop.r.improve.method == "rs-sft":
+        sets += [(f"round {i} explored", f"rs-data-r{i}") for i in loop.rounds()]
+    for label, step in sets:
+        v = loop.marker(step)
+        if v is None:
+            continue
+        dropped = ", ".join(f"{k} {n}" for k, n in (v.get("dropped") or {}).items())
+        out.append([label, str(v["seen"]), str(v["kept"]), dropped or "-"])
+    return out
+
+
+def _dpo_start(dpo_from: str) -> str:
+    model = "the imitated model" if dpo_from == "imitate" else "the previous round's model"
+    return f" (each round's DPO starts from {model}: `dpo_from: {dpo_from}`)"
+
+
 def _cell(x: Any) -> str:
     return "-" if x is None else str(x)
 
@@ -113,13 +152,16 @@ def write_report(loop: Loop) -> dict[str, Any]:
         f"# {r.name}",
         "",
         f"Student `{r.student.model}`; teacher `{r.teacher.engine}` ({r.teacher.method}); "
-        f"{r.improve.rounds} round(s) of {r.improve.method}. Accuracy: {r.eval.strategy} "
+        f"{r.improve.rounds} round(s) of {r.improve.method}"
+        + (_dpo_start(r.improve.dpo_from) if r.improve.method == "dpo" else "")
+        + f". Accuracy: {r.eval.strategy} "
         f"decoding, {r.eval.max_tokens} tokens at most. `distilled`: rows of D_0; `explored`: "
         "selected correct rollouts (RS-SFT) or preference pairs (DPO).",
         "",
         markdown_table(header, table),
         "",
     ]
+    lines += pool_lines(loop)
     if ex:
         lines += [
             "## Exploration",
@@ -137,6 +179,18 @@ def write_report(loop: Loop) -> dict[str, Any]:
                 ],
                 ex,
             ),
+            "",
+        ]
+    cleaned = cleaning_rows(loop)
+    if cleaned:
+        lines += [
+            "## Cleaning",
+            "",
+            "Explored rollouts pass D_0's curate filters, dedup and decontamination before they "
+            "join D_i (`wrong_answer`: incorrect rollouts; `not_selected`: past the selection's "
+            "per-problem limit).",
+            "",
+            markdown_table(["data", "seen", "kept", "dropped (reason count)"], cleaned),
             "",
         ]
     if plotted:

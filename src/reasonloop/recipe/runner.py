@@ -8,12 +8,16 @@ The steps of a loop recipe, in order (``R`` = ``improve.rounds``, ``B`` = each b
     distill | rel       teacher responses (or REL chains) into the store
     curate-imitate      filters, dedup, selection → D_0 (data/imitate/train.jsonl)
     sft-imitate         SFT of the backbone on D_0 → models/imitate
+    explore-pool        (R > 0) the explore set less the distilled problems, hardest first
+                        (by level, or by the imitated model's pass rate) → data/explore-pool.jsonl
     eval-imitate-B
-    explore-rI          the previous model samples the hard problems, up to K rollouts each
-    rs-data-rI, sft-rI  (rs-sft) D_I = D_0 + selected correct rollouts of rounds 1..I; SFT of the
-                        *backbone* on D_I → models/round-I
+    explore-rI          the previous model samples the pool, up to K rollouts per problem
+    rs-data-rI, sft-rI  (rs-sft) D_I = D_0 + the correct rollouts of rounds 1..I that pass D_0's
+                        cleaning (the same curate filters, dedup and decontamination), selected;
+                        SFT of the *backbone* on D_I → models/round-I
     dpo-pairs-rI, dpo-rI  (dpo) pairs from round I's rollouts; thought-only DPO + SFT term from the
-                        previous (or the imitated) model → models/round-I
+                        imitated model (or, with ``dpo_from: previous``, the previous round's)
+                        → models/round-I
     eval-round-I-B
 
 A finished step leaves ``steps/NAME.json`` (its summary) and is skipped when the run is started
@@ -63,6 +67,7 @@ from reasonloop.recipe.config import (
 )
 from reasonloop.recipe.demo import run_demo
 from reasonloop.recipe.pairs import preference_rows, write_rows
+from reasonloop.recipe.pool import choose_pool, describe, write_pool
 from reasonloop.recipe.report import percent, write_report
 from reasonloop.recipe.servers import Serve, ServerProcess, ready_url
 from reasonloop.recipe.steps import Step, run_steps
@@ -113,8 +118,12 @@ class Loop:
         return range(1, self.r.improve.rounds + 1)
 
     def policy(self, round_: int) -> str:
-        """The model that explores in round ``round_`` (and that DPO starts from)."""
+        """The model that explores in round ``round_``."""
         return "imitate" if round_ == 1 else f"round-{round_ - 1}"
+
+    def dpo_start(self, round_: int) -> str:
+        """The model round ``round_``'s DPO starts from (``improve.dpo_from``)."""
+        return "imitate" if self.r.improve.dpo_from == "imitate" else self.policy(round_)
 
     def marker(self, name: str) -> dict[str, Any] | None:
         """The summary a finished step left (None while it has not finished)."""
@@ -180,6 +189,9 @@ class Loop:
         steps.append(self._rel() if r.teacher.method == "rel" else self._distill())
         steps.append(self._curate_imitate())
         steps.append(self._sft("sft-imitate", "imitate", lambda: self.layout.imitate_data))
+        if self.rounds():
+            # before eval-imitate: a pass-rate probe shares that eval's server
+            steps.append(self._explore_pool())
         steps += self._evals("imitate")
         for i in self.rounds():
             steps.append(self._explore(i))
@@ -332,6 +344,11 @@ class Loop:
             lambda: self.engine(self.student_spec(model)), system_prompt=self.r.system_prompt
         )
 
+    def _benchmark_texts(self) -> list[str]:
+        """The problems of ``curate.decontaminate``: no curated row (distilled or explored) may
+        overlap them."""
+        return [p.problem for b in self.r.curate.decontaminate for p in self.problems(b, None)]
+
     def _curate_imitate(self) -> Step:
         r = self.r
         stage = "rel" if r.teacher.method == "rel" else "distill"
@@ -339,12 +356,11 @@ class Loop:
 
         def run() -> dict[str, Any]:
             rows = store_rows(self.store, [stage])
-            bench = [p.problem for b in r.curate.decontaminate for p in self.problems(b, None)]
             rep = curate(
                 rows,
                 self.layout.imitate_dir,
                 replace(r.curate.config, system_prompt=r.system_prompt),
-                benchmark_texts=bench,
+                benchmark_texts=self._benchmark_texts(),
                 perplexity=self._perplexity_scorer("backbone") if needs_ppl else None,
             )
             if not rep.kept:
@@ -426,16 +442,48 @@ class Loop:
             "global_step": int(metrics["global_step"]),
         }
 
+    def _explore_pool(self) -> Step:
+        r = self.r
+        probes = r.explore.order == "pass_rate"
+
+        def run() -> dict[str, Any]:
+            engine = self.engine(self.student_spec("imitate")) if probes else None
+            pool, record = choose_pool(
+                r, self.store, engine=engine, model="imitate", reporter=self.reporter
+            )
+            write_pool(self.layout.explore_pool, pool)
+            return record
+
+        return Step(
+            "explore-pool",
+            "the explore pool: unseen problems, hardest first",
+            run,
+            lambda v: f"pool: {describe(v)}",
+            lambda: [
+                cmd.pool_line(
+                    self.layout.root / "resolved.yaml",
+                    self.layout.store,
+                    self.layout.explore_pool,
+                    self.student_spec("imitate") if probes else None,
+                )
+            ],
+            serve=lambda: self.student_serve("imitate") if probes else None,
+        )
+
     def _explore(self, i: int) -> Step:
         r = self.r
         policy = self.policy(i)
         stage = f"explore-r{i}"
+        pool = str(self.layout.explore_pool)
 
         def config():
+            # the pool is already the explore set less the distilled problems, cut to its limit
             return r.explore.stage(
                 store=str(self.layout.store),
                 engine=self.student_spec(policy),
                 stage=stage,
+                problems=pool,
+                limit=None,
                 **self.run_filled(),
             )
 
@@ -445,7 +493,7 @@ class Loop:
                 self.reporter,
                 engine=self.engine(self.student_spec(policy)),
                 store=self.store,
-                problems=self.problems(r.explore.problems, r.explore.limit),
+                problems=self.problems(pool, None),
                 system_prompt=r.system_prompt,
                 logprobs=True,  # each rollout's perplexity, for selection and pairs
             )
@@ -477,10 +525,12 @@ class Loop:
         policy = self.policy(i)
 
         def run() -> dict[str, Any]:
+            # the explored rows pass D_0's cleaning: its filters, dedup and decontamination
             rep = curate(
                 store_rows(self.store, stages),
                 self.layout.explored_dir(i),
                 self._explored_curate_config(),
+                benchmark_texts=self._benchmark_texts(),
                 perplexity=self._perplexity_scorer(policy) if needs_ppl else None,
             )
             d0 = self.layout.imitate_data.read_text(encoding="utf-8")
@@ -507,6 +557,7 @@ class Loop:
                         self.layout.explored_dir(i),
                         self.layout.curate_recipe("explored"),
                         stages,
+                        decontaminate=r.curate.decontaminate,
                         perplexity_engine=self.student_spec(policy) if needs_ppl else None,
                     )
                 ),
@@ -519,6 +570,8 @@ class Loop:
         )
 
     def _explored_curate_config(self) -> Any:
+        """D_0's curate config (its filters, near-duplicate threshold) with the improve section's
+        selection and no mixing."""
         return replace(
             self.r.curate.config,
             select=self.r.improve.select,
@@ -556,7 +609,7 @@ class Loop:
 
     def _dpo(self, i: int) -> Step:
         r = self.r
-        start = "imitate" if r.improve.dpo_from == "imitate" else self.policy(i)
+        start = self.dpo_start(i)
 
         def settings():
             return replace(
