@@ -9,6 +9,7 @@ problem's record are committed together, and a rerun continues after the last st
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -49,13 +50,11 @@ class ProblemExploration:
         return self.correct / self.attempts if self.attempts else 0.0
 
     def as_dict(self) -> dict[str, object]:
-        return {
-            "attempts": self.attempts,
-            "correct": self.correct,
-            "first_correct": self.first_correct,
-            "pass_rate": self.pass_rate,
-            "bucket": self.bucket,
+        """The record less its problem id, with the pass rate (a row of the explore report)."""
+        row = {
+            k: v for k, v in dataclasses.asdict(self).items() if k not in ("problem_id", "bucket")
         }
+        return {**row, "pass_rate": self.pass_rate, "bucket": self.bucket}  # the order stored
 
 
 @dataclass

@@ -7,6 +7,7 @@ phrase is counted wherever it appears, and a behaviour written in other words is
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import statistics
 from collections.abc import Iterable
@@ -58,13 +59,7 @@ class Behaviours:
     thought_words: int
 
     def as_dict(self) -> dict[str, int]:
-        return {
-            "strategy_switch": self.strategy_switch,
-            "verification": self.verification,
-            "backtracking": self.backtracking,
-            "planning": self.planning,
-            "thought_words": self.thought_words,
-        }
+        return dataclasses.asdict(self)
 
 
 def count_behaviours(text: str) -> Behaviours:

@@ -62,12 +62,7 @@ from reasonloop.engines.base import (
     Scored,
     render_chatml,
 )
-from reasonloop.engines.openai_wire import (
-    Endpoint,
-    echo_logprobs,
-    parse_choices,
-    parse_spec,
-)
+from reasonloop.engines.openai_wire import Endpoint, echo_logprobs, parse_choices, parse_spec
 from reasonloop.errors import ConfigError, EngineError
 
 log = logging.getLogger(__name__)

@@ -33,6 +33,7 @@ runs as ``LAUNCHER -m reasonloop.cli train ...`` in a subprocess, its output in 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import shlex
@@ -268,11 +269,13 @@ class Loop:
             serve=lambda: self.student_serve(model),
         )
 
+    def teacher_config(self, method: str) -> Any:
+        """The teacher section's config of ``method`` (distill or rel) for this run."""
+        return getattr(self.r.teacher, method)(store=str(self.layout.store), **self.run_filled())
+
     def _distill(self) -> Step:
         r, t = self.r, self.r.teacher
-
-        def config():
-            return t.distill(store=str(self.layout.store), **self.run_filled())
+        config = functools.partial(self.teacher_config, "distill")
 
         def run() -> dict[str, Any]:
             teacher = self.engine(t.engine)
@@ -305,18 +308,15 @@ class Loop:
 
     def _rel(self) -> Step:
         r, t = self.r, self.r.teacher
-
-        def config():
-            return t.rel(store=str(self.layout.store), **self.run_filled())
+        config = functools.partial(self.teacher_config, "rel")
 
         def run() -> dict[str, Any]:
             gen = self.engine(t.engine)
-            critic = self.engine(t.critic) if t.critic and t.critic != t.engine else gen
             s = run_rel_stage(
                 config(),
                 self.reporter,
                 generator=gen,
-                critic=critic,
+                critic=self.engine(t.critic) if t.critic and t.critic != t.engine else gen,
                 store=self.store,
                 problems=self.problems(t.problems, t.limit),
             )
