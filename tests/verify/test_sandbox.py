@@ -267,9 +267,9 @@ def test_resolve_boundary(monkeypatch):
 
 
 def test_limits_are_checked():
-    with pytest.raises(ValueError, match="timeout_s"):
+    with pytest.raises(ConfigError, match="timeout_s"):
         Limits(timeout_s=0)
-    with pytest.raises(ValueError, match="max_processes"):
+    with pytest.raises(ConfigError, match="max_processes"):
         Limits(max_processes=-1)
 
 

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from reasonloop.errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 
@@ -50,13 +52,13 @@ class Request:
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):
-            raise ValueError("Request needs exactly one of messages= or prompt=")
+            raise ConfigError("needs exactly one of messages= or prompt=", field="Request")
         if self.n < 1:
-            raise ValueError(f"Request.n must be >= 1, got {self.n}")
+            raise ConfigError(f"must be >= 1, got {self.n}", field="n")
         if self.max_tokens < 1:
-            raise ValueError(f"Request.max_tokens must be >= 1, got {self.max_tokens}")
+            raise ConfigError(f"must be >= 1, got {self.max_tokens}", field="max_tokens")
         if self.temperature < 0:
-            raise ValueError(f"Request.temperature must be >= 0, got {self.temperature}")
+            raise ConfigError(f"must be >= 0, got {self.temperature}", field="temperature")
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ import random
 import re
 from dataclasses import dataclass
 
+from reasonloop.errors import ConfigError
 from reasonloop.records import Problem
 
 SOURCE = "countdown"
@@ -123,6 +124,8 @@ def countdown_set(
 ) -> list[Problem]:
     """A generated Countdown set by difficulty name (``easy``, ``medium``, ``hard``)."""
     if difficulty not in DIFFICULTY:
-        raise ValueError(f"difficulty must be one of {list(DIFFICULTY)}, got {difficulty!r}")
+        raise ConfigError(
+            f"must be one of {list(DIFFICULTY)}, got {difficulty!r}", field="difficulty"
+        )
     n, m = DIFFICULTY[difficulty]
     return make_problems(count, n_numbers=n, max_number=m, seed=seed, split=split)

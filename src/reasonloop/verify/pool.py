@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from reasonloop.errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["CallResult", "WorkerPool"]
@@ -154,14 +156,14 @@ class WorkerPool:
         memory_mb: int | None = None,
     ):
         if workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
+            raise ConfigError(f"must be >= 1, got {workers}", field="workers")
         if not timeout > 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+            raise ConfigError(f"must be > 0 seconds, got {timeout}", field="timeout")
         self.workers = int(workers)
         self.timeout = float(timeout)
         self.preload = tuple(preload)
         if init is not None and not (":" in init and all(init.partition(":")[::2])):
-            raise ValueError(f"init must be 'module:function', got {init!r}")
+            raise ConfigError(f"must be 'module:function', got {init!r}", field="init")
         self.init = init
         self.memory_mb = memory_mb
         self._slots: list[_Slot] = []

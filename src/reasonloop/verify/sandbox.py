@@ -132,9 +132,9 @@ class Limits:
         for name in ("timeout_s", "memory_mb", "max_output_bytes", "max_file_mb", "tmp_mb"):
             value = getattr(self, name)
             if not value > 0:
-                raise ValueError(f"Limits.{name} must be > 0, got {value!r}")
+                raise ConfigError(f"must be > 0, got {value!r}", field=name)
         if self.max_processes < 0:
-            raise ValueError(f"Limits.max_processes must be >= 0, got {self.max_processes!r}")
+            raise ConfigError(f"must be >= 0, got {self.max_processes!r}", field="max_processes")
 
 
 @dataclass(frozen=True, slots=True)
