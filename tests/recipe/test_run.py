@@ -277,3 +277,44 @@ def test_servers_start_once_per_checkpoint_and_stop(tmp_path, smoke):
     with pytest.raises(EngineError, match=r"exited with status 3 before answering.*server-c\.log"):
         loop._switch(step("c", dead))
     loop.close()
+
+
+def test_grpo_round_on_the_tiny_student_end_to_end(tmp_path, smoke):
+    """improve: grpo — GRPO from the imitated model on the explore pool (real TRL steps on the tiny
+    student), every rollout in the run's store under grpo-r1 with its step, round 1 evaluated and
+    in the report; a second start runs nothing again."""
+    from reasonloop.store import open_store
+
+    grpo = {"max_steps": 2, "prompts_per_step": 2, "group_size": 2, "max_completion_length": 24}
+    recipe = smoke(improve={"method": "grpo", "rounds": 1, "grpo": {**grpo, "learning_rate": 1e-3}})
+    root = tmp_path / "grpo"
+    summary = run_recipe(recipe, root)
+    done = json.loads((root / "steps" / "grpo-r1.json").read_text())["value"]
+    assert (done["model"], done["init"]) == (
+        str(root / "models" / "round-1"),
+        str(root / "models" / "imitate"),
+    )
+    assert (done["steps"], done["rollouts"], done["new_rows"]) == (2, 8, 8)  # 2 x 2 prompts x 2
+    trained = json.loads((root / "models" / "round-1" / "reasonloop_train.json").read_text())
+    assert trained["kind"] == "grpo"
+    assert trained["settings"]["problems"] == str(root / "data" / "explore-pool.jsonl")
+    pool = {
+        json.loads(x)["id"] for x in (root / "data" / "explore-pool.jsonl").read_text().splitlines()
+    }
+    with open_store(root / "store.db") as store:
+        assert store.count(stage="grpo-r1") == 8
+        assert store.count(stage="explore-r1") == 0  # GRPO samples the pool itself
+        got = list(store.trajectories(stage="grpo-r1"))
+    assert sorted(t.generator.round for t in got) == [1, 1, 1, 1, 2, 2, 2, 2]
+    assert {t.problem_id for t in got} <= pool
+    row = summary["rows"][-1]
+    assert row["label"] == "round 1: GRPO from imitate" and row["explored"] == "8 rollouts"
+    assert row["accuracy"]["countdown-easy"] is not None  # evaluated like the other rounds
+    report = (root / "report.md").read_text()
+    assert "| round 1: GRPO from imitate | " in report and "| 8 rollouts |" in report
+    assert "## GRPO" in report and "| 1 | imitate | 2 | 8 |" in report
+    before = markers(root)
+    run_recipe(recipe, root)
+    assert markers(root) == before
+    with open_store(root / "store.db") as store:
+        assert store.count(stage="grpo-r1") == 8
