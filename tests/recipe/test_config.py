@@ -204,7 +204,14 @@ def test_resolved_form_round_trips_and_diffs():
 
 
 @pytest.mark.parametrize(
-    "name", ["cpu-smoke", "cpu-demo", "gpu-qwen2.5-math-1.5b", "gpu-qwen2.5-math-1.5b-grpo"]
+    "name",
+    [
+        "cpu-smoke",
+        "cpu-smoke-grpo",
+        "cpu-demo",
+        "gpu-qwen2.5-math-1.5b",
+        "gpu-qwen2.5-math-1.5b-grpo",
+    ],
 )
 def test_the_resolved_form_is_itself_a_recipe(name):
     r = load_recipe(RECIPES / f"{name}.yaml")

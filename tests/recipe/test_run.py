@@ -3,6 +3,7 @@
 import json
 import sqlite3
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,7 @@ from reasonloop.recipe.runner import Loop, Step, run_recipe  # noqa: E402
 from reasonloop.recipe.servers import Serve, answers  # noqa: E402
 
 pytestmark = pytest.mark.slow
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
 class Killed(RuntimeError):
@@ -279,14 +281,14 @@ def test_servers_start_once_per_checkpoint_and_stop(tmp_path, smoke):
     loop.close()
 
 
-def test_grpo_round_on_the_tiny_student_end_to_end(tmp_path, smoke):
-    """improve: grpo — GRPO from the imitated model on the explore pool (real TRL steps on the tiny
-    student), every rollout in the run's store under grpo-r1 with its step, round 1 evaluated and
-    in the report; a second start runs nothing again."""
+def test_grpo_round_on_the_tiny_student_end_to_end(tmp_path):
+    """recipes/cpu-smoke-grpo.yaml — GRPO from the imitated model on the explore pool (real TRL
+    steps on the tiny student), every rollout in the run's store under grpo-r1 with its step, round
+    1 evaluated and in the report; a second start runs nothing again."""
+    from reasonloop.recipe.config import load_recipe
     from reasonloop.store import open_store
 
-    grpo = {"max_steps": 2, "prompts_per_step": 2, "group_size": 2, "max_completion_length": 24}
-    recipe = smoke(improve={"method": "grpo", "rounds": 1, "grpo": {**grpo, "learning_rate": 1e-3}})
+    recipe = load_recipe(RECIPES / "cpu-smoke-grpo.yaml")
     root = tmp_path / "grpo"
     summary = run_recipe(recipe, root)
     done = json.loads((root / "steps" / "grpo-r1.json").read_text())["value"]
