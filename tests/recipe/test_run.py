@@ -320,3 +320,88 @@ def test_grpo_round_on_the_tiny_student_end_to_end(tmp_path):
     assert markers(root) == before
     with open_store(root / "store.db") as store:
         assert store.count(stage="grpo-r1") == 8
+
+
+FAKE_VLLM = """
+import http.server, sys
+args = sys.argv[1:]
+port = int(args[args.index("--port") + 1])
+model = args[args.index("--model") + 1]
+
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = model.encode()
+        self.send_response(200 if self.path == "/health" else 404)
+        self.end_headers()
+        self.wfile.write(body)
+
+http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+"""
+
+
+def test_grpo_in_vllm_server_mode_keeps_its_server_up_while_it_trains(tmp_path, smoke):
+    """The GRPO step is a training step with a server: launch.vllm_serve + --model (the round's
+    start) + --port is started and answered /health before the step, and stopped after it (a
+    stand-in for `trl vllm-serve`, which needs a GPU)."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    fake = tmp_path / "fake_vllm.py"
+    fake.write_text(FAKE_VLLM)
+    grpo = {"use_vllm": True, "vllm_mode": "server", "vllm_server_port": port}
+    recipe = smoke(
+        improve={"method": "grpo", "rounds": 2, "grpo": grpo},
+        launch={"vllm_serve": f"{sys.executable} {fake}", "ready_timeout": 60},
+    )
+    root = tmp_path / "run"
+    loop = Loop(recipe, root)
+    steps = {s.name: s for s in loop.steps()}
+    g1 = steps["grpo-r1"]
+    assert g1.trains and g1.serve() == Serve(
+        f"{sys.executable} {fake} --model {root}/models/imitate --port {port}",
+        "trl-vllm:imitate",
+        f"http://127.0.0.1:{port}/health",
+    )
+    loop._switch(g1)
+    server = loop._server
+    assert server is not None and server.running
+    proc = server.proc
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as resp:
+        assert resp.read().decode() == f"{root}/models/imitate"
+    assert steps["grpo-r2"].serve().command.endswith(f"--model {root}/models/round-1 --port {port}")
+    loop._switch(steps["eval-round-1-countdown-easy"])  # in-process eval: no server
+    assert loop._server is None and proc.poll() is not None
+    loop.close()
+
+
+def test_a_launched_grpo_round_runs_its_dry_run_line(tmp_path, monkeypatch):
+    """launch.grpo_train: the round runs as `LAUNCHER -m reasonloop.cli train grpo ...` (the line
+    the dry run prints) and its summary is read back from what the command saved."""
+    from dataclasses import replace
+
+    from reasonloop.problems import resolve_problems
+    from reasonloop.recipe.config import load_recipe
+    from reasonloop.recipe.pool import write_pool
+    from reasonloop.recipe.tiny import build_tiny
+    from reasonloop.store import open_store
+
+    recipe = load_recipe(RECIPES / "cpu-smoke-grpo.yaml")
+    recipe = replace(recipe, launch=replace(recipe.launch, grpo_train=sys.executable))
+    root = tmp_path / "run"
+    loop = Loop(recipe, root)
+    build_tiny(root / "models" / "imitate", seed=0)  # stands in for the imitated model
+    write_pool(loop.layout.explore_pool, resolve_problems("countdown-hard", limit=3))
+    step = next(s for s in loop.steps() if s.name == "grpo-r1")
+    line = step.commands()[0]
+    assert line.startswith(f"{sys.executable} -m reasonloop.cli train grpo --model {root}/models/")
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2] / "src"))
+    value = step.run()
+    assert (value["steps"], value["rollouts"], value["new_rows"]) == (2, 8, 8)
+    assert value["init"] == str(root / "models" / "imitate")
+    assert "grpo (dapo): 2 steps, 8 rollouts" in (root / "logs" / "grpo-r1.log").read_text()
+    with open_store(root / "store.db") as store:
+        assert store.count(stage="grpo-r1") == 8
+    loop.close()
