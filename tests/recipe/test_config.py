@@ -90,7 +90,8 @@ def with_(**sections):
         ),
         (
             with_(launch={"grpo_train": "accelerate launch"}, improve={"grpo": {"warmup": 0.1}}),
-            "improve.grpo.warmup: `reasonloop train` has no flag for it",
+            "improve.grpo.warmup: `reasonloop train` has no flag for it, so a run under "
+            "launch.grpo_train would not get it; remove it or unset launch.grpo_train",
         ),
         (with_(eval={"benchmarks": []}), "eval.benchmarks must name at least one"),
         (with_(eval={"strategy": "telepathy"}), "eval.strategy must be one of greedy, sample"),

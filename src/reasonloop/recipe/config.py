@@ -11,8 +11,9 @@ Two kinds of recipe:
 Every key is checked: an unknown key, a key given twice, a value of the wrong type, out of range
 or not finite (``.nan``, ``.inf``) is a :class:`~reasonloop.errors.ConfigError` naming the file and
 the dotted key (``sft.max_steps``). Training sections hold the library's own settings
-(``SFTSettings``, ``DPOSettings`` without their paths, which the run fills in), so a recipe says
-exactly what ``reasonloop train`` would get. The run's ``name`` must be a plain directory name (the
+(``SFTSettings``, ``DPOSettings`` without their paths, which the run fills in; ``improve.grpo``
+``GRPOSettings``' options less what the run fills in), so a recipe says exactly what ``reasonloop
+train`` would get. The run's ``name`` must be a plain directory name (the
 run goes to ``runs/NAME``, never outside it).
 
 :func:`load_recipe` also checks that every problem set names a benchmark, a Countdown set or an
@@ -491,24 +492,25 @@ def _check_launch(r: LoopRecipe) -> None:
     launched = []
     if r.launch.train:
         launched += [
-            ("sft", r.sft, SFT_FLAGS, SFTSettings("", "", "")),
-            ("improve.dpo", r.improve.dpo, DPO_FLAGS, DPOSettings("", "", "")),
+            ("sft", r.sft, SFT_FLAGS, SFTSettings("", "", ""), "train"),
+            ("improve.dpo", r.improve.dpo, DPO_FLAGS, DPOSettings("", "", ""), "train"),
         ]
     if r.launch.grpo_train or r.launch.train:
-        launched.append(("improve.grpo", r.improve.grpo, GRPO_FLAGS, GRPOSection()))
-    for section, settings, flags, default in launched:
+        key = "grpo_train" if r.launch.grpo_train else "train"
+        launched.append(("improve.grpo", r.improve.grpo, GRPO_FLAGS, GRPOSection(), key))
+    for section, settings, flags, default, key in launched:
         for f in dataclasses.fields(settings):
             if f.name in PATHS or f.name in flags:
                 continue
             if getattr(settings, f.name) != getattr(default, f.name):
                 raise ConfigError(
                     f"{section}.{f.name}: `reasonloop train` has no flag for it, so a run "
-                    "under launch.train would not get it; remove it or unset launch.train"
+                    f"under launch.{key} would not get it; remove it or unset launch.{key}"
                 )
         lora = settings.lora
         if lora is not None and lora != LoraSettings(r=lora.r, alpha=2 * lora.r):
             raise ConfigError(
-                f"{section}.lora: under launch.train only lora.r can be set (alpha = 2r)"
+                f"{section}.lora: under launch.{key} only lora.r can be set (alpha = 2r)"
             )
 
 
