@@ -59,7 +59,10 @@ def with_(**sections):
         ),
         (with_(launch={"serve": "vllm serve {model}"}), "launch.serve: set student.engine"),
         (with_(explore={"max_rollouts": 0}), "explore.max_rollouts must be >= 1, got 0"),
-        (with_(improve={"method": "ppo"}), "improve.method must be one of ['rs-sft', 'dpo']"),
+        (
+            with_(improve={"method": "ppo"}),
+            "improve.method must be one of ['rs-sft', 'dpo', 'grpo']",
+        ),
         (
             with_(improve={"select": {"by": "random"}}),
             "improve.select.by must be one of ['longest', 'shortest', 'perplexity_high', "
@@ -70,6 +73,26 @@ def with_(**sections):
             "improve.dpo.align must be one of thought, full, got 'both'",
         ),
         (with_(improve={"dpo_from": "base"}), "improve.dpo_from must be one of"),
+        (with_(improve={"grpo": {"model": "m"}}), "improve.grpo.model: unknown key"),  # the run's
+        (with_(improve={"grpo": {"stage": "g"}}), "improve.grpo.stage: unknown key"),
+        (with_(improve={"grpo": {"group_size": 1}}), "improve.grpo.group_size must be >= 2, got 1"),
+        (
+            with_(improve={"grpo": {"max_completion_length": 8, "overlong_buffer": 8}}),
+            "improve.grpo.overlong_buffer must be < max_completion_length (8), got 8",
+        ),
+        (
+            with_(improve={"grpo": {"vllm_mode": "server"}}),
+            "improve.grpo.vllm_mode is a vLLM option: set use_vllm too, or leave it out",
+        ),
+        (
+            with_(improve={"grpo": {"use_vllm": True, "vllm_server_port": 8002}}),
+            "improve.grpo.vllm_server_port does not apply in vllm_mode colocate",
+        ),
+        (
+            with_(launch={"grpo_train": "accelerate launch"}, improve={"grpo": {"warmup": 0.1}}),
+            "improve.grpo.warmup: `reasonloop train` has no flag for it, so a run under "
+            "launch.grpo_train would not get it; remove it or unset launch.grpo_train",
+        ),
         (with_(eval={"benchmarks": []}), "eval.benchmarks must name at least one"),
         (with_(eval={"strategy": "telepathy"}), "eval.strategy must be one of greedy, sample"),
         (with_(eval={"benchmarks": "math500"}), "eval.benchmarks: expected a list, got 'math500'"),
@@ -147,6 +170,31 @@ def test_shipped_recipes_load():
     assert isinstance(demo, DemoRecipe) and demo.demo.seeds == (0, 1, 2)
 
 
+def test_the_grpo_section_is_train_grpos_options_less_what_the_run_fills():
+    """Declared once: each key of improve.grpo is GRPOSettings' field (default, help, range)."""
+    import dataclasses
+
+    from reasonloop.recipe.config import GRPO_RUN_FILLED, GRPOSection
+    from reasonloop.train.grpo import GRPOSettings
+
+    section = {f.name: f for f in dataclasses.fields(GRPOSection)}
+    settings = {f.name: f for f in dataclasses.fields(GRPOSettings)}
+    assert set(section) == set(settings) - set(GRPO_RUN_FILLED)
+    assert {"model", "problems", "output_dir", "store", "stage", "seed", "resume"} <= set(
+        GRPO_RUN_FILLED
+    )
+    for name, f in section.items():
+        assert f.metadata == settings[name].metadata, name
+        assert (f.default, f.default_factory) == (
+            settings[name].default,
+            settings[name].default_factory,
+        ), name
+    r = parse_recipe(with_(improve={"method": "grpo", "grpo": {"max_steps": 3}}))
+    s = r.improve.grpo.settings(model="m", problems="p", output_dir="o", store="s")
+    assert (s.max_steps, s.learning_rate, s.group_size) == (3, 1e-6, 8)
+    assert resolved(r)["improve"]["grpo"]["max_steps"] == 3
+
+
 def test_resolved_form_round_trips_and_diffs():
     r = parse_recipe(with_(sft={"max_steps": 2}))
     a = resolved(r)
@@ -156,7 +204,16 @@ def test_resolved_form_round_trips_and_diffs():
     assert changed_keys(a, b) == ["improve.rounds", "sft.max_steps"]
 
 
-@pytest.mark.parametrize("name", ["cpu-smoke", "cpu-demo", "gpu-qwen2.5-math-1.5b"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "cpu-smoke",
+        "cpu-smoke-grpo",
+        "cpu-demo",
+        "gpu-qwen2.5-math-1.5b",
+        "gpu-qwen2.5-math-1.5b-grpo",
+    ],
+)
 def test_the_resolved_form_is_itself_a_recipe(name):
     r = load_recipe(RECIPES / f"{name}.yaml")
     assert parse_recipe(resolved(r)) == r

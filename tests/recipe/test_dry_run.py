@@ -252,3 +252,82 @@ def test_rel_teacher_line(tmp_path):
     assert f"reasonloop eval --benchmark data/test.jsonl --out {tmp_path}/evals/backbone/test " in (
         "\n".join(lines)
     )
+
+
+GPU_GRPO = RECIPES / "gpu-qwen2.5-math-1.5b-grpo.yaml"
+ZERO2 = "accelerate launch --config_file recipes/accelerate/zero2.yaml"
+GRPO_FLAGS = (
+    "--stage grpo-r1 --system-prompt --group-size 8 --prompts-per-step 4 --temperature 1 "
+    "--top-p 1 --max-tokens 3072 --loss dapo --beta 0 --scale-rewards group --format-weight 0 "
+    "--overlong-buffer 0 --overlong-penalty 1 --save-steps 50 --resume"
+)
+GRPO_TRAINER = "--max-steps 500 --lr 1e-06 --seed 0 --bf16"
+
+
+def block(lines: list[str], header: str) -> list[str]:
+    """The lines of one step of a script: from its header to the next one."""
+    start = lines.index(header) + 1
+    end = next((k for k in range(start, len(lines)) if lines[k].startswith("# -- ")), len(lines))
+    return [x for x in lines[start:end] if x]
+
+
+def test_gpu_grpo_recipe_serves_the_policy_with_trl_vllm_serve(tmp_path):
+    """vLLM server mode: the round's starting policy served on GPU 7, training on GPUs 0-6 with
+    --use-vllm --vllm-mode server, the server stopped after the round."""
+    out = tmp_path / "q"
+    result = CliRunner().invoke(app(), ["run", str(GPU_GRPO), "--out", str(out), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    d = str(out)
+    lines = (out / "commands.sh").read_text().splitlines()
+    assert block(lines, "# -- grpo-r1: round 1: GRPO from imitate on the explore pool") == [
+        "env CUDA_VISIBLE_DEVICES=7 trl vllm-serve --max_model_len 4096 --model "
+        f"{d}/models/imitate --port 8002 &",
+        "SERVER_PID=$!",
+        "until curl -sf http://127.0.0.1:8002/health > /dev/null; do sleep 5; done",
+        f"env CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6 {ZERO2} --num_processes 7 -m reasonloop.cli "
+        f"train grpo --model {d}/models/imitate --problems {d}/data/explore-pool.jsonl --out "
+        f"{d}/models/round-1 {GRPO_FLAGS} --use-vllm --vllm-mode server --vllm-server-port 8002 "
+        f"{GRPO_TRAINER} --store {d}/store.db",
+        "kill $SERVER_PID; wait $SERVER_PID || true",
+    ]
+    # no explore step: GRPO samples the pool itself; round 1 is evaluated like the others
+    assert not any(x.startswith("reasonloop explore") for x in lines)
+    assert "# -- eval-round-1-math500: eval round-1 on math500" in lines
+
+
+def test_gpu_grpo_recipe_in_colocate_mode(tmp_path):
+    """vLLM colocate mode: no server; vLLM's share of each training GPU on the training line."""
+    import yaml
+
+    from reasonloop.recipe.config import parse_recipe
+
+    data = yaml.safe_load(GPU_GRPO.read_text())
+    grpo = data["improve"]["grpo"]
+    del grpo["vllm_server_port"]
+    grpo.update(vllm_mode="colocate", vllm_gpu_memory_utilization=0.3)
+    del data["launch"]["grpo_train"], data["launch"]["vllm_serve"]
+    d = str(tmp_path)
+    lines = dry_run(parse_recipe(data), tmp_path).splitlines()
+    assert block(lines, "# -- grpo-r1: round 1: GRPO from imitate on the explore pool") == [
+        f"{ZERO2} -m reasonloop.cli train grpo --model {d}/models/imitate --problems "
+        f"{d}/data/explore-pool.jsonl --out {d}/models/round-1 {GRPO_FLAGS} --use-vllm "
+        f"--vllm-mode colocate --vllm-gpu-memory-utilization 0.3 {GRPO_TRAINER} --store "
+        f"{d}/store.db",
+    ]
+    assert not any("vllm-serve" in x for x in lines)
+
+
+def test_tiny_grpo_recipe_lines(tmp_path, smoke):
+    """On a CPU: rounds chain (round 2 from round 1's model), no vLLM, no server."""
+    r = smoke(improve={"method": "grpo", "rounds": 2, "grpo": {"max_steps": 2, "group_size": 2}})
+    d = str(tmp_path)
+    lines = dry_run(r, tmp_path).splitlines()
+    assert block(lines, "# -- grpo-r2: round 2: GRPO from round-1 on the explore pool") == [
+        f"reasonloop train grpo --model {d}/models/round-1 --problems {d}/data/explore-pool.jsonl "
+        f"--out {d}/models/round-2 --stage grpo-r2 --no-system-prompt --group-size 2 "
+        "--prompts-per-step 4 --temperature 1 --top-p 1 --max-tokens 256 --loss dapo --beta 0 "
+        "--scale-rewards group --format-weight 0 --overlong-buffer 0 --overlong-penalty 1 "
+        f"--save-steps 0 --resume --max-steps 2 --lr 1e-06 --seed 0 --store {d}/store.db",
+    ]
+    assert any(x.startswith(f"reasonloop train grpo --model {d}/models/imitate ") for x in lines)
+    assert not any(x.startswith(("reasonloop explore", "vllm", "trl", "kill")) for x in lines)

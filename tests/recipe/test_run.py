@@ -3,6 +3,7 @@
 import json
 import sqlite3
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,7 @@ from reasonloop.recipe.runner import Loop, Step, run_recipe  # noqa: E402
 from reasonloop.recipe.servers import Serve, answers  # noqa: E402
 
 pytestmark = pytest.mark.slow
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
 class Killed(RuntimeError):
@@ -276,4 +278,130 @@ def test_servers_start_once_per_checkpoint_and_stop(tmp_path, smoke):
     )
     with pytest.raises(EngineError, match=r"exited with status 3 before answering.*server-c\.log"):
         loop._switch(step("c", dead))
+    loop.close()
+
+
+def test_grpo_round_on_the_tiny_student_end_to_end(tmp_path):
+    """recipes/cpu-smoke-grpo.yaml — GRPO from the imitated model on the explore pool (real TRL
+    steps on the tiny student), every rollout in the run's store under grpo-r1 with its step, round
+    1 evaluated and in the report; a second start runs nothing again."""
+    from reasonloop.recipe.config import load_recipe
+    from reasonloop.store import open_store
+
+    recipe = load_recipe(RECIPES / "cpu-smoke-grpo.yaml")
+    root = tmp_path / "grpo"
+    summary = run_recipe(recipe, root)
+    done = json.loads((root / "steps" / "grpo-r1.json").read_text())["value"]
+    assert (done["model"], done["init"]) == (
+        str(root / "models" / "round-1"),
+        str(root / "models" / "imitate"),
+    )
+    assert (done["steps"], done["rollouts"], done["new_rows"]) == (2, 8, 8)  # 2 x 2 prompts x 2
+    trained = json.loads((root / "models" / "round-1" / "reasonloop_train.json").read_text())
+    assert trained["kind"] == "grpo"
+    assert trained["settings"]["problems"] == str(root / "data" / "explore-pool.jsonl")
+    pool = {
+        json.loads(x)["id"] for x in (root / "data" / "explore-pool.jsonl").read_text().splitlines()
+    }
+    with open_store(root / "store.db") as store:
+        assert store.count(stage="grpo-r1") == 8
+        assert store.count(stage="explore-r1") == 0  # GRPO samples the pool itself
+        got = list(store.trajectories(stage="grpo-r1"))
+    assert sorted(t.generator.round for t in got) == [1, 1, 1, 1, 2, 2, 2, 2]
+    assert {t.problem_id for t in got} <= pool
+    row = summary["rows"][-1]
+    assert row["label"] == "round 1: GRPO from imitate" and row["explored"] == "8 rollouts"
+    assert row["accuracy"]["countdown-easy"] is not None  # evaluated like the other rounds
+    report = (root / "report.md").read_text()
+    assert "| round 1: GRPO from imitate | " in report and "| 8 rollouts |" in report
+    assert "## GRPO" in report and "| 1 | imitate | 2 | 8 |" in report
+    before = markers(root)
+    run_recipe(recipe, root)
+    assert markers(root) == before
+    with open_store(root / "store.db") as store:
+        assert store.count(stage="grpo-r1") == 8
+
+
+FAKE_VLLM = """
+import http.server, sys
+args = sys.argv[1:]
+port = int(args[args.index("--port") + 1])
+model = args[args.index("--model") + 1]
+
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = model.encode()
+        self.send_response(200 if self.path == "/health" else 404)
+        self.end_headers()
+        self.wfile.write(body)
+
+http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+"""
+
+
+def test_grpo_in_vllm_server_mode_keeps_its_server_up_while_it_trains(tmp_path, smoke):
+    """The GRPO step is a training step with a server: launch.vllm_serve + --model (the round's
+    start) + --port is started and answered /health before the step, and stopped after it (a
+    stand-in for `trl vllm-serve`, which needs a GPU)."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    fake = tmp_path / "fake_vllm.py"
+    fake.write_text(FAKE_VLLM)
+    grpo = {"use_vllm": True, "vllm_mode": "server", "vllm_server_port": port}
+    recipe = smoke(
+        improve={"method": "grpo", "rounds": 2, "grpo": grpo},
+        launch={"vllm_serve": f"{sys.executable} {fake}", "ready_timeout": 60},
+    )
+    root = tmp_path / "run"
+    loop = Loop(recipe, root)
+    steps = {s.name: s for s in loop.steps()}
+    g1 = steps["grpo-r1"]
+    assert g1.trains and g1.serve() == Serve(
+        f"{sys.executable} {fake} --model {root}/models/imitate --port {port}",
+        "trl-vllm:imitate",
+        f"http://127.0.0.1:{port}/health",
+    )
+    loop._switch(g1)
+    server = loop._server
+    assert server is not None and server.running
+    proc = server.proc
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as resp:
+        assert resp.read().decode() == f"{root}/models/imitate"
+    assert steps["grpo-r2"].serve().command.endswith(f"--model {root}/models/round-1 --port {port}")
+    loop._switch(steps["eval-round-1-countdown-easy"])  # in-process eval: no server
+    assert loop._server is None and proc.poll() is not None
+    loop.close()
+
+
+def test_a_launched_grpo_round_runs_its_dry_run_line(tmp_path, monkeypatch):
+    """launch.grpo_train: the round runs as `LAUNCHER -m reasonloop.cli train grpo ...` (the line
+    the dry run prints) and its summary is read back from what the command saved."""
+    from dataclasses import replace
+
+    from reasonloop.problems import resolve_problems
+    from reasonloop.recipe.config import load_recipe
+    from reasonloop.recipe.pool import write_pool
+    from reasonloop.recipe.tiny import build_tiny
+    from reasonloop.store import open_store
+
+    recipe = load_recipe(RECIPES / "cpu-smoke-grpo.yaml")
+    recipe = replace(recipe, launch=replace(recipe.launch, grpo_train=sys.executable))
+    root = tmp_path / "run"
+    loop = Loop(recipe, root)
+    build_tiny(root / "models" / "imitate", seed=0)  # stands in for the imitated model
+    write_pool(loop.layout.explore_pool, resolve_problems("countdown-hard", limit=3))
+    step = next(s for s in loop.steps() if s.name == "grpo-r1")
+    line = step.commands()[0]
+    assert line.startswith(f"{sys.executable} -m reasonloop.cli train grpo --model {root}/models/")
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2] / "src"))
+    value = step.run()
+    assert (value["steps"], value["rollouts"], value["new_rows"]) == (2, 8, 8)
+    assert value["init"] == str(root / "models" / "imitate")
+    assert "grpo (dapo): 2 steps, 8 rollouts" in (root / "logs" / "grpo-r1.log").read_text()
+    with open_store(root / "store.db") as store:
+        assert store.count(stage="grpo-r1") == 8
     loop.close()

@@ -395,3 +395,86 @@ def test_train_grpo_from_the_command_line(tmp_path, make_tiny):
     assert "grpo (dapo): 1 steps, 4 rollouts (4 new in s.db, stage grpo)" in r.stdout
     with open_store(tmp_path / "s.db") as store:
         assert store.count(stage="grpo") == 4
+
+
+# -- vLLM: passed through to TRL on a GPU, refused on a CPU --------------------------------------
+
+VLLM = {"use_vllm": True, "vllm_mode": "server", "vllm_server_port": 8002}
+
+
+def test_vllm_options_pass_through_to_trls_grpo_config(tmp_path):
+    from dataclasses import fields as dc_fields
+
+    from trl import GRPOConfig
+
+    from reasonloop.train.grpo import TRL_VLLM_HOST, TRL_VLLM_PORT
+
+    assert settings(tmp_path).vllm() == {}  # off: TRL's defaults, nothing passed
+    server = settings(tmp_path, **VLLM, vllm_server_host="10.0.0.7")
+    assert server.vllm() == {**VLLM, "vllm_server_host": "10.0.0.7"}
+    colocate = dict(use_vllm=True, vllm_mode="colocate", vllm_gpu_memory_utilization=0.4)
+    colocate["vllm_tensor_parallel_size"] = 2
+    assert settings(tmp_path, **colocate).vllm() == colocate
+    # the same names in the installed TRL, and the defaults the recipe waits on are TRL's
+    trl = {f.name: f for f in dc_fields(GRPOConfig)}
+    assert set(server.vllm()) | set(colocate) <= set(trl)
+    assert (trl["vllm_server_host"].default, trl["vllm_server_port"].default) == (
+        TRL_VLLM_HOST,
+        TRL_VLLM_PORT,
+    )
+    args = GRPOConfig(output_dir=str(tmp_path / "o"), use_cpu=True, **server.vllm())
+    assert (args.use_vllm, args.vllm_mode, args.vllm_server_port) == (True, "server", 8002)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"vllm_mode": "server"}, "vllm_mode is a vLLM option: set use_vllm too, or leave it out"),
+        (
+            {"use_vllm": True, "vllm_mode": "colocate", "vllm_server_port": 8002},
+            "vllm_server_port does not apply in vllm_mode colocate (TRL would ignore it); "
+            "leave it out",
+        ),
+        (
+            {"use_vllm": True, "vllm_mode": "server", "vllm_gpu_memory_utilization": 0.5},
+            "vllm_gpu_memory_utilization does not apply in vllm_mode server (TRL would ignore "
+            "it); leave it out",
+        ),
+        ({"use_vllm": True, "vllm_mode": "remote"}, "vllm_mode must be one of server, colocate"),
+        ({"use_vllm": True, "vllm_server_port": 0}, "vllm_server_port must be in [1, 65535]"),
+    ],
+)
+def test_vllm_options_out_of_place_name_the_field(tmp_path, bad, message):
+    with pytest.raises(ConfigError) as err:
+        settings(tmp_path, **bad)
+    assert str(err.value).startswith(message)
+
+
+NO_GPU = "use_vllm needs a CUDA GPU (vLLM generates on GPUs only) and none is visible here; "
+NO_GPU += "leave it off to generate with transformers on this machine"
+
+
+def test_vllm_is_refused_on_cpu_before_anything_is_loaded(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is visible: the refusal is for CPU machines")
+    with pytest.raises(ConfigError) as err:
+        train_grpo(settings(tmp_path, model=str(tmp_path / "missing"), **VLLM))
+    assert str(err.value) == NO_GPU
+    assert not (tmp_path / "store.db").exists()
+
+
+@pytest.mark.slow
+def test_vllm_on_cpu_is_one_line_from_the_command_line(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is visible: the refusal is for CPU machines")
+    args = ["train", "grpo", "--model", "base", "--problems", "countdown-easy", "--limit", "4"]
+    args += ["--store", "s.db", "--out", "out", "--use-vllm", "--vllm-mode", "colocate"]
+    r = cli(*args, cwd=tmp_path)
+    assert r.returncode == 2
+    assert NO_GPU in r.stdout + r.stderr
+    assert len((r.stdout + r.stderr).strip().splitlines()) == 1
+    assert not (tmp_path / "s.db").exists()

@@ -11,8 +11,9 @@ Two kinds of recipe:
 Every key is checked: an unknown key, a key given twice, a value of the wrong type, out of range
 or not finite (``.nan``, ``.inf``) is a :class:`~reasonloop.errors.ConfigError` naming the file and
 the dotted key (``sft.max_steps``). Training sections hold the library's own settings
-(``SFTSettings``, ``DPOSettings`` without their paths, which the run fills in), so a recipe says
-exactly what ``reasonloop train`` would get. The run's ``name`` must be a plain directory name (the
+(``SFTSettings``, ``DPOSettings`` without their paths, which the run fills in; ``improve.grpo``
+``GRPOSettings``' options less what the run fills in), so a recipe says exactly what ``reasonloop
+train`` would get. The run's ``name`` must be a plain directory name (the
 run goes to ``runs/NAME``, never outside it).
 
 :func:`load_recipe` also checks that every problem set names a benchmark, a Countdown set or an
@@ -47,11 +48,12 @@ from reasonloop.problems import check_problem_spec
 from reasonloop.records import load_union
 from reasonloop.rel.loop import RELRunConfig
 from reasonloop.train.dpo import DPOSettings
+from reasonloop.train.grpo import GRPOSettings
 from reasonloop.train.sft import LoraSettings, SFTSettings
 
 KINDS = ("loop", "demo")
 TEACHER_METHODS = ("distill", "rel")
-IMPROVE_METHODS = ("rs-sft", "dpo")
+IMPROVE_METHODS = ("rs-sft", "dpo", "grpo")
 DPO_FROM = ("imitate", "previous")  # STILL-2 starts every round's DPO from the imitated model
 POOL_ORDERS = ("level", "pass_rate", "none")
 # engine specs a recipe may name; ``countdown`` is the programmatic Countdown teacher
@@ -192,13 +194,34 @@ class ExploreConfig:
         return stage_config(ExploreStage, self, **run)
 
 
+# what the run fills in for a GRPO round: its start and end models, the pool, its store stage, and
+# resume (a killed round continues from its last checkpoint, its rollouts stored once)
+GRPO_RUN_FILLED = ("model", "problems", "output_dir", "limit", "resume", *RUN_FILLED)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+@include(GRPOSettings, exclude=GRPO_RUN_FILLED)
+class GRPOSection:
+    """A GRPO round (``improve.method: grpo``): the ``train grpo`` command's options, less what the
+    run fills in (:data:`GRPO_RUN_FILLED`)."""
+
+    def __post_init__(self) -> None:
+        check_options(self)
+        self.settings(model="", problems="", output_dir="", store="")  # GRPOSettings' own checks
+
+    def settings(self, **run: Any) -> GRPOSettings:
+        return stage_config(GRPOSettings, self, **run)
+
+
 @dataclass(frozen=True, slots=True)
 class ImproveConfig:
     """Self-improvement rounds. ``rs-sft``: train the *backbone* on D_i = D_0 + the correct
     explored rollouts of rounds 1..i chosen by ``select``; ``dpo``: thought-only DPO (plus the SFT
     term of ``dpo.sft_weight``) on pairs from round i's rollouts, starting from the imitated model
     in every round (``dpo_from: imitate``, as STILL-2 does) or from the previous round's model
-    (``previous``)."""
+    (``previous``); ``grpo``: online RL on the explore pool with the graders as reward
+    (``grpo``'s options), round 1 from the imitated model, each later round from the previous
+    one."""
 
     method: str = "rs-sft"
     rounds: int = 1
@@ -206,6 +229,7 @@ class ImproveConfig:
     pairs_per_problem: int = 1
     dpo: DPOSettings = DPOSettings("", "", "", sft_weight=1.0)
     dpo_from: str = "imitate"
+    grpo: GRPOSection = GRPOSection()
 
     def __post_init__(self) -> None:
         if self.method not in IMPROVE_METHODS:
@@ -247,11 +271,19 @@ class LaunchConfig:
     unset, training runs in this process. ``serve``: the command that serves one student
     checkpoint (``{model}`` its path, ``{name}`` its name: backbone, imitate, round-1, ...), started
     for the stages that sample it and stopped after. ``teacher_serve``: the same for the teacher
-    during distillation (unset: the teacher's server is already running, or it needs none)."""
+    during distillation (unset: the teacher's server is already running, or it needs none).
+    ``grpo_train``: the launcher of the GRPO rounds (unset: ``train``; in vLLM server mode it must
+    leave the server's GPUs free, e.g. ``env CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6 accelerate launch
+    --num_processes 7 ...``). ``vllm_serve``: GRPO in vLLM server mode (``improve.grpo.vllm_mode:
+    server``): the program that serves each round's starting policy for TRL, the run adding
+    ``--model`` and the host and port of ``improve.grpo`` (e.g. ``env CUDA_VISIBLE_DEVICES=7 trl
+    vllm-serve``)."""
 
     train: str | None = None
     serve: str | None = None
     teacher_serve: str | None = None
+    grpo_train: str | None = None  # the launcher of GRPO rounds (unset: train)
+    vllm_serve: str = "trl vllm-serve"
     ready_timeout: float = 1800.0  # seconds to wait for a server's /models to answer
 
     def __post_init__(self) -> None:
@@ -288,6 +320,7 @@ Recipe = LoopRecipe | DemoRecipe
 # settings of ``train sft`` / ``train dpo`` that have a CLI flag (a launched run gets only these)
 SFT_FLAGS = frozenset(f.name for f, _ in cli_fields(SFTSettings))
 DPO_FLAGS = frozenset(f.name for f, _ in cli_fields(DPOSettings))
+GRPO_FLAGS = frozenset(f.name for f, _ in cli_fields(GRPOSettings))
 
 
 # -- loading -----------------------------------------------------------------------------------
@@ -431,9 +464,12 @@ def _improve_section(data: Any, seed: int) -> ImproveConfig:
         skip=set(PATHS),
         defaults={"sft_weight": 1.0, "seed": seed},
     )
-    rest = {k: v for k, v in data.items() if k != "dpo"}
-    cfg = build(ImproveConfig, rest, "improve", skip={"dpo"}, extra_valid={"dpo"})
-    return dataclasses.replace(cfg, dpo=dataclasses.replace(dpo, model="", data="", output_dir=""))
+    grpo = build(GRPOSection, data.get("grpo"), "improve.grpo")
+    rest = {k: v for k, v in data.items() if k not in ("dpo", "grpo")}
+    sub = {"dpo", "grpo"}
+    cfg = build(ImproveConfig, rest, "improve", skip=sub, extra_valid=sub)
+    dpo = dataclasses.replace(dpo, model="", data="", output_dir="")
+    return dataclasses.replace(cfg, dpo=dpo, grpo=grpo)
 
 
 def _check_launch(r: LoopRecipe) -> None:
@@ -452,26 +488,30 @@ def _check_launch(r: LoopRecipe) -> None:
         raise ConfigError("launch.teacher_serve: teacher.engine must be the server's openai: spec")
     if r.student.model == TINY and r.student.engine != "hf":
         raise ConfigError("student.model: the tiny student is sampled in-process (engine: hf)")
+    # a launched run gets the CLI's flags only: refuse settings that would be silently lost
+    launched = []
     if r.launch.train:
-        # a launched run gets the CLI's flags only: refuse settings that would be silently lost
-        for section, settings, flags in (
-            ("sft", r.sft, SFT_FLAGS),
-            ("improve.dpo", r.improve.dpo, DPO_FLAGS),
-        ):
-            default = type(settings)("", "", "")
-            for f in dataclasses.fields(settings):
-                if f.name in PATHS or f.name in flags:
-                    continue
-                if getattr(settings, f.name) != getattr(default, f.name):
-                    raise ConfigError(
-                        f"{section}.{f.name}: `reasonloop train` has no flag for it, so a run "
-                        "under launch.train would not get it; remove it or unset launch.train"
-                    )
-            lora = settings.lora
-            if lora is not None and lora != LoraSettings(r=lora.r, alpha=2 * lora.r):
+        launched += [
+            ("sft", r.sft, SFT_FLAGS, SFTSettings("", "", ""), "train"),
+            ("improve.dpo", r.improve.dpo, DPO_FLAGS, DPOSettings("", "", ""), "train"),
+        ]
+    if r.launch.grpo_train or r.launch.train:
+        key = "grpo_train" if r.launch.grpo_train else "train"
+        launched.append(("improve.grpo", r.improve.grpo, GRPO_FLAGS, GRPOSection(), key))
+    for section, settings, flags, default, key in launched:
+        for f in dataclasses.fields(settings):
+            if f.name in PATHS or f.name in flags:
+                continue
+            if getattr(settings, f.name) != getattr(default, f.name):
                 raise ConfigError(
-                    f"{section}.lora: under launch.train only lora.r can be set (alpha = 2r)"
+                    f"{section}.{f.name}: `reasonloop train` has no flag for it, so a run "
+                    f"under launch.{key} would not get it; remove it or unset launch.{key}"
                 )
+        lora = settings.lora
+        if lora is not None and lora != LoraSettings(r=lora.r, alpha=2 * lora.r):
+            raise ConfigError(
+                f"{section}.lora: under launch.{key} only lora.r can be set (alpha = 2r)"
+            )
 
 
 # -- a small validating builder ------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The run's report: STILL-2's table (one row per model, the data that made it, accuracy per
-benchmark, gain over the backbone), how the explore pool was chosen, the exploration rounds, what
-cleaning dropped from D_0 and from each round's explored rollouts (and why), and a plot.
+benchmark, gain over the backbone), how the explore pool was chosen, the exploration rounds (or the
+GRPO rounds), what cleaning dropped from D_0 and from each round's explored rollouts (and why), and
+a plot.
 
 Everything is read back from the steps' summaries (``steps/*.json``), so a report can be written for
 a run that stopped half-way: what did not run shows as ``-``.
@@ -49,6 +50,10 @@ def model_rows(loop: Loop) -> list[dict[str, Any]]:
         if r.improve.method == "rs-sft":
             data = marker(f"rs-data-r{i}") or {}
             label, explored = f"round {i}: RS-SFT from backbone", data.get("explored")
+        elif r.improve.method == "grpo":
+            done = marker(f"grpo-r{i}")
+            label = f"round {i}: GRPO from {loop.policy(i)}"
+            explored = None if done is None else f"{done['rollouts']} rollouts"
         else:
             pairs = (marker(f"dpo-pairs-r{i}") or {}).get("pairs")
             label = f"round {i}: DPO from {loop.dpo_start(i)}"
@@ -79,6 +84,29 @@ def explore_rows(loop: Loop) -> list[list[str]]:
                 str(v["solved"]),
                 *(str(b.get(k, 0)) for k in BUCKETS),
                 str(v["rollouts"]),
+            ]
+        )
+    return out
+
+
+def grpo_rows(loop: Loop) -> list[list[str]]:
+    """Per GRPO round: its start, steps, rollouts, their accuracy, reward and tokens."""
+    out = []
+    for i in loop.rounds():
+        v = loop.marker(f"grpo-r{i}")
+        if v is None:
+            continue
+        n = v["rollouts"]
+        out.append(
+            [
+                str(i),
+                loop.policy(i),
+                str(v["steps"]),
+                str(n),
+                f"{100 * v['correct'] / n:.1f}" if n else "-",
+                f"{v['mean_reward_first']:.3f} → {v['mean_reward_last']:.3f}",
+                str(v["generated_tokens"]),
+                str(v["dropped_groups"]),
             ]
         )
     return out
@@ -156,7 +184,7 @@ def write_report(loop: Loop) -> dict[str, Any]:
         + (_dpo_start(r.improve.dpo_from) if r.improve.method == "dpo" else "")
         + f". Accuracy: {r.eval.strategy} "
         f"decoding, {r.eval.max_tokens} tokens at most. `distilled`: rows of D_0; `explored`: "
-        "selected correct rollouts (RS-SFT) or preference pairs (DPO).",
+        "selected correct rollouts (RS-SFT), preference pairs (DPO) or rollouts trained on (GRPO).",
         "",
         markdown_table(header, table),
         "",
@@ -178,6 +206,30 @@ def write_report(loop: Loop) -> dict[str, Any]:
                     "rollouts",
                 ],
                 ex,
+            ),
+            "",
+        ]
+    grpo = grpo_rows(loop)
+    if grpo:
+        lines += [
+            "## GRPO",
+            "",
+            f"Online RL on the explore pool, rewarded by the graders; rollouts stored under stage "
+            f"`grpo-rI` (loss `{r.improve.grpo.loss_type}`, {r.improve.grpo.prompts_per_step} "
+            f"prompts x {r.improve.grpo.group_size} rollouts per step).",
+            "",
+            markdown_table(
+                [
+                    "round",
+                    "from",
+                    "steps",
+                    "rollouts",
+                    "correct (%)",
+                    "mean reward (first → last step)",
+                    "generated tokens",
+                    "all-equal groups dropped",
+                ],
+                grpo,
             ),
             "",
         ]

@@ -18,16 +18,22 @@ The steps of a loop recipe, in order (``R`` = ``improve.rounds``, ``B`` = each b
     dpo-pairs-rI, dpo-rI  (dpo) pairs from round I's rollouts; thought-only DPO + SFT term from the
                         imitated model (or, with ``dpo_from: previous``, the previous round's)
                         → models/round-I
+    grpo-rI             (grpo; no explore step: GRPO samples the pool itself) GRPO on the pool
+                        from the previous model (round 1: the imitated one), every rollout stored
+                        under stage grpo-rI → models/round-I
     eval-round-I-B
 
 A finished step leaves ``steps/NAME.json`` (its summary) and is skipped when the run is started
 again; a step killed half-way starts over, except the stages that keep their own progress —
 distill, rel, explore (the store) and eval (``evals/MODEL/B/samples.db``) — which continue where
-they stopped. Training restarts from its initial model (no mid-training checkpoints).
+they stopped. Training restarts from its initial model (no mid-training checkpoints), except a GRPO
+round, which continues from its last checkpoint (``improve.grpo.save_steps``) and stores the
+rollouts it redoes once.
 
 With ``launch.serve`` each checkpoint a step samples from is served by a process this run starts
 and stops (one start for consecutive steps on the same checkpoint); with ``launch.train`` training
-runs as ``LAUNCHER -m reasonloop.cli train ...`` in a subprocess, its output in ``logs/``.
+runs as ``LAUNCHER -m reasonloop.cli train ...`` in a subprocess, its output in ``logs/``. A GRPO
+round in vLLM server mode has ``launch.vllm_serve`` serve its starting policy while it trains.
 """
 
 from __future__ import annotations
@@ -53,7 +59,7 @@ from reasonloop.engines.hf import HFEngine
 from reasonloop.errors import ConfigError, DataError, ReasonloopError
 from reasonloop.evaluate.run import evaluate
 from reasonloop.explore import run_explore
-from reasonloop.generate import perplexity_scorer
+from reasonloop.generate import code_boundary, perplexity_scorer
 from reasonloop.problems import resolve_problems
 from reasonloop.progress import LogReporter, Reporter
 from reasonloop.recipe import commands as cmd
@@ -77,6 +83,7 @@ from reasonloop.recipe.tiny import build_tiny
 from reasonloop.rel.loop import run_rel_stage
 from reasonloop.store import open_store
 from reasonloop.train.dpo import train_dpo
+from reasonloop.train.grpo import TRL_VLLM_HOST, TRL_VLLM_PORT, GRPOSettings, train_grpo
 from reasonloop.train.sft import train_sft
 
 log = logging.getLogger(__name__)
@@ -139,7 +146,7 @@ class Loop:
             )
         if name.startswith("round-"):
             i = int(name.removeprefix("round-"))
-            train = "sft" if self.r.improve.method == "rs-sft" else "dpo"
+            train = {"rs-sft": "sft"}.get(self.r.improve.method, self.r.improve.method)
             done = self.marker(f"{train}-r{i}")
             if done and done.get("model"):
                 return str(done["model"])  # a DPO round without pairs keeps its initial model
@@ -195,6 +202,10 @@ class Loop:
             steps.append(self._explore_pool())
         steps += self._evals("imitate")
         for i in self.rounds():
+            if r.improve.method == "grpo":
+                steps.append(self._grpo(i))
+                steps += self._evals(f"round-{i}")
+                continue
             steps.append(self._explore(i))
             if r.improve.method == "rs-sft":
                 steps.append(self._rs_data(i))
@@ -413,21 +424,25 @@ class Loop:
             trains=True,
         )
 
+    def _launch(self, name: str, kind: str, s: Any, launcher: str) -> dict[str, Any]:
+        """``LAUNCHER -m reasonloop.cli train KIND ...`` in a subprocess; what it saved in
+        ``reasonloop_train.json``."""
+        args = cmd.stage_args(f"train {kind}", s)
+        argv = [*shlex.split(launcher), "-m", "reasonloop.cli", *args]
+        self.layout.logs.mkdir(parents=True, exist_ok=True)
+        logfile = self.layout.logs / f"{name}.log"
+        with (
+            self.reporter.task(f"{name} (launched; log {logfile})", None),
+            logfile.open("w") as fh,
+        ):
+            rc = subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT).returncode
+        if rc:
+            raise ReasonloopError(f"{name}: training exited with status {rc}; see {logfile}")
+        return json.loads((Path(s.output_dir) / "reasonloop_train.json").read_text())
+
     def _train(self, name: str, kind: str, s: Any) -> dict[str, Any]:
         if self.r.launch.train:
-            args = cmd.stage_args(f"train {kind}", s)
-            argv = [*shlex.split(self.r.launch.train), "-m", "reasonloop.cli", *args]
-            self.layout.logs.mkdir(parents=True, exist_ok=True)
-            logfile = self.layout.logs / f"{name}.log"
-            with (
-                self.reporter.task(f"{name} (launched; log {logfile})", None),
-                logfile.open("w") as fh,
-            ):
-                rc = subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT).returncode
-            if rc:
-                raise ReasonloopError(f"{name}: training exited with status {rc}; see {logfile}")
-            info = Path(s.output_dir) / "reasonloop_train.json"
-            metrics = json.loads(info.read_text())["metrics"]
+            metrics = self._launch(name, kind, s, self.r.launch.train)["metrics"]
         else:
             total = s.max_steps if s.max_steps > 0 else None
             with self.reporter.task(name, total) as progress:
@@ -641,6 +656,73 @@ class Loop:
             trains=True,
         )
 
+    def grpo_launcher(self) -> str | None:
+        return self.r.launch.grpo_train or self.r.launch.train
+
+    def grpo_serve(self, model: str) -> Serve | None:
+        """The vLLM server a GRPO round from ``model`` reaches (vLLM server mode only)."""
+        g = self.r.improve.grpo
+        if not (g.use_vllm and g.vllm_mode == "server"):
+            return None
+        args = ["--model", self.model_path(model)]
+        if g.vllm_server_host is not None:
+            args += ["--host", g.vllm_server_host]
+        if g.vllm_server_port is not None:
+            args += ["--port", str(g.vllm_server_port)]
+        host = g.vllm_server_host or TRL_VLLM_HOST
+        host = "127.0.0.1" if host == "0.0.0.0" else host  # noqa: S104 - a bind-all address
+        port = g.vllm_server_port or TRL_VLLM_PORT
+        command = f"{self.r.launch.vllm_serve} {shlex.join(args)}"
+        return Serve(command, f"trl-vllm:{model}", f"http://{host}:{port}/health")
+
+    def _grpo(self, i: int) -> Step:
+        r = self.r
+        start = self.policy(i)
+        pool = str(self.layout.explore_pool)
+
+        def settings() -> GRPOSettings:
+            return r.improve.grpo.settings(
+                model=self.model_path(start),
+                problems=pool,
+                output_dir=str(self.layout.model(f"round-{i}")),
+                store=str(self.layout.store),
+                stage=f"grpo-r{i}",
+                system_prompt=r.system_prompt,
+                resume=True,
+                **self.run_filled(),
+            )
+
+        def run() -> dict[str, Any]:
+            s = settings()
+            launcher = self.grpo_launcher()
+            if launcher:
+                summary = self._launch(f"grpo-r{i}", "grpo", s, launcher)["summary"]
+            else:
+                probs = self.problems(pool, None)
+                code_boundary((p.domain for p in probs), s.unsafe_code_exec)
+                with self.reporter.task(f"grpo-r{i}", s.max_steps) as progress:
+                    summary = dataclasses.asdict(
+                        train_grpo(s, problems=probs, on_progress=progress)
+                    )
+            keep = ("steps", "rollouts", "new_rows", "correct", "generated_tokens")
+            keep += ("dropped_groups", "mean_reward_first", "mean_reward_last", "train_loss")
+            return {"model": s.output_dir, "init": s.model, **{k: summary[k] for k in keep}}
+
+        return Step(
+            f"grpo-r{i}",
+            f"round {i}: GRPO from {start} on the explore pool",
+            run,
+            lambda v: (
+                f"{v['steps']} steps, {v['rollouts']} rollouts ({v['correct']} correct), mean "
+                f"reward {v['mean_reward_first']:.3f} → {v['mean_reward_last']:.3f} → {v['model']}"
+            ),
+            lambda: [
+                cmd.reasonloop(cmd.stage_args("train grpo", settings()), self.grpo_launcher())
+            ],
+            serve=lambda: self.grpo_serve(start),
+            trains=True,
+        )
+
     # -- the run directory ------------------------------------------------------------------------
 
     def write_configs(self) -> None:
@@ -673,7 +755,7 @@ class Loop:
 
     def _switch(self, step: Step) -> None:
         """Before ``step``: free the accelerator for training; have the step's server up."""
-        want = None if step.trains else step.serve()
+        want = step.serve()  # a training step's only server: vLLM for GRPO's rollouts
         have = self._server.serve if self._server else None
         if step.trains or want != have:
             self._close_engines()

@@ -26,8 +26,14 @@ What it adds to TRL:
   fewer groups instead. When every group of a step is all-equal, the step keeps its rows with an
   all-zero loss mask (a zero update). Dropped groups are still stored and counted.
 
-It does not generate with vLLM here (``extra={"use_vllm": True, ...}`` passes through to TRL
-untested), nor run several generations per optimizer step (``steps_per_generation`` is 1: one
+**Generation with vLLM** (GPU only): ``use_vllm`` and the ``vllm_*`` options pass through to
+TRL's ``GRPOConfig`` under the same names. ``vllm_mode: server`` reaches a ``trl vllm-serve
+--model MODEL`` process started beforehand on GPUs of its own (TRL pushes the policy's weights to
+it after each step); ``colocate`` runs vLLM inside the training processes. An unset ``vllm_*``
+option keeps TRL's default. On a machine without CUDA, ``use_vllm`` is refused before anything is
+loaded. Only the pass-through and the refusal are tested here (no GPU in the tests).
+
+It does not run several generations per optimizer step (``steps_per_generation`` is 1: one
 generation batch of ``prompts_per_step * group_size`` rollouts per step).
 """
 
@@ -66,6 +72,14 @@ log = logging.getLogger(__name__)
 # importance_sampling_level set to match; pass them through ``extra`` with it).
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo")
 SCALE_REWARDS = ("group", "batch", "none")
+VLLM_MODES = ("server", "colocate")
+# TRL's defaults for a server it reaches (GRPOConfig's vllm_server_host/port, trl vllm-serve's
+# --host/--port): the recipe waits on this address when the options are unset
+TRL_VLLM_HOST = "0.0.0.0"
+TRL_VLLM_PORT = 8000
+# options that apply in one vLLM mode only (TRL ignores them silently in the other)
+VLLM_SERVER_ONLY = ("vllm_server_host", "vllm_server_port")
+VLLM_COLOCATE_ONLY = ("vllm_gpu_memory_utilization", "vllm_tensor_parallel_size")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,6 +138,28 @@ class GRPOSettings:
     )
     save_steps: int = option(0, min=0, help="Checkpoint every N steps (0: only the final model).")
     resume: bool = option(False, help="Continue from the last checkpoint in --out.")
+    use_vllm: bool = option(False, help="Generate the rollouts with vLLM (CUDA GPUs only).")
+    vllm_mode: str | None = option(
+        None,
+        choices=VLLM_MODES,
+        help="server: a `trl vllm-serve --model MODEL` process on GPUs of its own; colocate: "
+        "vLLM inside the training processes (unset: TRL's default, colocate).",
+    )
+    vllm_server_host: str | None = option(
+        None, help=f"server mode: the vLLM server's host (unset: {TRL_VLLM_HOST})."
+    )
+    vllm_server_port: int | None = option(
+        None,
+        min=1,
+        max=65535,
+        help=f"server mode: the vLLM server's port (unset: {TRL_VLLM_PORT}).",
+    )
+    vllm_gpu_memory_utilization: float | None = option(
+        None, above=0, max=1, help="colocate mode: vLLM's share of GPU memory (unset: TRL's 0.3)."
+    )
+    vllm_tensor_parallel_size: int | None = option(
+        None, min=1, help="colocate mode: vLLM's tensor-parallel size (unset: 1)."
+    )
 
     def __post_init__(self) -> None:
         check_options(self)
@@ -137,6 +173,31 @@ class GRPOSettings:
             )
         if not self.stage.strip():
             raise ConfigError("must be a non-empty name", field="stage")
+        self._check_vllm()
+
+    def _check_vllm(self) -> None:
+        """The vLLM options only with ``use_vllm``, each in the mode it applies to."""
+        mode = self.vllm_mode or "colocate"
+        for name in ("vllm_mode", *VLLM_SERVER_ONLY, *VLLM_COLOCATE_ONLY):
+            if getattr(self, name) is None:
+                continue
+            if not self.use_vllm:
+                raise ConfigError("is a vLLM option: set use_vllm too, or leave it out", field=name)
+            wrong = (name in VLLM_SERVER_ONLY and mode != "server") or (
+                name in VLLM_COLOCATE_ONLY and mode != "colocate"
+            )
+            if wrong:
+                raise ConfigError(
+                    f"does not apply in vllm_mode {mode} (TRL would ignore it); leave it out",
+                    field=name,
+                )
+
+    def vllm(self) -> dict[str, Any]:
+        """The GRPOConfig arguments of the vLLM options (those set; none without use_vllm)."""
+        if not self.use_vllm:
+            return {}
+        names = ("use_vllm", "vllm_mode", *VLLM_SERVER_ONLY, *VLLM_COLOCATE_ONLY)
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
     # what trl_common_args reads
     @property
@@ -336,6 +397,27 @@ def keep_rows(rewards: list[float], group_size: int) -> list[int]:
     return keep
 
 
+def check_vllm_runs_here(s: GRPOSettings) -> None:
+    """With ``use_vllm``: a CUDA GPU is visible and vLLM is installed; else a ConfigError naming
+    the option and why (before any model is loaded)."""
+    if not s.use_vllm:
+        return
+    import importlib.util
+
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            "needs a CUDA GPU (vLLM generates on GPUs only) and none is visible here; "
+            "leave it off to generate with transformers on this machine",
+            field="use_vllm",
+        )
+    if importlib.util.find_spec("vllm") is None:
+        raise ConfigError(
+            "needs the vllm package (pip install vllm, a version TRL supports)", field="use_vllm"
+        )
+
+
 def _trainer_class() -> type:
     import torch
     from trl import GRPOTrainer
@@ -415,6 +497,7 @@ def train_grpo(
     except ImportError as exc:
         raise MissingDependency("trl", "train") from exc
 
+    check_vllm_runs_here(s)
     t0 = time.perf_counter()
     if problems is None:
         problems = resolve_problems(s.problems, data_dir=s.data_dir, limit=s.limit)
@@ -439,6 +522,7 @@ def train_grpo(
         # TRL turns it on for GRPO; on CPU with small models the recompute only costs time
         gradient_checkpointing=False,
     )
+    kwargs.update(s.vllm())
     kwargs.update(s.extra)
     args = GRPOConfig(**kwargs)
     out_dir = Path(s.output_dir)
@@ -496,9 +580,13 @@ def train_grpo(
 __all__ = [
     "LOSS_TYPES",
     "GRPO_DEFAULTS",
+    "TRL_VLLM_HOST",
+    "TRL_VLLM_PORT",
+    "VLLM_MODES",
     "GRPOSettings",
     "GRPOSummary",
     "RewardParts",
+    "check_vllm_runs_here",
     "format_reward",
     "keep_rows",
     "overlong_penalty",
