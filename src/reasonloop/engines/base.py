@@ -53,12 +53,9 @@ class Request:
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):
             raise ConfigError("needs exactly one of messages= or prompt=", field="Request")
-        if self.n < 1:
-            raise ConfigError(f"must be >= 1, got {self.n}", field="n")
-        if self.max_tokens < 1:
-            raise ConfigError(f"must be >= 1, got {self.max_tokens}", field="max_tokens")
-        if self.temperature < 0:
-            raise ConfigError(f"must be >= 0, got {self.temperature}", field="temperature")
+        for name, low in (("n", 1), ("max_tokens", 1), ("temperature", 0)):
+            if getattr(self, name) < low:
+                raise ConfigError(f"must be >= {low}, got {getattr(self, name)}", field=name)
 
 
 @dataclass(frozen=True, slots=True)
