@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/tts_bench.py [--countdown N] [--gsm8k N] [--k K] [--max-tokens T]
-        [--engine SPEC] [--orm DIR] [--prm DIR] [--genrm DIR] [--out DIR]
+        [--engine SPEC] [--orm DIR] [--prm DIR] [--genrm DIR] [--genrm-cot DIR] [--out DIR]
 
 Runs, through ``reasonloop.evaluate.run.evaluate`` (so every run is resumable and leaves its own
 eval directory under ``OUT/<task>/``), on the same problems with the same engine (by default the
@@ -12,7 +12,8 @@ packaged SmolLM2-135M-Instruct, ``--engine default``):
 - ``greedy``: one sample at temperature 0;
 - ``majority``: maj@k (self-consistency over k samples);
 - ``best-of-n``: k samples ranked by each available scorer: token ``confidence``, ``logprob``
-  under the policy, the reward models given with ``--orm`` / ``--prm`` / ``--genrm``, and the
+  under the policy, the reward models given with ``--orm`` / ``--prm`` / ``--genrm`` /
+  ``--genrm-cot`` (P(Yes); GenRM-CoT averages it over 4 sampled verifications), and the
   ``oracle`` verifier (an upper bound, marked as such: it reads the gold answer);
 - ``beam``: k beams over reasoning steps, ``--beam-expand`` continuations each, guided by token
   confidence, and once more by the PRM when one is given;
@@ -49,6 +50,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from reasonloop.evaluate.report import markdown_table  # noqa: E402
 from reasonloop.evaluate.run import EvalSettings, evaluate, load_spend  # noqa: E402
+from reasonloop.search.scorers import AGGREGATES  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -105,8 +107,8 @@ def build_runs(args: argparse.Namespace) -> list[Run]:
     common = {**base, "temperature": args.temperature}
     wanted = set(args.strategies.split(","))
     scorers: dict[str, Any] = {"confidence": None, "logprob": None}
-    for kind in ("orm", "prm", "genrm"):
-        path = getattr(args, kind)
+    for kind in ("orm", "prm", "genrm", "genrm-cot"):
+        path = getattr(args, kind.replace("-", "_"))
         if path:
             scorers[f"{kind}:{path}"] = make_scorer(f"{kind}:{path}", aggregate=args.aggregate)
     runs: list[Run] = []
@@ -209,7 +211,8 @@ def parser() -> argparse.ArgumentParser:
         "--prm", help="A PRM directory (train prm); also guides beam and MCTS (extra runs)."
     )
     ap.add_argument("--genrm", help="A GenRM directory (train genrm).")
-    ap.add_argument("--aggregate", default="min", choices=("min", "last", "mean"))
+    ap.add_argument("--genrm-cot", help="A GenRM-CoT directory (train genrm --verification cot).")
+    ap.add_argument("--aggregate", default="min", choices=AGGREGATES)
     ap.add_argument(
         "--no-share", dest="share", action="store_false", help="Sample afresh for every run."
     )

@@ -610,13 +610,21 @@ def train_grpo_cmd(s: GRPOSettings) -> None:
 RM_ONLY = {
     "orm": ("pairs_per_problem",),
     "prm": ("labels", "labeler"),
-    "genrm": ("method", "beta", "balance", "pairs_per_problem"),
+    "genrm": (
+        "method",
+        "beta",
+        "balance",
+        "pairs_per_problem",
+        "verification",
+        "generation_ratio",
+    ),
 }
 RM_HELP = {
     "orm": "Outcome reward model: TRL RewardTrainer on (correct, incorrect) pairs of the same "
     "problem.",
     "prm": "Process reward model on the store's step labels (run annotate-steps first).",
-    "genrm": 'Generative verifier: asked "Is the answer correct?", answers Yes or No.',
+    "genrm": 'Generative verifier: asked "Is the answer correct?", answers Yes or No (score: '
+    "P(Yes)); trained on a mixture with correct solutions; --verification cot: GenRM-CoT.",
 }
 
 
@@ -626,11 +634,16 @@ def _train_rm(s: RMSettings) -> None:
         m = train_rm(s, on_progress=update)
     out.print(
         f"{s.kind}: {m['global_step']} steps, train loss {m['train_loss']:.4f}; "
-        f"{heldout_line(m['heldout'])}; saved {s.output_dir} "
-        f"(score with --scorer {s.kind}:{s.output_dir})",
+        f"{heldout_line(m['heldout'])}; "
+        + (f"{heldout_line(m['heldout_pairs'])}; " if "heldout_pairs" in m else "")
+        + f"saved {s.output_dir} (score with --scorer {_scorer_name(s)}:{s.output_dir})",
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _scorer_name(s: RMSettings) -> str:
+    return "genrm-cot" if s.kind == "genrm" and s.verification == "cot" else s.kind
 
 
 def _register_rm(kind: str) -> None:

@@ -99,6 +99,13 @@ def test_settings_build_each_strategy_with_its_budget():
     assert EvalSettings("beam", k=2, scorer="prm:x").label() == "beam k=2 scorer=prm:x agg=min"
     assert EvalSettings("reflection").label() == "reflection"
     assert EvalSettings("mcts", k=4).label() == "mcts k=4 scorer=confidence"
+    # a GenRM's form (and GenRM-CoT's votes) tell its runs apart: P(Yes) is not P(Yes|Yes or No)
+    assert EvalSettings("best-of-n", k=4, scorer="genrm:x").label() == (
+        "best-of-n k=4 scorer=genrm:x form=yes"
+    )
+    assert EvalSettings(
+        "best-of-n", k=4, scorer="genrm-cot:x", genrm_form="yes-no", verifications=2
+    ).label() == ("best-of-n k=4 scorer=genrm-cot:x form=yes-no votes=2")
 
 
 def _build(s, scorer=None):

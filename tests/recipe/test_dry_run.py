@@ -49,10 +49,10 @@ def test_gpu_recipe_dry_run_prints_every_stage(tmp_path):
         "until curl -sf http://127.0.0.1:8001/v1/models > /dev/null; do sleep 5; done",
         f"reasonloop eval --benchmark math500 --out {d}/evals/backbone/math500 --engine "
         "'openai:http://127.0.0.1:8001/v1#backbone' --strategy greedy -k 1 --system-prompt "
-        "--aggregate min --temperature 0.7 --top-p 1 --max-tokens 3584 --seed 0",
+        "--aggregate min --genrm-form yes --verifications 4 --temperature 0.7 --top-p 1 --max-tokens 3584 --seed 0",
         f"reasonloop eval --benchmark aime2024 --out {d}/evals/backbone/aime2024 --engine "
         "'openai:http://127.0.0.1:8001/v1#backbone' --strategy greedy -k 1 --system-prompt "
-        "--aggregate min --temperature 0.7 --top-p 1 --max-tokens 3584 --seed 0",
+        "--aggregate min --genrm-form yes --verifications 4 --temperature 0.7 --top-p 1 --max-tokens 3584 --seed 0",
         "kill $SERVER_PID; wait $SERVER_PID || true",
         # imitate: the teacher's server, distillation, curation, SFT under accelerate
         "vllm serve Qwen/QwQ-32B-Preview --port 8000 --served-model-name teacher "
@@ -73,7 +73,8 @@ def test_gpu_recipe_dry_run_prints_every_stage(tmp_path):
         f"vllm serve {d}/models/imitate --port 8001 --served-model-name imitate {serve} &",
         f"reasonloop eval --benchmark math500 --out {d}/evals/imitate/math500 --engine "
         "'openai:http://127.0.0.1:8001/v1#imitate' --strategy greedy -k 1 --system-prompt "
-        "--aggregate min --temperature 0.7 --top-p 1 --max-tokens 3584 --seed 0",
+        "--aggregate min --genrm-form yes --verifications 4 --temperature 0.7 --top-p 1 "
+        "--max-tokens 3584 --seed 0",
         # round 1: the imitated model explores the pool (same server); D_1 (the explored rows
         # cleaned and decontaminated as D_0 was), SFT from the base model
         f"reasonloop explore --problems {d}/data/explore-pool.jsonl --max-rollouts 20 --batch 4 "
@@ -90,7 +91,7 @@ def test_gpu_recipe_dry_run_prints_every_stage(tmp_path):
         f"vllm serve {d}/models/round-1 --port 8001 --served-model-name round-1 {serve} &",
         f"reasonloop eval --benchmark aime2024 --out {d}/evals/round-1/aime2024 --engine "
         "'openai:http://127.0.0.1:8001/v1#round-1' --strategy greedy -k 1 --system-prompt "
-        "--aggregate min --temperature 0.7 --top-p 1 --max-tokens 3584 --seed 0",
+        "--aggregate min --genrm-form yes --verifications 4 --temperature 0.7 --top-p 1 --max-tokens 3584 --seed 0",
         # round 2 explores with round 1's model; D_2 takes the correct rollouts of both rounds
         f"reasonloop explore --problems {d}/data/explore-pool.jsonl --max-rollouts 20 --batch 4 "
         f"--stage explore-r2 --store {d}/store.db --engine "
@@ -104,7 +105,7 @@ def test_gpu_recipe_dry_run_prints_every_stage(tmp_path):
         f"--out {d}/models/round-2 {sft_flags}",
         f"reasonloop eval --benchmark aime2024 --out {d}/evals/round-2/aime2024 --engine "
         "'openai:http://127.0.0.1:8001/v1#round-2' --strategy greedy -k 1 --system-prompt "
-        "--aggregate min --temperature 0.7 --top-p 1 --max-tokens 3584 --seed 0",
+        "--aggregate min --genrm-form yes --verifications 4 --temperature 0.7 --top-p 1 --max-tokens 3584 --seed 0",
         "kill $SERVER_PID; wait $SERVER_PID || true",
     ]
     pos = -1

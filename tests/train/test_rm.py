@@ -4,12 +4,14 @@ import json
 import math
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 import torch
 
-from reasonloop.errors import ConfigError
+from reasonloop.errors import ConfigError, DataError
 from reasonloop.format import render
+from reasonloop.problems.countdown import Puzzle, problem_text
 from reasonloop.records import Problem, StepLabel, Trajectory, Verdict
 from reasonloop.search import RewardModelScorer, make_scorer
 from reasonloop.search.steps import response_steps
@@ -17,14 +19,26 @@ from reasonloop.store import open_store
 from reasonloop.store.export import stepwise_rows
 from reasonloop.train.rm import (
     RMSettings,
+    generation_count,
+    genrm_rows,
     held_out_problems,
     outcome_pairs,
     prm_features,
     prm_loss,
     train_rm,
+    verification_rationale,
     verification_rows,
 )
-from reasonloop.train.rmcontract import ORM, PRM, GenRM, prm_ids, question_for
+from reasonloop.train.rmcontract import (
+    ORM,
+    PRM,
+    VERIFY_QUESTION,
+    GenRM,
+    GenRMCoT,
+    prm_ids,
+    question_for,
+    rationale_prompt,
+)
 from reasonloop.train.sft import LoraSettings
 
 PROBLEMS = [Problem(f"p{i}", "math", f"add {i} and 2", str(i + 2)) for i in range(3)]
@@ -172,6 +186,116 @@ def test_balanced_verification_rows_come_from_outcome_pairs():
         ("Yes", "No"),
         ("No", "Yes"),
     ] * 3
+
+
+def genrm_settings(**kw):
+    return RMSettings(kind="genrm", model="m", store="s", output_dir="o", **kw)
+
+
+def test_generation_count_is_the_ratio_rounded_half_up():
+    assert [generation_count(10, r) for r in (0, 0.3, 0.5, 1, 2.5)] == [0, 3, 5, 10, 25]
+    assert generation_count(7, 0.5) == 4  # 3.5 rounds up
+    assert generation_count(5, 0.1) == 1  # 0.5 rounds up
+    assert generation_count(0, 3.0) == 0
+
+
+@pytest.mark.parametrize(
+    "ratio,held,verify,counts",
+    [
+        # 7 verification rows; the three correct trajectories (p0-0, p1-0, p2-0) are the pool
+        (0.5, set(), 7, [2, 1, 1]),  # 3.5 -> 4 rows: each once, then one again
+        (1.0, set(), 7, [3, 2, 2]),  # 7 rows
+        (2.0, set(), 7, [5, 5, 4]),  # 14 rows
+        (0.3, set(), 7, [1, 1]),  # 2.1 -> 2 rows
+        (0.0, set(), 7, []),
+        # p1 held out: its two trajectories give no row of either kind
+        (0.5, {"p1"}, 5, [2, 1]),  # 2.5 -> 3 rows from p0-0 and p2-0
+    ],
+)
+def test_genrm_mixture_holds_the_configured_ratio(ratio, held, verify, counts):
+    problems = {p.id: p for p in PROBLEMS}
+    texts = {t.text: t for t in trajectories()}
+    rows, n_verify = genrm_rows(
+        genrm_settings(generation_ratio=ratio), trajectories(), problems, held
+    )
+    assert n_verify == verify
+    ver, gen = rows[:n_verify], rows[n_verify:]
+    assert all(r["messages"][-1]["content"] in ("Yes", "No") for r in ver)
+    assert len(gen) == generation_count(verify, ratio) == sum(counts)
+    # a generation row: the problem's prompt answered with one of its correct trajectories
+    used = [texts[r["messages"][1]["content"]] for r in gen]
+    assert all(t.verdict.correct and t.problem_id not in held for t in used)
+    assert [r["messages"][0] for r in gen] == [
+        {"role": "user", "content": question_for(problems[t.problem_id])} for t in used
+    ]
+    assert sorted(Counter(t.id for t in used).values(), reverse=True) == counts
+    # seeded: the same rows again
+    assert (
+        genrm_rows(genrm_settings(generation_ratio=ratio), trajectories(), problems, held)[0]
+        == rows
+    )
+
+
+def test_genrm_mixture_needs_correct_solutions_and_is_sft_only():
+    problems = {p.id: p for p in PROBLEMS}
+    wrong_only = [t for t in trajectories() if not t.verdict.correct]
+    with pytest.raises(DataError, match="no correct trajectory to make the 2 generation rows"):
+        genrm_rows(genrm_settings(), wrong_only, problems, set())
+    rows, n = genrm_rows(genrm_settings(generation_ratio=0), wrong_only, problems, set())
+    assert len(rows) == n == 4
+    dpo, n = genrm_rows(genrm_settings(method="dpo"), trajectories(), problems, set())
+    assert len(dpo) == n == 7 and all("chosen" in r for r in dpo)  # preferences: no generation
+    with pytest.raises(ConfigError, match="verification 'cot' needs method 'sft'"):
+        genrm_settings(method="dpo", verification="cot")
+    with pytest.raises(ConfigError, match="generation_ratio must be >= 0"):
+        genrm_settings(generation_ratio=-1)
+
+
+CD = Problem("cd", "puzzle", problem_text(Puzzle((2, 6, 7, 21), 55)), "55", source="countdown")
+
+
+def test_cot_rows_teach_the_checkers_rationale_then_the_answer():
+    def cd(i, answer, correct):
+        verdict = Verdict(correct, None, "correct" if correct else "wrong")
+        text = render("try", f"Answer: \\boxed{{{answer}}}")
+        return Trajectory("cd", text, verdict=verdict, id=f"cd-{i}")
+
+    right = cd(0, "2*21=42, 42+7=49, 49+6=55", True)
+    wrong = cd(1, "2*21+7", False)
+    stale = cd(2, "21+21+7+6", True)  # graded correct by an older checker: 21 is used twice
+    problems = {"cd": CD, "p0": PROBLEMS[0]}
+    rows = verification_rows([right, wrong, stale], problems, verification="cot")
+    assert len(rows) == 4  # two per trajectory; the stale verdict (an older checker's) gives none
+    q = question_for(CD)
+    rationale = (
+        "Check the answer step by step with 2 6 7 21, target 55.\n"
+        "2*21=42: right.\n42+7=49: right.\n49+6=55: right.\nIt reaches 55."
+    )
+    ask = {"role": "user", "content": rationale_prompt(q, right.text)}
+    said = {"role": "assistant", "content": rationale}
+    assert rows[0] == {"messages": [ask, said]}
+    assert rows[1] == {
+        "messages": [
+            ask,
+            said,
+            {"role": "user", "content": VERIFY_QUESTION},
+            {"role": "assistant", "content": "Yes"},
+        ]
+    }
+    assert rows[2]["messages"][1]["content"].endswith("42+7=49: right.\nIt ends at 49, not 55.")
+    assert rows[3]["messages"][-1] == {"role": "assistant", "content": "No"}
+    # other domains: the grader's finding in a fixed sentence (the named shortcut)
+    math_wrong = Trajectory("p0", "x", verdict=Verdict(False, "3", "wrong"), id="m")
+    assert verification_rationale(PROBLEMS[0], math_wrong) == (
+        False,
+        "The final answer is 3. It is not the right answer.",
+    )
+    none = Trajectory("p0", "x", verdict=Verdict(False, None, "no_answer"), id="n")
+    assert verification_rationale(PROBLEMS[0], none) == (
+        False,
+        "The response gives no final answer.",
+    )
+    assert verification_rationale(CD, stale) is None
 
 
 def test_prm_inputs_put_each_label_on_the_last_separator_token(tiny):
@@ -335,10 +459,56 @@ def test_genrm_two_steps_then_p_yes(store_path, base, tmp_path, method):
         "correct": right,
         "accuracy": right / 2,
     }
-    assert json.loads((out / "reasonloop_train.json").read_text())["rows"] == 5
+    # and as a pair: does p1's correct trajectory get the higher P(Yes)?
+    good, bad = (scorer.score(PROBLEMS[1], None, t.text) for t in held)
+    assert m["heldout_pairs"] == {
+        "unit": "pairs",
+        "problems": 1,
+        "total": 1,
+        "correct": int(good > bad),
+        "accuracy": float(good > bad),
+    }
+    saved = json.loads((out / "reasonloop_train.json").read_text())
+    # p0's three and p2's two trajectories; sft mixes in 0.5 generation rows per one (2.5 -> 3)
+    expected = (8, 5, 3) if method == "sft" else (5, 5, 0)
+    assert (saved["rows"], saved["verification_rows"], saved["generation_rows"]) == expected
+    assert saved["verification"] == "direct"
     assert not torch.equal(q_proj(scorer.engine.lm), q_proj(base_model))
     a = scorer.score(PROBLEMS[0], None, response(0, 2))
     assert 0.0 < a < 1.0
+
+
+@pytest.mark.slow
+def test_genrm_cot_two_steps_then_averages_sampled_verifications(store_path, base, tmp_path):
+    base_path, _ = base
+    out = tmp_path / "genrm-cot"
+    m = train_rm(settings("genrm", store_path, base_path, out, verification="cot"))
+    assert m["global_step"] == 2 and math.isfinite(m["train_loss"])
+    saved = json.loads((out / "reasonloop_train.json").read_text())
+    # seed 0 holds out p1: p0's three and p2's two trajectories, two rows each; 0.5 -> 5 more
+    assert (saved["verification_rows"], saved["generation_rows"]) == (10, 5)
+    assert saved["verification"] == "cot"
+    data = [json.loads(x) for x in (out / "genrm_data.jsonl").read_text().splitlines()]
+    assert [len(r["messages"]) for r in data[:2]] == [2, 4]
+    assert (
+        data[0]["messages"][1]["content"] == "The final answer is unclear. It is the right answer."
+    )
+    scorer = make_scorer(f"genrm-cot:{out}")
+    assert isinstance(scorer, GenRMCoT) and scorer.votes == 4
+    held = [t for t in trajectories() if t.problem_id == "p1"]
+    scores = [scorer.score(PROBLEMS[1], None, t.text) for t in held]
+    votes = scorer.verifications(question_for(PROBLEMS[1]), held[0].text)
+    assert len(votes) == 4 and scores[0] == pytest.approx(sum(p for _, p in votes) / 4)
+    right = sum((p > 0.5) == t.verdict.correct for p, t in zip(scores, held, strict=True))
+    assert m["heldout"] == {
+        "unit": "answers",
+        "problems": 1,
+        "total": 2,
+        "correct": right,
+        "accuracy": right / 2,
+    }
+    with pytest.raises(ConfigError, match="score it with genrm-cot:"):
+        make_scorer(f"genrm:{out}")
 
 
 @pytest.mark.slow
@@ -409,4 +579,8 @@ def test_train_orm_and_genrm_from_the_command_line(kind, store_path, base, tmp_p
         "1 problem)" in r.stdout
     )
     if kind == "genrm":  # --balance: one Yes and one No row per problem's first pair
-        assert saved["settings"]["balance"] is True and saved["rows"] == 4
+        assert saved["settings"]["balance"] is True and saved["verification_rows"] == 4
+        assert saved["generation_rows"] == 2 and saved["rows"] == 6  # 0.5 per verification row
+        hp = saved["metrics"]["heldout_pairs"]
+        assert (hp["unit"], hp["total"]) == ("pairs", 1)
+        assert f"held-out pair accuracy {hp['accuracy']:.3f} (" in r.stdout

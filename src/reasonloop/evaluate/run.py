@@ -13,7 +13,7 @@ chosen (``acc`` = ``pass@1``); ``mean_tokens`` is the tokens the strategy **spen
 (every sample, expansion and rollout, prompts excluded). Scorers: ``confidence`` (default),
 ``logprob``/``prob`` (under the evaluated engine), ``oracle`` (reads the gold answer: an upper
 bound, never a benchmark score), or trained reward models ``orm:PATH``, ``prm:PATH``,
-``genrm:PATH``.
+``genrm:PATH``, ``genrm-cot:PATH``.
 
 Every run writes ``OUT/spend.json``: tokens spent per problem (for ``sample``: all k samples).
 Samples and chosen responses live in ``OUT/samples.db`` (a trajectory store; each search result
@@ -50,8 +50,10 @@ from reasonloop.options import check_options, include, option
 from reasonloop.progress import LogReporter, Reporter
 from reasonloop.records import EvalResult, Generator, Problem
 from reasonloop.search import make_scorer, make_strategy, strategy_names
+from reasonloop.search.scorers import AGGREGATES
 from reasonloop.search.steps import StepSpec
 from reasonloop.store import open_store
+from reasonloop.train.rmcontract import GENRM_FORMS, VOTES
 from reasonloop.verify.answers import answer_equality
 
 # the test-time-compute strategies, by the names search gives them (greedy is the plain one above)
@@ -81,11 +83,17 @@ class EvalSettings:
     )
     scorer: str | None = option(
         None,
-        help="weighted | best-of-n | beam | mcts: confidence (default) | logprob | prob | oracle "
-        "| orm:PATH | prm:PATH | genrm:PATH",
+        help="weighted | best-of-n | beam | mcts: confidence (default) | confidence+chosen | "
+        "logprob | prob | oracle | orm:PATH | prm:PATH | genrm:PATH | genrm-cot:PATH",
     )
-    aggregate: str = option(
-        "min", choices=("min", "last", "mean"), help="How a PRM's step scores combine."
+    aggregate: str = option("min", choices=AGGREGATES, help="How a PRM's step scores combine.")
+    genrm_form: str = option(
+        "yes",
+        choices=GENRM_FORMS,
+        help="genrm / genrm-cot: yes (P(Yes), the paper's) | yes-no (P(Yes) / (P(Yes) + P(No))).",
+    )
+    verifications: int = option(
+        VOTES, min=1, help="genrm-cot: verification rationales sampled per response, averaged."
     )
     options: tuple[tuple[str, Any], ...] = option(
         (), cli=None, help="More strategy options, e.g. (('expand', 2),)."
@@ -125,6 +133,10 @@ class EvalSettings:
             parts.append(f"scorer={scorer}")
             if scorer.startswith("prm:"):
                 parts.append(f"agg={self.aggregate}")
+            if scorer.startswith(("genrm:", "genrm-cot:")):
+                parts.append(f"form={self.genrm_form}")
+            if scorer.startswith("genrm-cot:"):
+                parts.append(f"votes={self.verifications}")
         parts += [f"{k}={v}" for k, v in self.options]
         return " ".join(parts)
 
@@ -160,7 +172,9 @@ def make_eval_scorer(s: EvalSettings, engine: Engine) -> Any:
     name = s.scorer_name()
     if name is None:
         return None
-    return make_scorer(name, engine, aggregate=s.aggregate)
+    return make_scorer(
+        name, engine, aggregate=s.aggregate, genrm_form=s.genrm_form, votes=s.verifications
+    )
 
 
 def search_generator(engine: Engine, s: EvalSettings) -> Generator:

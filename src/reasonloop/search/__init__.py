@@ -33,7 +33,7 @@ rendered by :func:`reasonloop.engines.base.render_prompt`: the engine's own temp
 one, else ChatML (with a warning; right for Qwen and SmolLM2, wrong for other templates).
 
 Reward models trained by :mod:`reasonloop.train.rm` plug in as scorers (``make_scorer("orm:PATH")``,
-``prm:PATH``, ``genrm:PATH``; :mod:`reasonloop.train.rmcontract`); their PRM step labels come
+``prm:PATH``, ``genrm:PATH``, ``genrm-cot:PATH``; :mod:`reasonloop.train.rmcontract`); their PRM step labels come
 from :mod:`reasonloop.search.annotate` (Math-Shepherd Monte-Carlo labels).
 
 What this package does not do: store results (callers do: ``reasonloop eval --strategy``), grade

@@ -7,14 +7,17 @@ the sample says so with attributes the strategies honour when they sample: ``top
 and ``logprobs`` (bool). A scorer with ``oracle = True`` looks at the gold answer; results
 it ranked are flagged ``details["oracle"] = True`` (fine for upper bounds, not for a benchmark).
 
-- :class:`TokenConfidence` — Marco-o1 confidence from the sample's top-5 log-probs (no training).
+- :class:`TokenConfidence` — Marco-o1 confidence from the sample's top-5 log-probs (no training):
+  ``confidence`` is Marco-o1's softmax over the top 5, ``confidence+chosen`` the variant that adds
+  a sampled token outside them as a 6th term (:mod:`reasonloop.search.confidence`).
 - :class:`LogProbScorer` — the mean token log-prob of the response under an engine (``score``).
 - :class:`RewardModelScorer` — wraps any ORM / PRM / generative verifier callable
   ``(problem, prompt, steps) -> list[float]``; a PRM gives one score per step, aggregated by
-  ``min``, ``last`` or ``mean``.
+  ``min``, ``last``, ``mean`` or ``prod`` (the product: the chance that every step is right,
+  were the step scores independent).
 - :class:`VerifierScorer` — 1.0 when the verifier grades the response correct, else 0.0 (oracle).
-- Trained reward models (``orm:PATH``, ``prm:PATH``, ``genrm:PATH`` in :func:`make_scorer`): see
-  :mod:`reasonloop.train.rmcontract`.
+- Trained reward models (``orm:PATH``, ``prm:PATH``, ``genrm:PATH``, ``genrm-cot:PATH`` in
+  :func:`make_scorer`): see :mod:`reasonloop.train.rmcontract`.
 
 Weighted votes need non-negative scores: confidence, reward-model probabilities, the verifier, or
 ``LogProbScorer(exp=True)`` (the geometric-mean token probability).
@@ -31,16 +34,15 @@ from typing import Literal, Protocol, runtime_checkable
 from reasonloop.engines.base import Engine, Prompt, Sample
 from reasonloop.errors import ConfigError, EngineError
 from reasonloop.records import Problem
-from reasonloop.search.confidence import TOP_K, mean_confidence
+from reasonloop.search.confidence import FORMS, TOP_K, mean_confidence
 from reasonloop.search.steps import response_steps
-from reasonloop.train.rmcontract import KINDS as RM_KINDS
-from reasonloop.train.rmcontract import ORM, PRM, GenRM
+from reasonloop.train.rmcontract import GENRM_FORMS, ORM, PRM, VOTES, GenRM, GenRMCoT
 from reasonloop.verify import grade
 
 logger = logging.getLogger(__name__)
 
 StepRewards = Callable[[Problem, Prompt, Sequence[str]], Sequence[float]]
-AGGREGATES = ("min", "last", "mean")
+AGGREGATES = ("min", "last", "mean", "prod")
 
 
 @runtime_checkable
@@ -56,10 +58,16 @@ class TokenConfidence:
 
     Needs the sample's log-probs and top-``k`` alternatives: strategies ask the engine for
     ``top_logprobs=k`` because of the attribute below. Raises EngineError when the sample has none
-    (the engine cannot return them); a response with no tokens scores 0.0.
+    (the engine cannot return them); a response with no tokens scores 0.0. ``form``: ``top-k``
+    (Marco-o1's, the default) or ``top-k+chosen`` (see :mod:`reasonloop.search.confidence`).
     """
 
     top_logprobs: int = TOP_K
+    form: str = "top-k"
+
+    def __post_init__(self) -> None:
+        if self.form not in FORMS:
+            raise ConfigError(f"TokenConfidence.form must be one of {FORMS}, got {self.form!r}")
 
     def score(
         self, problem: Problem, prompt: Prompt, response: str, sample: Sample | None = None
@@ -70,7 +78,9 @@ class TokenConfidence:
                 f"{self.top_logprobs} alternatives; the engine returned none (use an engine that "
                 "supports top_logprobs: llamacpp, hf or an OpenAI-compatible server)"
             )
-        value = mean_confidence(sample.logprobs, sample.top_logprobs, k=self.top_logprobs)
+        value = mean_confidence(
+            sample.logprobs, sample.top_logprobs, k=self.top_logprobs, form=self.form
+        )
         return 0.0 if value is None else value
 
 
@@ -93,7 +103,7 @@ class LogProbScorer:
 
 
 def aggregate(scores: Sequence[float], how: str) -> float | None:
-    """``min`` / ``last`` / ``mean`` of step scores; None for no scores."""
+    """``min`` / ``last`` / ``mean`` / ``prod`` of step scores; None for no scores."""
     if not scores:
         return None
     if how == "min":
@@ -102,6 +112,8 @@ def aggregate(scores: Sequence[float], how: str) -> float | None:
         return float(scores[-1])
     if how == "mean":
         return float(sum(scores) / len(scores))
+    if how == "prod":
+        return float(math.prod(scores))
     raise ConfigError(f"aggregate must be one of {AGGREGATES}, got {how!r}")
 
 
@@ -116,7 +128,7 @@ class RewardModelScorer:
     """
 
     model: StepRewards
-    aggregate: Literal["min", "last", "mean"] = "min"
+    aggregate: Literal["min", "last", "mean", "prod"] = "min"
     oracle: bool = False
 
     def __post_init__(self) -> None:
@@ -156,15 +168,35 @@ class VerifierScorer:
         return 1.0 if grade(problem, response).correct else 0.0
 
 
-SCORERS = ("confidence", "logprob", "prob", "oracle", "orm:PATH", "prm:PATH", "genrm:PATH")
+SCORERS = (
+    "confidence",
+    "confidence+chosen",
+    "logprob",
+    "prob",
+    "oracle",
+    "orm:PATH",
+    "prm:PATH",
+    "genrm:PATH",
+    "genrm-cot:PATH",
+)
+RM_SCORERS = ("orm", "prm", "genrm", "genrm-cot")
 
 
-def make_scorer(name: str, engine: Engine | None = None, *, aggregate: str = "min") -> Scorer:
-    """A scorer by CLI name: ``confidence``, ``logprob`` / ``prob`` (need ``engine``), ``oracle``,
-    or a trained reward model ``orm:PATH``, ``prm:PATH`` (step scores combined by ``aggregate``:
-    min / last / mean) or ``genrm:PATH`` (see :mod:`reasonloop.train.rmcontract`)."""
-    if name == "confidence":
-        return TokenConfidence()
+def make_scorer(
+    name: str,
+    engine: Engine | None = None,
+    *,
+    aggregate: str = "min",
+    genrm_form: str = "yes",
+    votes: int = VOTES,
+) -> Scorer:
+    """A scorer by CLI name: ``confidence`` / ``confidence+chosen``, ``logprob`` / ``prob`` (need
+    ``engine``), ``oracle``, or a trained reward model ``orm:PATH``, ``prm:PATH`` (step scores
+    combined by ``aggregate``: min / last / mean / prod), ``genrm:PATH`` or ``genrm-cot:PATH``
+    (``genrm_form``: ``yes`` for P(Yes), ``yes-no`` for the normalised variant; ``votes``: the
+    rationales GenRM-CoT averages over; see :mod:`reasonloop.train.rmcontract`)."""
+    if name in ("confidence", "confidence+chosen"):
+        return TokenConfidence(form="top-k" if name == "confidence" else "top-k+chosen")
     if name in ("logprob", "prob"):
         if engine is None:
             raise ConfigError(f"scorer {name!r} needs an engine to score with")
@@ -172,24 +204,38 @@ def make_scorer(name: str, engine: Engine | None = None, *, aggregate: str = "mi
     if name == "oracle":
         return VerifierScorer()
     kind, sep, path = name.partition(":")
-    if sep and kind in ("orm", "prm", "genrm"):
+    if sep and kind in RM_SCORERS:
         if not path:
             raise ConfigError(f"scorer {name!r} needs the trained model's directory: {kind}:PATH")
         if aggregate not in AGGREGATES:
             raise ConfigError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
-        return load_reward_scorer(kind, path, aggregate=aggregate)
+        if genrm_form not in GENRM_FORMS:
+            raise ConfigError(f"genrm_form must be one of {GENRM_FORMS}, got {genrm_form!r}")
+        return load_reward_scorer(
+            kind, path, aggregate=aggregate, genrm_form=genrm_form, votes=votes
+        )
     raise ConfigError(f"unknown scorer {name!r}; valid: {', '.join(SCORERS)}")
 
 
-def load_reward_scorer(kind: str, path: str, *, aggregate: str = "min") -> Scorer:
-    """The scorer for ``kind:path`` (``orm``, ``prm`` with ``aggregate``, ``genrm``)."""
+def load_reward_scorer(
+    kind: str,
+    path: str,
+    *,
+    aggregate: str = "min",
+    genrm_form: str = "yes",
+    votes: int = VOTES,
+) -> Scorer:
+    """The scorer for ``kind:path`` (``orm``, ``prm`` with ``aggregate``, ``genrm`` with
+    ``genrm_form``, ``genrm-cot`` with ``genrm_form`` and ``votes``)."""
     if kind == "orm":
         return ORM(path)
     if kind == "prm":
         return RewardModelScorer(PRM(path), aggregate=aggregate)  # type: ignore[arg-type]
     if kind == "genrm":
-        return GenRM(path)
-    raise ConfigError(f"unknown reward model kind {kind!r}; valid: {', '.join(RM_KINDS)}")
+        return GenRM(path, form=genrm_form)
+    if kind == "genrm-cot":
+        return GenRMCoT(path, votes=votes, form=genrm_form)
+    raise ConfigError(f"unknown reward model kind {kind!r}; valid: {', '.join(RM_SCORERS)}")
 
 
 def is_oracle(scorer: object | None) -> bool:
@@ -198,6 +244,7 @@ def is_oracle(scorer: object | None) -> bool:
 
 __all__ = [
     "AGGREGATES",
+    "RM_SCORERS",
     "SCORERS",
     "LogProbScorer",
     "RewardModelScorer",

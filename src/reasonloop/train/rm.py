@@ -14,18 +14,34 @@ Thin layers over TRL / transformers; the texts each model reads are built by
   token of the separator after it, :func:`reasonloop.train.rmcontract.prm_ids`), on the
   store's Math-Shepherd step labels (``reasonloop annotate-steps``): hard labels (0/1) or soft
   ones (the fraction of completions that reached the answer).
-- **GenRM** — V-STaR-style generative verification: the user message is
+- **GenRM** — generative verification (Zhang et al., "Generative Verifiers"): the user message is
   :func:`~reasonloop.train.rmcontract.verification_prompt` and the assistant answers ``Yes``
-  (correct trajectory) or ``No``. ``method="sft"`` fine-tunes on that answer with
-  :func:`reasonloop.train.sft.train_sft`; ``method="dpo"`` prefers the right answer over the wrong
-  one with :func:`reasonloop.train.dpo.train_dpo` (``align="full"``). The rows are written to
-  ``OUT/genrm_data.jsonl`` first.
+  (correct trajectory) or ``No``; the score is then ``P(Yes)``
+  (:class:`~reasonloop.train.rmcontract.GenRM`). ``method="sft"`` (the paper's) is *unified
+  training*: one SFT mixture (:func:`reasonloop.train.sft.train_sft`) of those verification rows
+  and ``generation_ratio`` generation rows per verification row — correct trajectories of the
+  training problems as plain SFT rows on the problem's prompt (:func:`generation_rows`), so the
+  verifier keeps solving while it learns to judge. ``method="dpo"`` is the named Yes/No-DPO
+  variant: it prefers the right answer over the wrong one with
+  :func:`reasonloop.train.dpo.train_dpo` (``align="full"``); its rows are preferences, so it takes
+  no generation rows. The rows are written to ``OUT/genrm_data.jsonl`` first.
+- **GenRM-CoT** (``verification="cot"``, SFT): the verifier writes a verification rationale, is
+  then asked the Yes/No question and answers it (:func:`~reasonloop.train.rmcontract.cot_messages`;
+  two rows per trajectory, one teaching the rationale, one the answer after it). The rationales
+  come from the task's exact checker (:func:`verification_rationale`): for Countdown,
+  :func:`reasonloop.verify.countdown.explain_countdown` re-checks the answer step by step from the
+  problem alone, as a verifier can at test time. For other domains it is a **templated
+  shortcut**: the grader's extracted answer and its outcome in a fixed sentence ("The final answer
+  is 7. It is not the right answer."), which teaches the verdict's format, not a way to reach it.
+  What it does not do: ask a critic model for reference-guided rationales (the paper's source).
 
 Every run first holds out ``eval_fraction`` of the problems (:func:`held_out_problems`: by problem,
 so no problem is both trained on and measured; seeded by ``seed``), trains on the rest, and then
 measures the saved model on the held-out problems only (:func:`pair_accuracy`,
-:func:`step_accuracy`, :func:`verdict_accuracy`): the accuracy in ``metrics["heldout"]`` is never
-a training-batch number (TRL's logged ``accuracy`` is, and is not reported).
+:func:`step_accuracy`, :func:`verdict_accuracy`; a GenRM also :func:`ranked_pairs` in
+``metrics["heldout_pairs"]``): the accuracy in ``metrics["heldout"]`` is never a training-batch
+number (TRL's logged ``accuracy`` is, and is not reported). No row of a held-out problem is
+trained on, generation rows included.
 
 Every run saves the model (or a LoRA adapter with ``lora``; the classifier head is trained and
 saved in full) and the tokenizer to ``output_dir`` with ``reasonloop_train.json`` (kind, settings,
@@ -46,6 +62,7 @@ from typing import Any
 from reasonloop.engines.hf import HFEngine
 from reasonloop.errors import ConfigError, DataError, MissingDependency
 from reasonloop.options import check_options, include, option
+from reasonloop.problems.countdown import SOURCE as COUNTDOWN
 from reasonloop.progress import Update
 from reasonloop.records import Problem, Trajectory
 from reasonloop.store import open_store
@@ -56,12 +73,17 @@ from reasonloop.train.rmcontract import (
     NO,
     ORM,
     PRM,
+    VERIFICATIONS,
+    VERIFY_QUESTION,
+    VOTES,
     YES,
     GenRM,
+    GenRMCoT,
     auto_classifier,
     orm_ids,
     prm_ids,
     question_for,
+    rationale_prompt,
     verification_prompt,
 )
 from reasonloop.train.sft import (
@@ -76,6 +98,7 @@ from reasonloop.train.sft import (
     trl_common_args,
     write_train_info,
 )
+from reasonloop.verify.countdown import explain_countdown
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +132,20 @@ class RMSettings:
     method: str = option(
         "sft",
         choices=("sft", "dpo"),
-        help="sft (answer Yes/No) | dpo (prefer the right answer, V-STaR).",
+        help="sft (answer Yes/No, unified with --generation-ratio) | dpo (prefer the right "
+        "answer to the wrong one).",
+    )
+    verification: str = option(
+        "direct",
+        choices=VERIFICATIONS,
+        help="direct (answer Yes/No at once) | cot (GenRM-CoT: write a verification rationale "
+        "first; --method sft).",
+    )
+    generation_ratio: float = option(
+        0.5,
+        min=0,
+        help="Generation rows (a correct solution on its problem's prompt) per verification row "
+        "in the SFT mixture (unified training; --method sft); 0: verification rows only.",
     )
     balance: bool = option(
         False,
@@ -128,6 +164,11 @@ class RMSettings:
         if not self.eval_fraction < 1.0:
             raise ConfigError(
                 f"must be >= 0 and < 1, got {self.eval_fraction}", field="eval_fraction"
+            )
+        if self.verification == "cot" and self.method != "sft":
+            raise ConfigError(
+                f"'cot' needs method 'sft' (its rationales are SFT rows), got {self.method!r}",
+                field="verification",
             )
 
 
@@ -218,19 +259,75 @@ def step_accuracy(prm: Any, rows: Iterable[Mapping[str, Any]]) -> tuple[int, int
     return right, total
 
 
-def verdict_accuracy(
+def _key(t: Trajectory) -> str:
+    return t.id or t.text
+
+
+def verifier_scores(
     genrm: Any, trajectories: Iterable[Trajectory], problems: Mapping[str, Problem]
+) -> dict[str, float]:
+    """The verifier's score of every graded trajectory whose problem is known, by trajectory id
+    (its text when it has none). ``genrm``: anything with ``score`` (a
+    :class:`~reasonloop.train.rmcontract.GenRM` or ``GenRMCoT``)."""
+    out: dict[str, float] = {}
+    for t in trajectories:
+        if t.verdict is None or t.problem_id not in problems or _key(t) in out:
+            continue
+        out[_key(t)] = genrm.score(problems[t.problem_id], None, t.text)
+    return out
+
+
+def verdict_accuracy(
+    genrm: Any,
+    trajectories: Iterable[Trajectory],
+    problems: Mapping[str, Problem],
+    scores: Mapping[str, float] | None = None,
 ) -> tuple[int, int]:
     """``(right, answers)``: a graded trajectory is judged right when P(Yes) > 0.5 says correct
-    exactly when its verdict does. ``genrm`` is a :class:`reasonloop.train.rmcontract.GenRM`."""
+    exactly when its verdict does. ``genrm`` is a :class:`reasonloop.train.rmcontract.GenRM`;
+    ``scores`` (from :func:`verifier_scores`) spares scoring again."""
+    trajectories = list(trajectories)
+    if scores is None:
+        scores = verifier_scores(genrm, trajectories, problems)
     right = total = 0
     for t in trajectories:
         if t.verdict is None or t.problem_id not in problems:
             continue
-        says_yes = genrm.score(problems[t.problem_id], None, t.text) > 0.5
-        right += says_yes == t.verdict.correct
+        right += (scores[_key(t)] > 0.5) == t.verdict.correct
         total += 1
     return right, total
+
+
+def ranked_pairs(
+    scores: Mapping[str, float], pairs: Sequence[tuple[Trajectory, Trajectory]]
+) -> tuple[int, int]:
+    """``(right, pairs)``: the ``(correct, incorrect)`` pairs whose correct trajectory scores
+    higher (a tie is wrong) — what best-of-N asks of a verifier."""
+    return sum(scores[_key(good)] > scores[_key(bad)] for good, bad in pairs), len(pairs)
+
+
+_SAYS = {
+    "no_answer": "The response gives no final answer.",
+    "thought_unfinished": "The thought never ends, so there is no final answer.",
+}
+
+
+def verification_rationale(problem: Problem, t: Trajectory) -> tuple[bool, str] | None:
+    """``(correct, rationale)``: the verification rationale a GenRM-CoT row teaches for ``t`` and
+    the verdict it reaches (see the module docstring: the Countdown checker's step-by-step check;
+    elsewhere a templated sentence from the stored verdict, a named shortcut). None when ``t`` is
+    ungraded, or when the checker's verdict today differs from the one stored with ``t`` (graded
+    by an older checker): a rationale must never argue against its row's label."""
+    if t.verdict is None:
+        return None
+    if problem.domain == "puzzle" and problem.source == COUNTDOWN:
+        verdict, rationale = explain_countdown(problem, t.text)
+        return None if verdict.correct != t.verdict.correct else (verdict.correct, rationale)
+    v = t.verdict
+    if v.reason in _SAYS:
+        return v.correct, _SAYS[v.reason]
+    said = f"The final answer is {v.extracted}." if v.extracted else "The final answer is unclear."
+    return v.correct, f"{said} It is {'' if v.correct else 'not '}the right answer."
 
 
 def verification_rows(
@@ -238,24 +335,42 @@ def verification_rows(
     problems: Mapping[str, Problem],
     method: str = "sft",
     balance_pairs: int | None = None,
+    verification: str = "direct",
 ) -> list[dict[str, Any]]:
     """GenRM training rows: TRL conversational SFT rows (``messages``) answering Yes / No, or
     preference rows (``prompt``, ``chosen``, ``rejected``) preferring the right answer.
 
-    One row per graded trajectory; with ``balance_pairs=N``, two rows per pair of
-    ``outcome_pairs(trajectories, N)`` instead (its correct, then its incorrect trajectory), so the
-    rows say Yes as often as No and come only from problems with both (on a benchmark the policy
-    rarely solves, every trajectory would teach "No" about 99 times in 100)."""
+    One row per graded trajectory; with ``verification="cot"`` two SFT rows instead, both from
+    :func:`~reasonloop.train.rmcontract.cot_messages`: the rationale prompt answered with
+    :func:`verification_rationale`, then the whole conversation answered Yes / No (trajectories
+    with no rationale are left out). With ``balance_pairs=N``, the trajectories of
+    ``outcome_pairs(trajectories, N)`` instead (each pair's correct, then its incorrect one), so
+    the rows say Yes as often as No and come only from problems with both (on a benchmark the
+    policy rarely solves, every trajectory would teach "No" about 99 times in 100)."""
     if balance_pairs is not None:
         trajectories = [t for pair in outcome_pairs(trajectories, balance_pairs) for t in pair]
-    rows = []
+    rows: list[dict[str, Any]] = []
+    stale = 0
     for t in trajectories:
         if t.verdict is None or t.problem_id not in problems:
             continue
-        user = {
-            "role": "user",
-            "content": verification_prompt(question_for(problems[t.problem_id]), t.text),
-        }
+        problem = problems[t.problem_id]
+        question = question_for(problem)
+        if verification == "cot":
+            found = verification_rationale(problem, t)
+            if found is None:
+                stale += 1
+                continue
+            correct, rationale = found
+            ask = {"role": "user", "content": rationale_prompt(question, t.text)}
+            said = {"role": "assistant", "content": rationale}
+            rows.append({"messages": [ask, said]})
+            verdict = {"role": "assistant", "content": YES if correct else NO}
+            rows.append(
+                {"messages": [ask, said, {"role": "user", "content": VERIFY_QUESTION}, verdict]}
+            )
+            continue
+        user = {"role": "user", "content": verification_prompt(question, t.text)}
         right, wrong = (YES, NO) if t.verdict.correct else (NO, YES)
         if method == "sft":
             rows.append({"messages": [user, {"role": "assistant", "content": right}]})
@@ -267,6 +382,48 @@ def verification_rows(
                     "rejected": [{"role": "assistant", "content": wrong}],
                 }
             )
+    if stale:
+        log.warning(
+            "%d trajectories left out: the checker's verdict today differs from the stored one",
+            stale,
+        )
+    return rows
+
+
+def generation_count(verification_rows: int, ratio: float) -> int:
+    """How many generation rows a mixture with ``verification_rows`` rows holds at ``ratio``
+    generation rows per verification row: ``ratio * verification_rows`` rounded half up."""
+    return int(ratio * verification_rows + 0.5)
+
+
+def generation_rows(
+    trajectories: Iterable[Trajectory], problems: Mapping[str, Problem], count: int, seed: int
+) -> list[dict[str, Any]]:
+    """``count`` plain SFT rows of correct solutions: the problem's prompt (the question a reward
+    model sees, :func:`~reasonloop.train.rmcontract.question_for`) answered with a correct
+    trajectory. The correct trajectories are taken in an order shuffled with
+    ``random.Random(seed)``, each once before any is repeated (a ratio that asks for more rows
+    than there are correct trajectories cycles through them again). [] when ``count`` is 0 or
+    there is no correct trajectory."""
+    correct = [
+        t
+        for t in trajectories
+        if t.verdict is not None and t.verdict.correct and t.problem_id in problems
+    ]
+    if count <= 0 or not correct:
+        return []
+    random.Random(seed).shuffle(correct)
+    rows = []
+    for i in range(count):
+        t = correct[i % len(correct)]
+        rows.append(
+            {
+                "messages": [
+                    {"role": "user", "content": question_for(problems[t.problem_id])},
+                    {"role": "assistant", "content": t.text},
+                ]
+            }
+        )
     return rows
 
 
@@ -487,10 +644,42 @@ def train_prm(s: RMSettings, on_progress: Update | None = None) -> dict[str, Any
 # --- GenRM ----------------------------------------------------------------------------------------
 
 
+def genrm_rows(
+    s: RMSettings, trajs: Sequence[Trajectory], problems: Mapping[str, Problem], held: set[str]
+) -> tuple[list[dict[str, Any]], int]:
+    """``(rows, verification rows)``: what ``train genrm`` trains on, from the trajectories of
+    the problems not in ``held`` — the verification rows (:func:`verification_rows`), then with
+    ``method="sft"`` the :func:`generation_count` generation rows of the mixture."""
+    train = [t for t in trajs if t.problem_id not in held]
+    pairs_n = s.pairs_per_problem if s.balance else None
+    rows = verification_rows(train, problems, s.method, pairs_n, s.verification)
+    if not rows:
+        raise DataError(
+            "no (correct, incorrect) pair to balance"
+            if s.balance
+            else "no graded trajectories to verify",
+            where=s.store,
+        )
+    if s.method != "sft" or s.generation_ratio == 0:
+        return rows, len(rows)
+    count = generation_count(len(rows), s.generation_ratio)
+    gen = generation_rows(train, problems, count, s.seed)
+    if count and not gen:
+        raise DataError(
+            f"no correct trajectory to make the {count} generation rows that generation_ratio "
+            f"{s.generation_ratio} asks for: use --generation-ratio 0 (verification only)",
+            where=s.store,
+        )
+    return rows + gen, len(rows)
+
+
 def train_genrm(s: RMSettings, on_progress: Update | None = None) -> dict[str, Any]:
-    """Train a generative verifier with SFT or DPO on Yes / No answers (see the module doc),
-    except those of the held-out problems; the metrics, with the held-out Yes/No accuracy of the
-    saved model in ``heldout``."""
+    """Train a generative verifier (direct or CoT) with SFT on the mixture, or with DPO on Yes /
+    No answers (see the module doc), except on the held-out problems; the metrics, with the
+    held-out Yes/No accuracy of the saved model in ``heldout`` (GenRM-CoT: the mean P(Yes) over
+    :data:`~reasonloop.train.rmcontract.VOTES` sampled rationales, > 0.5), and in
+    ``heldout_pairs`` the share of the held-out problems' ``(correct, incorrect)`` pairs (at most
+    ``pairs_per_problem`` each) whose correct trajectory it scores higher."""
     with _open_store(s.store) as store:
         trajs, problems = _graded(store, s.stage)
     pairs_n = s.pairs_per_problem if s.balance else None
@@ -499,15 +688,7 @@ def train_genrm(s: RMSettings, on_progress: Update | None = None) -> dict[str, A
     else:  # the trajectories verification_rows keeps: those of (correct, incorrect) pairs
         judged = [t for pair in outcome_pairs(trajs, pairs_n) for t in pair]
     held = held_out_problems((t.problem_id for t in judged), s.eval_fraction, s.seed)
-    train = [t for t in trajs if t.problem_id not in held]
-    rows = verification_rows(train, problems, s.method, pairs_n)
-    if not rows:
-        raise DataError(
-            "no (correct, incorrect) pair to balance"
-            if s.balance
-            else "no graded trajectories to verify",
-            where=s.store,
-        )
+    rows, n_verify = genrm_rows(s, trajs, problems, held)
     out = Path(s.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     data = out / "genrm_data.jsonl"
@@ -546,15 +727,34 @@ def train_genrm(s: RMSettings, on_progress: Update | None = None) -> dict[str, A
             on_progress=on_progress,
         )
     test = [t for t in judged if t.problem_id in held]
-    right, total = 0, 0
+    right, total, scores, pairs = 0, 0, {}, []
     if test:
         engine = HFEngine(str(out), spec=f"hf:{out}")  # the saved model, as `genrm:OUT` loads it
         try:
-            right, total = verdict_accuracy(GenRM(engine=engine), test, problems)
+            verifier: Any = (
+                GenRMCoT(engine=engine, votes=VOTES)
+                if s.verification == "cot"
+                else GenRM(engine=engine)
+            )
+            scores = verifier_scores(verifier, test, problems)
         finally:
             engine.close()
+        right, total = verdict_accuracy(verifier, test, problems, scores)
+        pairs = outcome_pairs(test, s.pairs_per_problem)
     metrics["heldout"] = heldout_summary("answers", len(held), right, total)
-    write_train_info(out, s.kind, s, metrics, method=s.method, rows=len(rows))
+    # the same held-out problems as pairs: does the correct answer get the higher score?
+    metrics["heldout_pairs"] = heldout_summary("pairs", len(held), *ranked_pairs(scores, pairs))
+    write_train_info(
+        out,
+        s.kind,
+        s,
+        metrics,
+        method=s.method,
+        verification=s.verification,
+        rows=len(rows),
+        verification_rows=n_verify,
+        generation_rows=len(rows) - n_verify,
+    )
     return metrics
 
 
@@ -572,6 +772,9 @@ def train_rm(s: RMSettings, on_progress: Update | None = None) -> dict[str, Any]
 __all__ = [
     "KINDS",
     "RMSettings",
+    "generation_count",
+    "generation_rows",
+    "genrm_rows",
     "held_out_problems",
     "heldout_summary",
     "load_classifier_for_training",
@@ -579,11 +782,14 @@ __all__ = [
     "pair_accuracy",
     "prm_features",
     "prm_loss",
+    "ranked_pairs",
     "step_accuracy",
     "train_genrm",
     "train_orm",
     "train_prm",
     "train_rm",
     "verdict_accuracy",
+    "verification_rationale",
     "verification_rows",
+    "verifier_scores",
 ]

@@ -3,8 +3,8 @@ trained one is loaded, and how its output becomes a score.
 
 Training (:mod:`reasonloop.train.rm`) builds its inputs with the functions below and measures the
 held-out accuracy with the classes below; search loads the saved directories as scorers with
-:func:`reasonloop.search.scorers.make_scorer` (``orm:PATH``, ``prm:PATH``, ``genrm:PATH``). One
-module for both sides, so training and scoring always agree. Each reads a directory written by
+:func:`reasonloop.search.scorers.make_scorer` (``orm:PATH``, ``prm:PATH``, ``genrm:PATH``,
+``genrm-cot:PATH``). One module for both sides, so training and scoring always agree. Each reads a directory written by
 :mod:`reasonloop.train.rm` (a full model, or a LoRA adapter on top of its base model).
 
 - :class:`ORM` — a sequence classifier with one output; the score is ``sigmoid(logit)``, read as
@@ -13,9 +13,21 @@ module for both sides, so training and scoring always agree. Each reads a direct
 - :class:`PRM` — a token classifier with one output read at the end of every step; a callable
   ``(problem, prompt, steps) -> [sigmoid(logit) per step]`` for
   :class:`~reasonloop.search.scorers.RewardModelScorer`, which aggregates them (min / last /
-  mean).
-- :class:`GenRM` — a causal LM asked :func:`verification_prompt`; the score is
-  ``P(Yes) / (P(Yes) + P(No))`` of its answer (both words scored as whole continuations).
+  mean / prod).
+- :class:`GenRM` — a causal LM asked :func:`verification_prompt`; the score is ``P(Yes)``, the
+  probability of its answer being ``Yes``: the softmax over the whole vocabulary at the answer
+  position (for a ``Yes`` of several tokens, the product of their probabilities, i.e. the
+  probability of the whole word). That is the GenRM paper's score and the default
+  (``form="yes"``): it keeps the verifier's doubt, where the named variant ``form="yes-no"``,
+  ``P(Yes) / (P(Yes) + P(No))`` (what reasonloop scored before), renormalises it away — a
+  verifier that puts 1% on Yes, 0.1% on No and the rest on neither scores 0.01 by default and
+  0.91 normalised. The two rank candidates alike when all the mass is on the two words.
+- :class:`GenRMCoT` — GenRM-CoT: the verifier first writes a verification rationale (sampled
+  ``votes`` times at a temperature), is then asked :data:`VERIFY_QUESTION`, and the score is
+  the mean of ``P(Yes)`` over the rationales (the paper's "majority voting" over verifications:
+  an average of probabilities, not a count of verdicts). The conversation is
+  :func:`cot_messages`: the rationale is the verifier's first turn, the Yes/No its second, so
+  ``P(Yes)`` is read exactly as for the direct GenRM (no guess at where a word starts).
 
 The texts the models see are built by the functions below, which training uses too, so training
 and scoring always agree: the question is :func:`reasonloop.problems.prompt.prompt_for` of the
@@ -34,7 +46,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reasonloop.engines.base import Message, Prompt, Sample
+from reasonloop.engines.base import Message, Prompt, Request, Sample
 from reasonloop.engines.hf import HFEngine
 from reasonloop.errors import ConfigError, EngineError, MissingDependency
 from reasonloop.problems.prompt import prompt_for
@@ -44,8 +56,14 @@ log = logging.getLogger(__name__)
 
 STEP_SEPARATOR = "\n\n"  # what follows the question and every step in a PRM's input
 VERIFY_QUESTION = "Is the answer correct? Answer Yes or No."
+VERIFY_STEPS = "Check the answer step by step."  # GenRM-CoT's first question: the rationale
 YES, NO = "Yes", "No"
 KINDS = ("orm", "prm", "genrm")
+GENRM_FORMS = ("yes", "yes-no")  # P(Yes) (default) | P(Yes) / (P(Yes) + P(No))
+VERIFICATIONS = ("direct", "cot")  # how a GenRM was trained: Yes/No at once, or a rationale first
+VOTES = 4  # GenRM-CoT: rationales sampled per response (eval's --verifications declares the flag)
+COT_TEMPERATURE = 0.7  # GenRM-CoT rationales are sampled, so that the votes differ
+COT_MAX_TOKENS = 256  # the length of one rationale at most
 
 
 def question_for(problem: Problem) -> str:
@@ -61,6 +79,21 @@ def orm_text(question: str, response: str) -> str:
 def verification_prompt(question: str, response: str) -> str:
     """The user message a generative verifier answers with Yes or No."""
     return f"{question}\n\nProposed response:\n{response}\n\n{VERIFY_QUESTION}"
+
+
+def rationale_prompt(question: str, response: str) -> str:
+    """GenRM-CoT's first user message: the verifier answers with a verification rationale."""
+    return f"{question}\n\nProposed response:\n{response}\n\n{VERIFY_STEPS}"
+
+
+def cot_messages(question: str, response: str, rationale: str) -> tuple[Message, ...]:
+    """GenRM-CoT's conversation up to the Yes/No: the rationale prompt, the verifier's
+    rationale, then :data:`VERIFY_QUESTION` (the verifier's next turn is Yes or No)."""
+    return (
+        Message("user", rationale_prompt(question, response)),
+        Message("assistant", rationale),
+        Message("user", VERIFY_QUESTION),
+    )
 
 
 def orm_ids(tokenizer: Any, question: str, response: str, max_length: int) -> list[int]:
@@ -231,33 +264,124 @@ class PRM(_Classifier):
         return self.step_scores(question_for(problem), steps)
 
 
+def yes_score(engine: Any, messages: Sequence[Message], form: str = "yes") -> float:
+    """The verifier's score for the conversation ``messages`` (its next turn is Yes or No):
+    ``P(Yes)`` with ``form="yes"``, ``P(Yes) / (P(Yes) + P(No))`` with ``"yes-no"`` (0.5 when
+    both underflow). ``engine`` is anything with ``score(prompt, continuation)``."""
+    _check_form(form)
+    msgs = tuple(messages)
+    yes = sum(engine.score(msgs, YES).logprobs)
+    if form == "yes":
+        return math.exp(yes)
+    no = sum(engine.score(msgs, NO).logprobs)
+    top = max(yes, no)
+    if top == -math.inf:
+        return 0.5
+    a, b = math.exp(yes - top), math.exp(no - top)
+    return a / (a + b)
+
+
+def _check_form(form: str) -> None:
+    if form not in GENRM_FORMS:
+        raise ConfigError(f"GenRM form must be one of {', '.join(GENRM_FORMS)}, got {form!r}")
+
+
+def _verifier_engine(path: str | Path | None, engine: Any, verification: str) -> Any:
+    """The engine of a GenRM trained with ``verification``: ``engine`` as given, else ``path``
+    loaded with the ``hf`` engine after checking that it holds a GenRM of that verification."""
+    if engine is not None:
+        return engine
+    if path is None:
+        raise ConfigError("a GenRM needs a path or an engine")
+    info = check_kind(path, "genrm")
+    trained = info.get("verification", "direct")
+    if trained != verification:
+        name = "genrm-cot" if trained == "cot" else "genrm"
+        raise ConfigError(
+            f"{path} holds a GenRM trained with verification {trained!r}, not "
+            f"{verification!r}; score it with {name}:{path}"
+        )
+    return HFEngine(str(path), spec=f"hf:{path}")
+
+
 class GenRM:
-    """A generative verifier: ``P(Yes) / (P(Yes) + P(No))`` for the user message
-    :func:`verification_prompt` under the model's chat template (as ``train genrm`` trained it).
-    Loads ``path`` with the ``hf`` engine, or takes any engine with ``score``."""
+    """A generative verifier: ``P(Yes)`` for the user message :func:`verification_prompt` under
+    the model's chat template (as ``train genrm`` trained it); ``form="yes-no"`` for the
+    normalised variant (see the module docstring). Loads ``path`` with the ``hf`` engine, or
+    takes any engine with ``score``."""
 
     oracle = False
 
-    def __init__(self, path: str | Path | None = None, *, engine: Any = None):
-        if engine is None:
-            if path is None:
-                raise ConfigError("GenRM needs a path or an engine")
-            check_kind(path, "genrm")
-            engine = HFEngine(str(path), spec=f"hf:{path}")
-        self.engine = engine
+    def __init__(self, path: str | Path | None = None, *, engine: Any = None, form: str = "yes"):
+        _check_form(form)
+        self.engine = _verifier_engine(path, engine, "direct")
+        self.form = form
 
     def __repr__(self) -> str:
-        return f"GenRM({self.engine.spec!r})"
+        return f"GenRM({self.engine.spec!r}, form={self.form!r})"
 
     def p_yes(self, question: str, response: str) -> float:
         msgs = (Message("user", verification_prompt(question, response)),)
-        yes = sum(self.engine.score(msgs, YES).logprobs)
-        no = sum(self.engine.score(msgs, NO).logprobs)
-        top = max(yes, no)
-        if top == -math.inf:
-            return 0.5
-        a, b = math.exp(yes - top), math.exp(no - top)
-        return a / (a + b)
+        return yes_score(self.engine, msgs, self.form)
+
+    def score(
+        self, problem: Problem, prompt: Prompt, response: str, sample: Sample | None = None
+    ) -> float:
+        return self.p_yes(question_for(problem), response)
+
+
+class GenRMCoT:
+    """GenRM-CoT (see the module docstring): ``votes`` rationales sampled at ``temperature``
+    (seeded: ``seed + i`` for rationale ``i``, so a response always gets the same ones), each
+    followed by the Yes/No question; the score is the mean ``P(Yes)`` (or the mean normalised
+    one with ``form="yes-no"``). A rationale is what the model wrote, cut at ``max_tokens``.
+    Loads ``path`` (a GenRM trained with ``verification="cot"``) with the ``hf`` engine, or takes
+    any engine with ``generate`` and ``score``."""
+
+    oracle = False
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        engine: Any = None,
+        votes: int = VOTES,
+        form: str = "yes",
+        temperature: float = COT_TEMPERATURE,
+        max_tokens: int = COT_MAX_TOKENS,
+        seed: int = 0,
+    ):
+        _check_form(form)
+        if votes < 1:
+            raise ConfigError(f"GenRM-CoT votes must be >= 1, got {votes}")
+        self.engine = _verifier_engine(path, engine, "cot")
+        self.votes, self.form = votes, form
+        self.temperature, self.max_tokens, self.seed = temperature, max_tokens, seed
+
+    def __repr__(self) -> str:
+        return f"GenRMCoT({self.engine.spec!r}, votes={self.votes}, form={self.form!r})"
+
+    def rationales(self, question: str, response: str) -> list[str]:
+        """The ``votes`` verification rationales the verifier writes for ``response``."""
+        req = Request(
+            messages=(Message("user", rationale_prompt(question, response)),),
+            n=self.votes,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            seed=self.seed,
+        )
+        return [s.text for s in self.engine.generate([req])[0].samples]
+
+    def verifications(self, question: str, response: str) -> list[tuple[str, float]]:
+        """``(rationale, P(Yes) after it)`` for each of the ``votes`` rationales."""
+        return [
+            (r, yes_score(self.engine, cot_messages(question, response, r), self.form))
+            for r in self.rationales(question, response)
+        ]
+
+    def p_yes(self, question: str, response: str) -> float:
+        votes = self.verifications(question, response)
+        return sum(p for _, p in votes) / len(votes)
 
     def score(
         self, problem: Problem, prompt: Prompt, response: str, sample: Sample | None = None
@@ -273,20 +397,31 @@ def _sigmoid(x: float) -> float:
 
 
 __all__ = [
+    "COT_MAX_TOKENS",
+    "COT_TEMPERATURE",
+    "GENRM_FORMS",
     "GenRM",
+    "GenRMCoT",
     "KINDS",
     "NO",
     "ORM",
     "PRM",
     "STEP_SEPARATOR",
+    "VERIFICATIONS",
+    "VERIFY_QUESTION",
+    "VERIFY_STEPS",
+    "VOTES",
     "YES",
     "auto_classifier",
     "check_kind",
+    "cot_messages",
     "load_classifier",
     "orm_ids",
     "orm_text",
     "prm_ids",
     "question_for",
+    "rationale_prompt",
     "train_info",
     "verification_prompt",
+    "yes_score",
 ]
