@@ -53,15 +53,7 @@ from typing import Any
 
 import httpx
 
-from reasonloop.engines.base import (
-    Message,
-    Prompt,
-    Request,
-    Result,
-    Sample,
-    Scored,
-    render_chatml,
-)
+from reasonloop.engines.base import Message, Prompt, Request, Result, Sample, Scored, render_chatml
 from reasonloop.engines.openai_wire import Endpoint, echo_logprobs, parse_choices, parse_spec
 from reasonloop.errors import ConfigError, EngineError
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 TOP_K = 5
 TOLERANCE = 1e-5
@@ -93,13 +94,9 @@ def token_confidences(
 
 
 def mean_confidence(
-    logprobs: Sequence[float],
-    top_logprobs: Sequence[Sequence[float]],
-    *,
-    k: int = TOP_K,
-    tol: float = TOLERANCE,
-    form: str = "top-k",
+    logprobs: Sequence[float], top_logprobs: Sequence[Sequence[float]], **options: Any
 ) -> float | None:
-    """The mean of ``c_i`` over the scorable positions; None when there are none."""
-    cs = token_confidences(logprobs, top_logprobs, k=k, tol=tol, form=form)
+    """The mean of ``c_i`` over the scorable positions; None when there are none. ``options``:
+    those of :func:`token_confidences` (``k``, ``tol``, ``form``)."""
+    cs = token_confidences(logprobs, top_logprobs, **options)
     return sum(cs) / len(cs) if cs else None
