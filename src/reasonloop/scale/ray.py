@@ -240,6 +240,7 @@ def grade_on_ray(
     actors: int = 2,
     cpus: float = 1.0,
     unsafe_code_exec: bool = False,
+    shard: int = 256,
 ) -> list[Verdict]:
     """``grade_many(items)`` on Ray: the same verdicts, in order. The actors load no model (their
     engine is the model-free ``countdown`` one)."""
@@ -248,6 +249,6 @@ def grade_on_ray(
         address, engine="countdown", actors=actors, cpus=cpus, unsafe_code_exec=unsafe_code_exec
     )
     try:
-        return ex.grade(items)
+        return ex.grade(items, shard=shard)
     finally:
         ex.close()
