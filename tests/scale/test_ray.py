@@ -23,9 +23,11 @@ from reasonloop.engines.scripted import ScriptedEngine, prompt_text  # noqa: E40
 from reasonloop.format import render  # noqa: E402
 from reasonloop.generate import GenerateConfig, SamplingSettings, generate, run_generate  # noqa: E402
 from reasonloop.problems.countdown import make_problems  # noqa: E402
+from reasonloop.records import Problem  # noqa: E402
 from reasonloop.scale.ray import RayExecutor, grade_on_ray, ray_executor  # noqa: E402
 from reasonloop.store.db import open_store  # noqa: E402
-from reasonloop.verify.batch import grade_file  # noqa: E402
+from reasonloop.verify.batch import GradeItem, grade_file, grade_many  # noqa: E402
+from reasonloop.verify.sandbox import bwrap_problem  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -244,3 +246,30 @@ def test_ray_flag_without_ray_installed_says_how_to_install_it(tmp_path):
     assert len(lines) == 1, lines
     assert "pip install 'reasonloop[ray]'" in lines[0]
     assert not (tmp_path / "s.db").exists()
+
+
+@pytest.mark.skipif(bwrap_problem() is not None, reason=f"no code sandbox: {bwrap_problem()}")
+def test_code_is_graded_in_the_sandbox_inside_the_ray_worker(cluster):
+    solution = "```python\ndef add(a, b):\n    return a + b\n```"
+    items = [
+        GradeItem(
+            problem=Problem(
+                id=f"k{i}",
+                domain="code",
+                problem="def add(a, b):",
+                answer="",
+                tests="assert add(1, 2) == 3",
+                entry_point="add",
+            ),
+            response=render("ok", solution if i % 2 else solution.replace("a + b", "a - b")),
+        )
+        for i in range(4)
+    ]
+    verdicts = grade_on_ray(items, "local", shard=2)
+    assert [(v.correct, v.reason, v.boundary) for v in verdicts] == [
+        (False, "error", "bwrap"),  # a failed assert
+        (True, "correct", "bwrap"),
+        (False, "error", "bwrap"),  # a failed assert
+        (True, "correct", "bwrap"),
+    ]
+    assert verdicts == grade_many(items, workers=1)
