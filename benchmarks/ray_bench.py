@@ -6,7 +6,7 @@ Usage::
 
 Two runs of the same ``generate`` (Countdown-easy's first ``--limit`` problems, one sample each,
 ``--max-tokens`` tokens at most, batches of ``--batch`` problems) on the default engine (llama.cpp,
-SmolLM2-135M): one process (the engine on every core of this machine), and ``--ray local`` with
+SmolLM2-135M): one process (the engine on every core of this machine), and the same process with one llama.cpp thread (what each actor has), and ``--ray local`` with
 ``--actors`` engine actors of one CPU each (a cluster of ``--actors`` CPUs started on 127.0.0.1). Each
 is timed from the first batch to the last row stored, with the engines already loaded; the start
 (engine load; cluster and actors) is reported apart. The rows of both runs are compared (ids and
@@ -16,7 +16,8 @@ The per-task overhead: ``--tasks`` one-problem batches of the model-free ``count
 drawn in this process and on the actors; the extra seconds per batch on Ray (dispatch,
 serialisation, the round trip) over the actors' count.
 
-The last line is ``rows_per_s_single=A rows_per_s_ray=B ray_over_single=B/A
+The last line is ``rows_per_s_single=A rows_per_s_single_1thread=A1 rows_per_s_ray=B
+ray_over_single=B/A
 task_overhead_ms=C start_s_single=D start_s_ray=E same_rows=true|false``.
 """
 
@@ -69,6 +70,10 @@ def main() -> None:
     start_single = time.perf_counter() - t0
     single_s, single_rows = timed_generate(engine, None, problems, s, args.batch, tmp / "one.db")
     engine.close()
+    # the same process with one llama.cpp thread: what each actor runs with
+    engine = load_engine("default", n_threads=1)
+    one_s, one_rows = timed_generate(engine, None, problems, s, args.batch, tmp / "one1.db")
+    engine.close()
 
     t0 = time.perf_counter()
     ex = RayExecutor("local", engine="default", actors=args.actors, cpus=1)
@@ -95,6 +100,7 @@ def main() -> None:
     n = len(single_rows)
     print(f"problems={len(problems)} max_tokens={args.max_tokens} batch={args.batch}")
     print(f"single process: {n} rows in {single_s:.2f}s (engine load {start_single:.2f}s)")
+    print(f"single process, 1 llama.cpp thread: {len(one_rows)} rows in {one_s:.2f}s")
     print(
         f"ray, {args.actors} actors: {len(ray_rows)} rows in {ray_s:.2f}s "
         f"(cluster + actors {start_ray:.2f}s)"
@@ -102,9 +108,10 @@ def main() -> None:
     print(f"countdown, {args.tasks} one-problem tasks: {here_s:.3f}s here, {there_s:.3f}s on ray")
     a, b = n / single_s, len(ray_rows) / ray_s
     print(
-        f"rows_per_s_single={a:.3f} rows_per_s_ray={b:.3f} ray_over_single={b / a:.2f} "
+        f"rows_per_s_single={a:.3f} rows_per_s_single_1thread={n / one_s:.3f} "
+        f"rows_per_s_ray={b:.3f} ray_over_single={b / a:.2f} "
         f"task_overhead_ms={overhead_ms:.1f} start_s_single={start_single:.1f} "
-        f"start_s_ray={start_ray:.1f} same_rows={str(single_rows == ray_rows).lower()}"
+        f"start_s_ray={start_ray:.1f} same_rows={str(single_rows == ray_rows == one_rows).lower()}"
     )
 
 

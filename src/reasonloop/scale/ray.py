@@ -26,8 +26,10 @@ import math
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import reasonloop
 from reasonloop.engines import load_engine, parse_engine_spec
 from reasonloop.engines.base import Engine
 from reasonloop.errors import EngineError, MissingDependency
@@ -113,12 +115,17 @@ class RayExecutor:
         ray = self._ray = import_ray()
         if not ray.is_initialized():
             if self.address == "local":
+                # the workers import the reasonloop this process runs (a checkout on sys.path, not
+                # only an installed copy): on this machine that is always the same code
+                here = str(Path(reasonloop.__file__).resolve().parents[1])
+                path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
                 ray.init(
                     address="local",
                     num_cpus=max(1, math.ceil(self.n_actors * self.cpus)),
                     include_dashboard=False,
                     _node_ip_address="127.0.0.1",
                     logging_level=logging.WARNING,
+                    runtime_env={"env_vars": {"PYTHONPATH": path}},
                 )
             else:
                 ray.init(address=self.address, logging_level=logging.WARNING)
