@@ -4,21 +4,20 @@ Usage::
 
     python benchmarks/ray_bench.py [--limit N] [--max-tokens T] [--actors A] [--tasks M]
 
-Two runs of the same ``generate`` (Countdown-easy's first ``--limit`` problems, one sample each,
-``--max-tokens`` tokens at most, batches of ``--batch`` problems) on the default engine (llama.cpp,
-SmolLM2-135M): one process (the engine on every core of this machine), and the same process with one llama.cpp thread (what each actor has), and ``--ray local`` with
-``--actors`` engine actors of one CPU each (a cluster of ``--actors`` CPUs started on 127.0.0.1). Each
-is timed from the first batch to the last row stored, with the engines already loaded; the start
-(engine load; cluster and actors) is reported apart. The rows of both runs are compared (ids and
-texts).
+Three runs of the same ``generate`` (Countdown-easy's first ``--limit`` problems, one sample
+each, ``--max-tokens`` tokens at most, batches of ``--batch`` problems) on the default engine
+(llama.cpp, SmolLM2-135M): one process with the engine on every core (what ``generate`` does), the
+same with one llama.cpp thread (what each actor has), and ``--ray local`` with ``--actors`` engine
+actors of one CPU each (a cluster of ``--actors`` CPUs started on 127.0.0.1). Each is timed from
+the first batch to the last row stored, with the engines already loaded; the start (engine load;
+cluster and actors) is reported apart. The rows of the runs are compared (ids and texts).
 
 The per-task overhead: ``--tasks`` one-problem batches of the model-free ``countdown`` engine,
 drawn in this process and on the actors; the extra seconds per batch on Ray (dispatch,
 serialisation, the round trip) over the actors' count.
 
 The last line is ``rows_per_s_single=A rows_per_s_single_1thread=A1 rows_per_s_ray=B
-ray_over_single=B/A
-task_overhead_ms=C start_s_single=D start_s_ray=E same_rows=true|false``.
+ray_over_single=B/A task_overhead_ms=C start_s_single=D start_s_ray=E same_rows=true|false``.
 """
 
 from __future__ import annotations

@@ -115,7 +115,7 @@ class Cluster:
         None,
         help="Run on Ray: 'local' starts a cluster on this machine for the run; 'auto' joins the "
         "one RAY_ADDRESS names (or the one running here); HOST:PORT or ray://HOST:PORT joins that "
-        "one. Needs pip install 'reasonloop[ray]'.",
+        "one. Needs Ray (reasonloop's 'ray' extra).",
     )
     ray_actors: int = option(2, min=1, help="Engine actors on Ray (one engine each).")
     ray_cpus: float = option(1.0, above=0, help="CPUs each Ray actor reserves.")
