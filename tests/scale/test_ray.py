@@ -273,3 +273,27 @@ def test_code_is_graded_in_the_sandbox_inside_the_ray_worker(cluster):
         (True, "correct", "bwrap"),
     ]
     assert verdicts == grade_many(items, workers=1)
+
+
+def test_the_cli_starts_a_local_cluster_whose_workers_run_this_checkout(tmp_path):
+    # no PYTHONPATH: the driver finds this checkout by sys.path alone, and the workers must get
+    # the same code from the executor (the venv may hold another copy of reasonloop)
+    args = ["generate", "--problems", "countdown-easy", "--limit", "3", "--engine", "countdown"]
+    args += ["-n", "2", "--batch", "1"]
+    code = (
+        f"import sys; sys.path.insert(0, {SRC!r}); from reasonloop.cli import main; "
+        "sys.argv = ['reasonloop', *sys.argv[1:]]; main()"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RAY_ADDRESS")}
+    for name, extra in (("ray", ["--ray", "local"]), ("one", [])):
+        store = ["--store", str(tmp_path / f"{name}.db")]
+        r = subprocess.run(
+            [sys.executable, "-c", code, *args, *store, *extra],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert r.returncode == 0, r.stderr[-3000:]
+    with open_store(tmp_path / "ray.db") as a, open_store(tmp_path / "one.db") as b:
+        assert rows(a) == rows(b) and len(rows(a)) == 6
