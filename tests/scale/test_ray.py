@@ -297,3 +297,37 @@ def test_the_cli_starts_a_local_cluster_whose_workers_run_this_checkout(tmp_path
         assert r.returncode == 0, r.stderr[-3000:]
     with open_store(tmp_path / "ray.db") as a, open_store(tmp_path / "one.db") as b:
         assert rows(a) == rows(b) and len(rows(a)) == 6
+
+
+class Poisoned(ScriptedEngine):
+    """Kills its own process on one problem's prompt (a crashing engine), every time."""
+
+    def __init__(self, poison: str):
+        super().__init__(reply)
+        self.poison = poison
+
+    def generate(self, requests):
+        if any(self.poison in prompt_text(r) for r in requests):
+            os._exit(1)
+        return super().generate(requests)
+
+
+def test_a_batch_that_kills_every_worker_fails_the_run_and_keeps_what_was_stored(cluster, tmp_path):
+    from reasonloop.errors import EngineError
+
+    want = dict((r[0], r) for r in local_rows(tmp_path, batch=1))
+    poison = PROBLEMS[5].problem
+    ex = RayExecutor("local", engine=lambda: Poisoned(poison), actors=2)
+    try:
+        with open_store(tmp_path / "ray.db") as st, pytest.raises(EngineError, match="batch 5"):
+            generate(
+                None, PROBLEMS, st, SamplingSettings(n=3, seed=5), executor=ex, batch_problems=1
+            )
+        with open_store(tmp_path / "ray.db") as st:
+            got = rows(st)
+    finally:
+        ex.close()
+    # whole problems only (3 rows each), never the poisoned one, each row the one-process row
+    assert got and len(got) % 3 == 0 and len(got) < 21
+    assert all(want[r[0]] == r for r in got)
+    assert PROBLEMS[5].id not in {r[1] for r in got}
