@@ -331,3 +331,24 @@ def test_a_batch_that_kills_every_worker_fails_the_run_and_keeps_what_was_stored
     assert got and len(got) % 3 == 0 and len(got) < 21
     assert all(want[r[0]] == r for r in got)
     assert PROBLEMS[5].id not in {r[1] for r in got}
+
+
+def broken():
+    raise OSError("no model file at /nowhere.gguf")
+
+
+def test_an_engine_that_cannot_load_fails_at_start_with_its_reason(cluster, tmp_path):
+    from reasonloop.errors import ConfigError, EngineError
+
+    ex = RayExecutor("local", engine=broken, actors=2)
+    with pytest.raises(
+        EngineError, match="did not start: OSError: no model file at /nowhere.gguf$"
+    ):
+        ex.start()
+    assert ex.actors == []
+    config = GenerateConfig(problems="countdown-easy", store=str(tmp_path / "s.db"), ray="local")
+    bad = dataclasses.replace(config, engine="llama:x.gguf")
+    with pytest.raises(ConfigError, match="unknown engine spec 'llama:x.gguf'"):  # noqa: SIM117
+        with ray_executor(bad):
+            pass
+    assert not (tmp_path / "s.db").exists()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,6 +47,14 @@ log = logging.getLogger(__name__)
 MAX_RESTARTS = 4
 MAX_TASK_RETRIES = 4
 IN_FLIGHT = 2  # batches queued per actor: one drawing, one waiting, so an actor never idles
+
+
+def _reason(exc: BaseException) -> str:
+    """One line for a Ray error: the last line of its text (the remote exception, for a remote
+    failure; Ray's text holds the whole remote traceback, kept in the log)."""
+    log.debug("ray error: %s", exc)
+    lines = [x.strip() for x in re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).splitlines() if x.strip()]
+    return lines[-1] if lines else type(exc).__name__
 
 
 def import_ray() -> Any:
@@ -136,7 +145,11 @@ class RayExecutor:
         self.actors = [
             remote.remote(self.engine, self.cpus, self.unsafe) for _ in range(self.n_actors)
         ]
-        ids = ray.get([a.identity.remote() for a in self.actors])
+        try:
+            ids = ray.get([a.identity.remote() for a in self.actors])
+        except ray.exceptions.RayError as exc:
+            self.close()
+            raise EngineError(f"ray: the engine actors did not start: {_reason(exc)}") from exc
         self._identity = ids[0][:2]
         log.info("ray: %d engine actors (%s), pids %s", len(ids), ids[0][0], [i[2] for i in ids])
 
@@ -181,21 +194,19 @@ class RayExecutor:
             try:
                 result = ray.get(ref)
             except ray.exceptions.RayError as exc:
-                raise EngineError(f"ray: batch {i} failed after retries: {exc}") from exc
+                raise EngineError(f"ray: batch {i} failed after retries: {_reason(exc)}") from exc
             send()
             yield i, result
 
     def run(self, chunks: Sequence[Chunk], job: DrawJob) -> Iterator[Drawn]:
-        ref = None
-        if chunks:
-            ref = self._ray_put(job)
-        calls = [lambda actor, c=c: actor.draw.remote(c, ref) for c in chunks]
+        """The chunks drawn by the actors, each yielded once, in the order they finish."""
+        if not chunks:
+            return
+        self.start()
+        shared = self._ray.put(job)  # sent once, not with every batch
+        calls = [lambda actor, c=c: actor.draw.remote(c, shared) for c in chunks]
         for _, drawn in self._stream(calls):
             yield drawn
-
-    def _ray_put(self, obj: Any) -> Any:
-        self.start()
-        return self._ray.put(obj)
 
     def grade(self, items: Sequence[GradeItem], shard: int = 256) -> list[Verdict]:
         """Verdicts for ``items``, in order, graded in shards of ``shard`` items by the actors."""
@@ -227,6 +238,8 @@ def ray_executor(config: Any, engine: str | Callable[[], Engine] | None = None):
         yield None
         return
     import_ray()
+    if engine is None:
+        parse_engine_spec(config.engine, key="engine")  # a bad spec fails here, not in the actors
     ex = RayExecutor(
         address,
         engine=engine if engine is not None else config.engine,
