@@ -726,10 +726,21 @@ def labelled(label: str, style: str, text: object) -> Text:
     return Text.assemble((label, style), " ", str(text))
 
 
+def bare_ray(argv: list[str]) -> list[str]:
+    """``--ray`` with no value (last, or before another option) means ``--ray local``: a Typer
+    option cannot take an optional value."""
+    out = []
+    for i, arg in enumerate(argv):
+        out.append(arg)
+        if arg == "--ray" and (i + 1 == len(argv) or argv[i + 1].startswith("-")):
+            out.append("local")
+    return out
+
+
 def main() -> None:
     """Entry point: run the app, turning reasonloop errors into one line and an exit code."""
     try:
-        app()
+        app(args=bare_ray(sys.argv[1:]))
     except (DataError, ConfigError) as exc:
         if _STATE["debug"]:
             raise

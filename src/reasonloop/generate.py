@@ -113,9 +113,9 @@ class Cluster:
 
     ray: str | None = option(
         None,
-        help="Run on Ray: 'local' starts a cluster on this machine for the run; 'auto' joins the "
-        "one RAY_ADDRESS names (or the one running here); HOST:PORT or ray://HOST:PORT joins that "
-        "one. Needs Ray (reasonloop's 'ray' extra).",
+        help="Run on Ray: 'local' (or --ray alone) starts a cluster on this machine for the run; "
+        "'auto' joins the one RAY_ADDRESS names (or the one running here); HOST:PORT or "
+        "ray://HOST:PORT joins that one. Needs Ray (reasonloop's 'ray' extra).",
     )
     ray_actors: int = option(2, min=1, help="Engine actors on Ray (one engine each).")
     ray_cpus: float = option(1.0, above=0, help="CPUs each Ray actor reserves.")

@@ -235,7 +235,7 @@ def test_ray_flag_without_ray_installed_says_how_to_install_it(tmp_path):
     code = (
         "import sys; sys.modules['ray'] = None; from reasonloop.cli import main; "
         "sys.argv = ['reasonloop', 'generate', '--problems', 'countdown-easy', '--limit', '1', "
-        f"'--engine', 'countdown', '--store', {str(tmp_path / 's.db')!r}, '--ray', 'local']; main()"
+        f"'--engine', 'countdown', '--store', {str(tmp_path / 's.db')!r}, '--ray']; main()"
     )
     env = {**os.environ, "PYTHONPATH": SRC}
     r = subprocess.run(
@@ -285,7 +285,7 @@ def test_the_cli_starts_a_local_cluster_whose_workers_run_this_checkout(tmp_path
         "sys.argv = ['reasonloop', *sys.argv[1:]]; main()"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RAY_ADDRESS")}
-    for name, extra in (("ray", ["--ray", "local"]), ("one", [])):
+    for name, extra in (("ray", ["--ray"]), ("one", [])):  # --ray alone: a local cluster
         store = ["--store", str(tmp_path / f"{name}.db")]
         r = subprocess.run(
             [sys.executable, "-c", code, *args, *store, *extra],
