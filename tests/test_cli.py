@@ -360,3 +360,22 @@ def test_stats_counts_stages_and_behaviour_groups(tmp_path):
     assert by_group["source=m"] == ["2", "0.00", "0.50", "0.50", "0.50", "4"]  # median 3.5 → 4
     assert by_group["verdict=c"] == ["1", "0.00", "1.00", "1.00", "1.00", "6"]
     assert by_group["verdict=i"] == ["1", "0.00", "0.00", "0.00", "0.00", "1"]
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["generate", "--ray"], ["generate", "--ray", "local"]),
+        (["generate", "--ray", "-n", "2"], ["generate", "--ray", "local", "-n", "2"]),
+        (["generate", "--ray", "10.0.0.1:6379"], ["generate", "--ray", "10.0.0.1:6379"]),
+        (
+            ["grade", "in.jsonl", "--ray", "auto", "-o", "o"],
+            ["grade", "in.jsonl", "--ray", "auto", "-o", "o"],
+        ),
+        (["generate", "-n", "2"], ["generate", "-n", "2"]),
+    ],
+)
+def test_ray_alone_means_a_local_cluster(argv, expected):
+    from reasonloop.cli import bare_ray
+
+    assert bare_ray(argv) == expected

@@ -25,7 +25,7 @@ LEVELS: tuple[tuple[str, ...], ...] = (
     ("verify",),
     ("engines",),
     ("store",),
-    ("generate", "explore", "distill", "rel", "curate"),
+    ("generate", "explore", "distill", "rel", "curate", "scale"),
     ("train", "search", "evaluate"),
     ("recipe", "view", "demo"),
     ("cli",),

@@ -32,13 +32,14 @@ from reasonloop.errors import ConfigError, DataError, ReasonloopError
 from reasonloop.evaluate.report import compare_table, load_result
 from reasonloop.evaluate.run import EvalConfig, load_spend, run_eval
 from reasonloop.explore import BUCKETS, ExploreConfig, run_explore
-from reasonloop.generate import GenerateConfig, Inputs, code_boundary, run_generate
+from reasonloop.generate import Cluster, GenerateConfig, Inputs, code_boundary, run_generate
 from reasonloop.options import cli_fields, default_of, flags
 from reasonloop.problems import BENCHMARKS, benchmark, prompt_for, resolve_problems
 from reasonloop.recipe.cli import run_cmd
 from reasonloop.recipe.config import DemoRecipe
 from reasonloop.recipe.runner import run_recipe
 from reasonloop.rel.loop import RELRunConfig, run_rel_stage
+from reasonloop.scale.ray import grade_on_ray, ray_executor
 from reasonloop.search.annotate import AnnotateConfig, annotate_steps, labeler_key
 from reasonloop.store import open_store
 from reasonloop.store.export import export_jsonl, export_parquet, to_hf_dataset
@@ -179,10 +180,17 @@ def grade(
         0, "--workers", min=0, help="Parallel grading workers (0 = all cores)."
     ),
     unsafe_code_exec: bool = UNSAFE_CODE_EXEC,
+    ray: str | None = cli_option(Cluster, "ray"),
+    ray_actors: int = cli_option(Cluster, "ray_actors"),
 ) -> None:
     """Grade model responses against gold answers (math, multiple choice, code)."""
     code_boundary((), unsafe_code_exec)  # grade_many checks the boundary once it sees code
-    summary = grade_file(input, output, workers=workers or None)
+    grader = None
+    if ray:
+        grader = functools.partial(
+            grade_on_ray, address=ray, actors=ray_actors, unsafe_code_exec=unsafe_code_exec
+        )
+    summary = grade_file(input, output, workers=workers or None, grader=grader)
     table = Table(title=plain(f"graded {input}"))
     for col in ("domain", "lines", "correct", "accuracy"):
         table.add_column(col, justify="right" if col != "domain" else "left")
@@ -238,7 +246,8 @@ def problems_show(
 def generate(config: GenerateConfig) -> None:
     """Sample K responses per problem, grade them, store them. Resumable: rerun to finish."""
     _log_beside(Path(config.store))
-    summary = run_generate(config, terminal.RichReporter())
+    with ray_executor(config) as executor:
+        summary = run_generate(config, terminal.RichReporter(), executor)
     _print_row(
         f"generate → {config.store}",
         problems=summary.problems,
@@ -730,10 +739,21 @@ def labelled(label: str, style: str, text: object) -> Text:
     return Text.assemble((label, style), " ", str(text))
 
 
+def bare_ray(argv: list[str]) -> list[str]:
+    """``--ray`` with no value (last, or before another option) means ``--ray local``: a Typer
+    option cannot take an optional value."""
+    out = []
+    for i, arg in enumerate(argv):
+        out.append(arg)
+        if arg == "--ray" and (i + 1 == len(argv) or argv[i + 1].startswith("-")):
+            out.append("local")
+    return out
+
+
 def main() -> None:
     """Entry point: run the app, turning reasonloop errors into one line and an exit code."""
     try:
-        app()
+        app(args=bare_ray(sys.argv[1:]))
     except (DataError, ConfigError) as exc:
         if _STATE["debug"]:
             raise

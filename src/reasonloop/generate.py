@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
@@ -105,9 +105,26 @@ class Inputs:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """Where the sampling and grading run: here (the default), or on Ray (``--ray``; the Ray
+    executor is :mod:`reasonloop.scale.ray`, an optional extra). Declared once, included by the
+    stages that can run there."""
+
+    ray: str | None = option(
+        None,
+        help="Run on Ray: 'local' (or --ray alone) starts a cluster on this machine for the run; "
+        "'auto' joins the one RAY_ADDRESS names (or the one running here); HOST:PORT or "
+        "ray://HOST:PORT joins that one. Needs Ray (reasonloop's 'ray' extra).",
+    )
+    ray_actors: int = option(2, min=1, help="Engine actors on Ray (one engine each).")
+    ray_cpus: float = option(1.0, above=0, help="CPUs each Ray actor reserves.")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 @include(Sampling)
 @include(Inputs)
+@include(Cluster)
 class GenerateConfig:
     """``reasonloop generate``: K samples per problem, graded, stored."""
 
@@ -191,8 +208,18 @@ class SampledWith(Protocol):
     seed: int | None
 
 
+class Named(Protocol):
+    """What names an engine in a :class:`Generator`: an engine, or an executor of one."""
+
+    @property
+    def spec(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+
 def generator_for(
-    engine: Engine, s: SampledWith, *, role: str = "sample", round: int = 0
+    engine: Named, s: SampledWith, *, role: str = "sample", round: int = 0
 ) -> Generator:
     """The provenance of samples ``engine`` drew with the settings ``s``, in ``role``."""
     return Generator(
@@ -257,8 +284,101 @@ def _runs(indices: Sequence[int]) -> list[tuple[int, int]]:
     return runs
 
 
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One engine call's worth of work: the problems of a batch, each with the runs
+    ``(first, count)`` of its missing sample indices. ``index`` orders the chunks of a run."""
+
+    index: int
+    work: tuple[tuple[Problem, tuple[tuple[int, int], ...]], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Drawn:
+    """A chunk drawn and graded: per problem, its trajectories and their sample indices (one
+    store transaction each), and the tokens the engine generated."""
+
+    index: int
+    problems: int
+    rows: tuple[tuple[tuple[Trajectory, ...], tuple[int, ...]], ...]
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class DrawJob:
+    """What every chunk of a run is drawn with (the same on the driver and on a worker)."""
+
+    settings: SamplingSettings
+    generator: Generator
+    postprocess: Callable[[list[tuple[Problem, Sample]]], list[str]] | None = None
+
+
+def draw(engine: Engine, chunk: Chunk, job: DrawJob) -> Drawn:
+    """Sample and grade one chunk (no store: the caller writes). Code is graded here, in this
+    process's sandbox, so a worker that draws also grades."""
+    s = job.settings
+    requests, owners = [], []
+    for p, runs in chunk.work:
+        for first, count in runs:
+            requests.append(s.request(p, count, first))
+            owners.append((p, first))
+    results = engine.generate(requests)
+    drawn = [
+        (p, first + k, sample)
+        for (p, first), r in zip(owners, results, strict=True)
+        for k, sample in enumerate(r.samples)
+    ]
+    tokens = sum(sample.tokens for _, _, sample in drawn)
+    if job.postprocess is not None:
+        texts = job.postprocess([(p, sample) for p, _, sample in drawn])
+        drawn = [
+            (p, i, replace(sample, text=text))
+            for (p, i, sample), text in zip(drawn, texts, strict=True)
+        ]
+    by_problem: dict[str, tuple[list[Trajectory], list[int]]] = {}
+    for p, i, sample in drawn:
+        trajs, idxs = by_problem.setdefault(p.id, ([], []))
+        trajs.append(to_trajectory(p, sample, job.generator))
+        idxs.append(i)
+    rows = tuple((tuple(t), tuple(i)) for t, i in by_problem.values())
+    return Drawn(index=chunk.index, problems=len(chunk.work), rows=rows, tokens=tokens)
+
+
+class Executor(Protocol):
+    """Where chunks are drawn: :class:`InProcess` (the engine of this process, in order) or
+    :class:`reasonloop.scale.ray.RayExecutor` (engines in Ray actors; results in any order).
+    ``spec`` and ``model`` name the engine, as the samples' :class:`Generator` records them."""
+
+    @property
+    def spec(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+    def run(self, chunks: Sequence[Chunk], job: DrawJob) -> Iterable[Drawn]: ...
+
+
+class InProcess:
+    """The default executor: ``engine`` draws the chunks one after another, here."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    @property
+    def spec(self) -> str:
+        return self.engine.spec
+
+    @property
+    def model(self) -> str:
+        return self.engine.model
+
+    def run(self, chunks: Sequence[Chunk], job: DrawJob) -> Iterator[Drawn]:
+        for chunk in chunks:
+            yield draw(self.engine, chunk, job)
+
+
 def generate(
-    engine: Engine,
+    engine: Engine | None,
     problems: Sequence[Problem],
     store,
     s: SamplingSettings = SamplingSettings(),
@@ -269,58 +389,47 @@ def generate(
     batch_problems: int = 4,
     on_progress: Callable[[int, int], None] | None = None,
     postprocess: Callable[[list[tuple[Problem, Sample]]], list[str]] | None = None,
+    executor: Executor | None = None,
 ) -> GenerateSummary:
     """Draw what is missing of ``s.n`` samples per problem into ``store``.
 
     ``on_progress(problems_finished, new_tokens)`` is called after each committed batch.
     ``postprocess`` maps a batch's raw samples to the texts to store (``distill`` converts teacher
-    styles there); the token counts stay those of the raw samples.
+    styles there); the token counts stay those of the raw samples. ``executor`` draws the batches
+    elsewhere (``engine`` is then unused and may be None); this process stays the only writer of
+    the store, and a batch is the same batch wherever it is drawn, so the rows are the same.
     """
     t0 = time.perf_counter()
-    gen = generator_for(engine, s, role=role, round=round)
+    if executor is None:
+        if engine is None:
+            raise TypeError("generate: pass an engine or an executor")
+        executor = InProcess(engine)
+    gen = generator_for(executor, s, role=role, round=round)
     store.add_problems(problems)
     have = store.existing_keys(stage, gen, [p.id for p in problems])
-    todo: list[tuple[Problem, list[tuple[int, int]]]] = []
+    todo: list[tuple[Problem, tuple[tuple[int, int], ...]]] = []
     finished = 0
     for p in problems:
         missing = [i for i in range(s.n) if (p.id, i) not in have]
         if missing:
-            todo.append((p, _runs(missing)))
+            todo.append((p, tuple(_runs(missing))))
         else:
             finished += 1
     summary = GenerateSummary(problems=len(problems))
     if on_progress:
         on_progress(finished, 0)
-    for start in range(0, len(todo), max(1, batch_problems)):
-        chunk = todo[start : start + batch_problems]
-        requests, owners = [], []
-        for p, runs in chunk:
-            for first, count in runs:
-                requests.append(s.request(p, count, first))
-                owners.append((p, first))
-        results = engine.generate(requests)
-        drawn = [
-            (p, first + k, sample)
-            for (p, first), r in zip(owners, results, strict=True)
-            for k, sample in enumerate(r.samples)
-        ]
-        summary.new_tokens += sum(sample.tokens for _, _, sample in drawn)
-        if postprocess is not None:
-            texts = postprocess([(p, sample) for p, _, sample in drawn])
-            drawn = [
-                (p, i, replace(sample, text=text))
-                for (p, i, sample), text in zip(drawn, texts, strict=True)
-            ]
-        by_problem: dict[str, tuple[list[Trajectory], list[int]]] = {}
-        for p, i, sample in drawn:
-            trajs, idxs = by_problem.setdefault(p.id, ([], []))
-            trajs.append(to_trajectory(p, sample, gen))
-            idxs.append(i)
-        for trajs, idxs in by_problem.values():
+    size = max(1, batch_problems)
+    chunks = [
+        Chunk(index=k, work=tuple(todo[start : start + size]))
+        for k, start in enumerate(range(0, len(todo), size))
+    ]
+    for drawn in executor.run(chunks, DrawJob(s, gen, postprocess)):
+        summary.new_tokens += drawn.tokens
+        for trajs, idxs in drawn.rows:
             # one transaction per problem: its samples exist entirely or not at all
             added = store.add_trajectories(trajs, stage=stage, sample_indices=idxs)
             summary.new_samples += added.inserted
-        finished += len(chunk)
+        finished += drawn.problems
         if on_progress:
             on_progress(finished, summary.new_tokens)
     summary.seconds = time.perf_counter() - t0
@@ -334,14 +443,17 @@ def generate(
     return summary
 
 
-def run_generate(config: GenerateConfig, reporter: Reporter | None = None) -> GenerateSummary:
+def run_generate(
+    config: GenerateConfig, reporter: Reporter | None = None, executor: Executor | None = None
+) -> GenerateSummary:
     """The ``generate`` stage: problems and the code boundary checked, the engine loaded, then the
-    store opened (nothing is created before the inputs are known good) and filled. Resumable."""
+    store opened (nothing is created before the inputs are known good) and filled. Resumable.
+    With ``executor`` (e.g. Ray's) no engine is loaded here: the executor's engines draw."""
 
     reporter = reporter or LogReporter()
     probs = load_inputs(config, config.problems)
     with ExitStack() as stack:
-        eng = held(stack, None, lambda: load_engine(config.engine))
+        eng = None if executor else held(stack, None, lambda: load_engine(config.engine))
         st = held(stack, None, lambda: open_store(config.store))
         with reporter.task("generate", len(probs)) as update:
             return generate(
@@ -352,4 +464,5 @@ def run_generate(config: GenerateConfig, reporter: Reporter | None = None) -> Ge
                 stage=config.stage,
                 batch_problems=config.batch,
                 on_progress=update,
+                executor=executor,
             )

@@ -164,12 +164,23 @@ def save_trained(
     trainer: Any, tokenizer: Any, result: Any, output_dir: str | Path
 ) -> dict[str, Any]:
     """Save the trained model and its tokenizer to ``output_dir``; the run's metrics (TRL's, plus
-    ``train_loss`` and ``global_step``)."""
+    ``train_loss`` and ``global_step``). In a multi-process run only the main process writes (the
+    trainer's ``save_model`` already does so; the tokenizer follows it)."""
     out = Path(output_dir)
     trainer.save_model(str(out))
-    tokenizer.save_pretrained(str(out))
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(out))
     metrics = dict(result.metrics)
-    metrics["train_loss"] = result.training_loss
+    loss = result.training_loss
+    if trainer.args.world_size > 1:
+        # each rank's training_loss is the mean over its share of every batch; their mean is the
+        # single-process run's loss over the whole batch (exactly so when the ranks' shares hold
+        # as many tokens), and every rank reports the same
+        import torch
+
+        shared = torch.tensor(loss, dtype=torch.float32, device=trainer.args.device)
+        loss = trainer.accelerator.reduce(shared, reduction="mean").item()
+    metrics["train_loss"] = loss
     metrics["global_step"] = result.global_step
     return metrics
 
@@ -185,9 +196,22 @@ def write_train_info(
     )
 
 
+def distributed_on_cpu() -> bool:
+    """Launched as one of several processes (``accelerate launch --multi_gpu``, ``torchrun``) on a
+    machine without CUDA. Accelerate then treats each process as a lone run unless told to use the
+    CPU: every rank would train alone on the whole data and all would write the same files."""
+    import os
+
+    import torch
+
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+
+
 def trl_common_args(s: Any) -> dict[str, Any]:
-    """TrainingArguments shared by SFT and DPO runs: CPU-safe precision, no hub, no reporting."""
+    """TrainingArguments shared by SFT and DPO runs: CPU-safe precision, no hub, no reporting;
+    several processes on CPU train as one DDP run over gloo (see :func:`distributed_on_cpu`)."""
     return {
+        "use_cpu": distributed_on_cpu(),
         "output_dir": s.output_dir,
         "num_train_epochs": s.epochs,
         "max_steps": s.max_steps,
@@ -270,5 +294,6 @@ def train_sft(
     )
     follow(trainer, on_progress)
     metrics = save_trained(trainer, tokenizer, trainer.train(), s.output_dir)
-    write_train_info(s.output_dir, "sft", s, metrics)
+    if trainer.is_world_process_zero():  # one writer in a multi-process run
+        write_train_info(s.output_dir, "sft", s, metrics)
     return metrics

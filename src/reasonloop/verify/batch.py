@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,8 +144,15 @@ def check_output(src: Path, dest: Path) -> None:
         raise ConfigError(f"output {dest}: no directory {dest.parent}; create it first")
 
 
-def grade_file(src: Path, dest: Path, *, workers: int | None = None) -> GradeSummary:
+def grade_file(
+    src: Path,
+    dest: Path,
+    *,
+    workers: int | None = None,
+    grader: Callable[[Sequence[GradeItem]], list[Verdict]] | None = None,
+) -> GradeSummary:
     """Grade every valid line of ``src`` into ``dest`` (JSONL, input order); report bad lines.
+    ``grader`` grades the items elsewhere (Ray's, in order); by default :func:`grade_many` here.
 
     ``dest`` is checked before anything is read (see :func:`check_output`) and replaced in one
     step at the end, from a temporary file beside it that is removed if anything fails.
@@ -153,7 +160,9 @@ def grade_file(src: Path, dest: Path, *, workers: int | None = None) -> GradeSum
     src, dest = Path(src), Path(dest)
     check_output(src, dest)
     items, errors = read_grade_items(src)
-    verdicts = grade_many(items, workers=workers)
+    if grader is not None and any(i.problem.domain == "code" for i in items):
+        resolve_boundary()  # refuse here, before the work is sent anywhere
+    verdicts = grader(items) if grader else grade_many(items, workers=workers)
     summary = GradeSummary(errors=errors)
     by_domain: dict[str, list[int]] = {}
     # Named by our pid: no other live process writes it, and it gets the usual permissions.

@@ -1,0 +1,1 @@
+"""Running the sample → grade stages past one process (:mod:`reasonloop.scale.ray`)."""

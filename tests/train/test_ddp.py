@@ -1,0 +1,117 @@
+"""SFT as two processes (``accelerate launch``, DDP over gloo on CPU) against one process with the
+same global batch: both ranks finish, the saved model loads, and the loss and the weights are the
+single-process run's.
+
+Why ``--multi_gpu`` and not ``--cpu``: ``accelerate launch --cpu --num_processes 2`` starts ONE
+process unless MPI is set up (its simple launcher); ``--multi_gpu`` starts the processes through
+torchrun, and reasonloop's trainer makes them one CPU run over gloo where there is no CUDA.
+
+The tolerance: the rows all have the same number of tokens, so the mean of the two ranks' losses
+is the loss over the whole batch, and DDP's gradient is the single run's; what differs is float32
+summation order (per-rank sums, then an all-reduce) — 1e-7 relative per step here, observed 3e-7
+on the loss after 3 Adam steps. 1e-5 relative on the loss and 1e-6 absolute on the weights (which
+the 3 steps move by ~2e-3) leave room for that and fail on any real difference (one rank's data
+only, a missing gradient average: 1e-3 and more).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("trl")
+pytestmark = pytest.mark.slow
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rows():
+    from reasonloop.format import render
+
+    rows = []
+    for k in range(16):  # every row the same number of characters, hence tokens
+        a, b = k % 10, (k * 7) % 10
+        rows.append(
+            {
+                "messages": [
+                    {"role": "user", "content": f"add {a}+{b}"},
+                    {
+                        "role": "assistant",
+                        "content": render(f"{a} plus {b}", f"Answer: \\boxed{{{(a + b) % 10}}}"),
+                    },
+                ]
+            }
+        )
+    return rows
+
+
+def _train(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_two_process_sft_matches_one_process_with_the_same_global_batch(
+    tmp_path, make_tiny, write_jsonl
+):
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from reasonloop.train.sft import add_format_tokens
+
+    model, tok = make_tiny()
+    add_format_tokens(tok, model)  # before saving: no random embedding rows at train time
+    model.save_pretrained(tmp_path / "base")
+    tok.save_pretrained(tmp_path / "base")
+    write_jsonl(tmp_path / "d.jsonl", _rows())
+    common = ["train", "sft", "--model", "base", "--data", "d.jsonl", "--max-steps", "3"]
+    common += ["--lr", "0.001"]
+
+    one = _train(
+        [sys.executable, "-m", "reasonloop.cli", *common, "--batch-size", "4", "--out", "one"],
+        tmp_path,
+    )
+    assert one.returncode == 0, one.stderr[-3000:]
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
+    assert accelerate, "accelerate's launcher is installed with the train extra"
+    launch = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
+    launch += ["--mixed_precision", "no", "--dynamo_backend", "no"]
+    launch += ["--main_process_port", str(_free_port()), "-m", "reasonloop.cli"]
+    two = _train([*launch, *common, "--batch-size", "2", "--out", "two"], tmp_path)
+    assert two.returncode == 0, two.stderr[-3000:]
+    finished = [x for x in two.stdout.splitlines() if x.startswith("sft: 3 steps")]
+    assert len(finished) == 2, two.stdout  # both ranks ran to the end
+
+    info = {
+        d: json.loads((tmp_path / d / "reasonloop_train.json").read_text()) for d in ("one", "two")
+    }
+    m1, m2 = info["one"]["metrics"], info["two"]["metrics"]
+    # one run over the same data, not two lone runs over all of it
+    assert m2["global_step"] == m1["global_step"] == 3
+    assert m2["num_tokens"] == m1["num_tokens"] and m2["epoch"] == m1["epoch"] == 0.75
+    assert m2["train_loss"] == pytest.approx(m1["train_loss"], rel=1e-5)
+
+    w1 = load_file(tmp_path / "one" / "model.safetensors")
+    w2 = load_file(tmp_path / "two" / "model.safetensors")
+    w0 = load_file(tmp_path / "base" / "model.safetensors")
+    assert max((w1[k] - w0[k]).abs().max().item() for k in w1) > 1e-4  # training moved them
+    assert max((w1[k] - w2[k]).abs().max().item() for k in w1) < 1e-6
+
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "two")
+    ids = tok("add 1+2", return_tensors="pt").input_ids
+    with torch.no_grad():
+        assert torch.isfinite(loaded(ids).logits).all()
