@@ -81,7 +81,7 @@ class EvalSettings:
     scorer: str | None = option(
         None,
         help="weighted | best-of-n | beam | mcts: confidence (default) | logprob | prob | oracle "
-        "| orm:PATH | prm:PATH | genrm:PATH",
+        "| orm:PATH | prm:PATH | genrm:PATH | vstar:PATH | vstar-mean:PATH",
     )
     aggregate: str = option(
         "min", choices=("min", "last", "mean"), help="How a PRM's step scores combine."

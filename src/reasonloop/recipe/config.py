@@ -47,11 +47,15 @@ from reasonloop.problems import check_problem_spec
 from reasonloop.rel.loop import RELRunConfig
 from reasonloop.train.dpo import DPOSettings
 from reasonloop.train.sft import LoraSettings, SFTSettings
+from reasonloop.train.vstar import VStarSettings
 
 KINDS = ("loop", "demo")
 TEACHER_METHODS = ("distill", "rel")
 IMPROVE_METHODS = ("rs-sft", "dpo")
 DPO_FROM = ("previous", "imitate")
+VERIFIERS = ("none", "vstar")  # a verifier trained after each explore round
+# what the run fills in for the verifier: where it starts and saves, the rollouts it reads
+VSTAR_FILLED = ("model", "output_dir", "store", "stages", "data", "system_prompt")
 # engine specs a recipe may name; ``countdown`` is the programmatic Countdown teacher
 PATHS = ("model", "data", "output_dir")  # filled in by the run, never by the recipe
 TINY = "tiny"
@@ -169,7 +173,13 @@ class ImproveConfig:
     """Self-improvement rounds. ``rs-sft``: train the *backbone* on D_i = D_0 + the correct
     explored rollouts of rounds 1..i chosen by ``select``; ``dpo``: thought-only DPO (plus the SFT
     term of ``dpo.sft_weight``) on pairs from round i's rollouts, starting from the previous round's
-    model (``dpo_from: previous``) or the imitated one (``imitate``)."""
+    model (``dpo_from: previous``) or the imitated one (``imitate``).
+
+    ``verifier: vstar`` also trains a V-STaR verifier after each round ``i``
+    (``models/vstar-rI``, :mod:`reasonloop.train.vstar`): DPO from the imitated (SFT) model on the
+    labelled rollouts of explore rounds 1..i, with the ``vstar`` settings. With ``rs-sft`` this is
+    the V-STaR iteration: each round's generator is the backbone fine-tuned on correct solutions,
+    each round's verifier sees every round's solutions so far."""
 
     method: str = "rs-sft"
     rounds: int = 1
@@ -177,8 +187,14 @@ class ImproveConfig:
     pairs_per_problem: int = 1
     dpo: DPOSettings = DPOSettings("", "", "", sft_weight=1.0)
     dpo_from: str = "previous"
+    verifier: str = "none"
+    vstar: VStarSettings = VStarSettings("", "")
 
     def __post_init__(self) -> None:
+        if self.verifier not in VERIFIERS:
+            raise ConfigError(
+                f"must be one of {list(VERIFIERS)}, got {self.verifier!r}", field="verifier"
+            )
         if self.method not in IMPROVE_METHODS:
             raise ConfigError(
                 f"must be one of {list(IMPROVE_METHODS)}, got {self.method!r}", field="method"
@@ -259,6 +275,7 @@ Recipe = LoopRecipe | DemoRecipe
 # settings of ``train sft`` / ``train dpo`` that have a CLI flag (a launched run gets only these)
 SFT_FLAGS = frozenset(f.name for f, _ in cli_fields(SFTSettings))
 DPO_FLAGS = frozenset(f.name for f, _ in cli_fields(DPOSettings))
+VSTAR_FLAGS = frozenset(f.name for f, _ in cli_fields(VStarSettings))
 
 
 # -- loading -----------------------------------------------------------------------------------
@@ -402,9 +419,20 @@ def _improve_section(data: Any, seed: int) -> ImproveConfig:
         skip=set(PATHS),
         defaults={"sft_weight": 1.0, "seed": seed},
     )
-    rest = {k: v for k, v in data.items() if k != "dpo"}
-    cfg = build(ImproveConfig, rest, "improve", skip={"dpo"}, extra_valid={"dpo"})
-    return dataclasses.replace(cfg, dpo=dataclasses.replace(dpo, model="", data="", output_dir=""))
+    vstar = build(
+        VStarSettings,
+        data.get("vstar"),
+        "improve.vstar",
+        skip=set(VSTAR_FILLED),
+        defaults={"seed": seed},
+    )
+    rest = {k: v for k, v in data.items() if k not in ("dpo", "vstar")}
+    cfg = build(ImproveConfig, rest, "improve", skip={"dpo", "vstar"}, extra_valid={"dpo", "vstar"})
+    return dataclasses.replace(
+        cfg,
+        dpo=dataclasses.replace(dpo, model="", data="", output_dir=""),
+        vstar=dataclasses.replace(vstar, model="", output_dir=""),
+    )
 
 
 def _check_launch(r: LoopRecipe) -> None:
@@ -428,6 +456,7 @@ def _check_launch(r: LoopRecipe) -> None:
         for section, settings, flags in (
             ("sft", r.sft, SFT_FLAGS),
             ("improve.dpo", r.improve.dpo, DPO_FLAGS),
+            ("improve.vstar", r.improve.vstar, VSTAR_FLAGS),
         ):
             default = type(settings)("", "", "")
             for f in dataclasses.fields(settings):
@@ -597,6 +626,7 @@ def resolved(recipe: Recipe) -> dict[str, Any]:
         elif f.name == "improve":
             value = _plain(value)
             value["dpo"] = {k: v for k, v in value["dpo"].items() if k not in PATHS}
+            value["vstar"] = {k: v for k, v in value["vstar"].items() if k not in VSTAR_FILLED}
         else:
             value = _plain(value)
         out[f.name] = value

@@ -15,9 +15,13 @@ it ranked are flagged ``details["oracle"] = True`` (fine for upper bounds, not f
 - :class:`VerifierScorer` — 1.0 when the verifier grades the response correct, else 0.0 (oracle).
 - Trained reward models (``orm:PATH``, ``prm:PATH``, ``genrm:PATH`` in :func:`make_scorer`): see
   :mod:`reasonloop.train.rmcontract`.
+- A V-STaR verifier (``vstar:PATH``: the response's summed token log-prob under the DPO-trained
+  verifier; ``vstar-mean:PATH``: their mean): :class:`reasonloop.train.vstar.VStar`.
 
 Weighted votes need non-negative scores: confidence, reward-model probabilities, the verifier, or
-``LogProbScorer(exp=True)`` (the geometric-mean token probability).
+``LogProbScorer(exp=True)`` (the geometric-mean token probability). Log-prob scores (``logprob``,
+``vstar``, ``vstar-mean``) are <= 0: they rank candidates (best-of-N) but a weighted vote counts
+each as 0.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from reasonloop.search.confidence import TOP_K, mean_confidence
 from reasonloop.search.steps import response_steps
 from reasonloop.train.rmcontract import KINDS as RM_KINDS
 from reasonloop.train.rmcontract import ORM, PRM, GenRM
+from reasonloop.train.vstar import VStar
 from reasonloop.verify import grade
 
 logger = logging.getLogger(__name__)
@@ -156,13 +161,26 @@ class VerifierScorer:
         return 1.0 if grade(problem, response).correct else 0.0
 
 
-SCORERS = ("confidence", "logprob", "prob", "oracle", "orm:PATH", "prm:PATH", "genrm:PATH")
+SCORERS = (
+    "confidence",
+    "logprob",
+    "prob",
+    "oracle",
+    "orm:PATH",
+    "prm:PATH",
+    "genrm:PATH",
+    "vstar:PATH",
+    "vstar-mean:PATH",
+)
+VSTAR = {"vstar": "sum", "vstar-mean": "mean"}  # scorer name -> how token log-probs combine
 
 
 def make_scorer(name: str, engine: Engine | None = None, *, aggregate: str = "min") -> Scorer:
     """A scorer by CLI name: ``confidence``, ``logprob`` / ``prob`` (need ``engine``), ``oracle``,
     or a trained reward model ``orm:PATH``, ``prm:PATH`` (step scores combined by ``aggregate``:
-    min / last / mean) or ``genrm:PATH`` (see :mod:`reasonloop.train.rmcontract`)."""
+    min / last / mean) or ``genrm:PATH`` (see :mod:`reasonloop.train.rmcontract`), or a V-STaR
+    verifier ``vstar:PATH`` (summed log-prob, the default: V-STaR's likelihood) or
+    ``vstar-mean:PATH`` (length-normalised; see :class:`reasonloop.train.vstar.VStar`)."""
     if name == "confidence":
         return TokenConfidence()
     if name in ("logprob", "prob"):
@@ -172,6 +190,12 @@ def make_scorer(name: str, engine: Engine | None = None, *, aggregate: str = "mi
     if name == "oracle":
         return VerifierScorer()
     kind, sep, path = name.partition(":")
+    if sep and kind in VSTAR:
+        if not path:
+            raise ConfigError(
+                f"scorer {name!r} needs the trained verifier's directory: {kind}:PATH"
+            )
+        return VStar(path, aggregate=VSTAR[kind])
     if sep and kind in ("orm", "prm", "genrm"):
         if not path:
             raise ConfigError(f"scorer {name!r} needs the trained model's directory: {kind}:PATH")
@@ -199,6 +223,7 @@ def is_oracle(scorer: object | None) -> bool:
 __all__ = [
     "AGGREGATES",
     "SCORERS",
+    "VSTAR",
     "LogProbScorer",
     "RewardModelScorer",
     "Scorer",

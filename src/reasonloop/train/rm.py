@@ -14,12 +14,13 @@ Thin layers over TRL / transformers; the texts each model reads are built by
   token of the separator after it, :func:`reasonloop.train.rmcontract.prm_ids`), on the
   store's Math-Shepherd step labels (``reasonloop annotate-steps``): hard labels (0/1) or soft
   ones (the fraction of completions that reached the answer).
-- **GenRM** — V-STaR-style generative verification: the user message is
+- **GenRM** — generative verification: the user message is
   :func:`~reasonloop.train.rmcontract.verification_prompt` and the assistant answers ``Yes``
   (correct trajectory) or ``No``. ``method="sft"`` fine-tunes on that answer with
   :func:`reasonloop.train.sft.train_sft`; ``method="dpo"`` prefers the right answer over the wrong
-  one with :func:`reasonloop.train.dpo.train_dpo` (``align="full"``). The rows are written to
-  ``OUT/genrm_data.jsonl`` first.
+  one with :func:`reasonloop.train.dpo.train_dpo` (``align="full"``): the Yes/No DPO variant, not
+  V-STaR's verifier (DPO on solution pairs, scored by likelihood: :mod:`reasonloop.train.vstar`).
+  The rows are written to ``OUT/genrm_data.jsonl`` first.
 
 Every run first holds out ``eval_fraction`` of the problems (:func:`held_out_problems`: by problem,
 so no problem is both trained on and measured; seeded by ``seed``), trains on the rest, and then
@@ -109,7 +110,8 @@ class RMSettings:
     method: str = option(
         "sft",
         choices=("sft", "dpo"),
-        help="sft (answer Yes/No) | dpo (prefer the right answer, V-STaR).",
+        help="sft (answer Yes/No) | dpo (prefer the right Yes/No answer; V-STaR's solution-pair "
+        "verifier is `train vstar`).",
     )
     balance: bool = option(
         False,
