@@ -3,7 +3,8 @@
 Usage::
 
     python benchmarks/tts_bench.py [--countdown N] [--gsm8k N] [--k K] [--max-tokens T]
-        [--engine SPEC] [--orm DIR] [--prm DIR] [--genrm DIR] [--genrm-cot DIR] [--out DIR]
+        [--engine SPEC] [--orm DIR] [--prm DIR] [--genrm DIR] [--genrm-cot DIR] [--vstar DIR]
+        [--out DIR]
 
 Runs, through ``reasonloop.evaluate.run.evaluate`` (so every run is resumable and leaves its own
 eval directory under ``OUT/<task>/``), on the same problems with the same engine (by default the
@@ -13,8 +14,10 @@ packaged SmolLM2-135M-Instruct, ``--engine default``):
 - ``majority``: maj@k (self-consistency over k samples);
 - ``best-of-n``: k samples ranked by each available scorer: token ``confidence``, ``logprob``
   under the policy, the reward models given with ``--orm`` / ``--prm`` / ``--genrm`` /
-  ``--genrm-cot`` (P(Yes); GenRM-CoT averages it over 4 sampled verifications), and the
-  ``oracle`` verifier (an upper bound, marked as such: it reads the gold answer);
+  ``--genrm-cot`` (P(Yes); GenRM-CoT averages it over 4 sampled verifications), a V-STaR
+  verifier given with ``--vstar`` (two rows from one loaded model: ``vstar``, the summed log-prob
+  of the response, and ``vstar-mean``, its mean), and the ``oracle`` verifier (an upper bound,
+  marked as such: it reads the gold answer);
 - ``beam``: k beams over reasoning steps, ``--beam-expand`` continuations each, guided by token
   confidence, and once more by the PRM when one is given;
 - ``mcts``: ``--mcts-iterations`` iterations (default 2k) with the Marco-o1 confidence reward, and
@@ -111,6 +114,10 @@ def build_runs(args: argparse.Namespace) -> list[Run]:
         path = getattr(args, kind.replace("-", "_"))
         if path:
             scorers[f"{kind}:{path}"] = make_scorer(f"{kind}:{path}", aggregate=args.aggregate)
+    if args.vstar:
+        vstar = make_scorer(f"vstar:{args.vstar}")
+        scorers[f"vstar:{args.vstar}"] = vstar
+        scorers[f"vstar-mean:{args.vstar}"] = vstar.with_aggregate("mean")  # type: ignore[attr-defined]
     runs: list[Run] = []
     if "greedy" in wanted:
         runs.append(Run("greedy", EvalSettings(**base)))
@@ -212,6 +219,9 @@ def parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--genrm", help="A GenRM directory (train genrm).")
     ap.add_argument("--genrm-cot", help="A GenRM-CoT directory (train genrm --verification cot).")
+    ap.add_argument(
+        "--vstar", help="A V-STaR verifier directory (train vstar): rows vstar and vstar-mean."
+    )
     ap.add_argument("--aggregate", default="min", choices=AGGREGATES)
     ap.add_argument(
         "--no-share", dest="share", action="store_false", help="Sample afresh for every run."

@@ -25,6 +25,7 @@ from reasonloop.train.dpo import DPOSettings
 from reasonloop.train.grpo import GRPOSettings
 from reasonloop.train.rm import RMSettings
 from reasonloop.train.sft import LoraSettings, SFTSettings, TrainerOptions
+from reasonloop.train.vstar import VStarSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 RM_OTHERS = {
@@ -44,6 +45,7 @@ COMMANDS = {
     ("train", "orm"): (RMSettings, RM_OTHERS["orm"]),
     ("train", "prm"): (RMSettings, RM_OTHERS["prm"]),
     ("train", "genrm"): (RMSettings, RM_OTHERS["genrm"]),
+    ("train", "vstar"): (VStarSettings, set()),
 }
 
 
@@ -113,6 +115,7 @@ def test_cli_declares_no_option_of_the_stage_commands():
             "train_sft_cmd",
             "train_dpo_cmd",
             "train_grpo_cmd",
+            "train_vstar_cmd",
         )
     )
 

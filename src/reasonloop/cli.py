@@ -48,6 +48,7 @@ from reasonloop.train.dpo import DPOSettings, train_dpo
 from reasonloop.train.grpo import GRPOSettings, train_grpo
 from reasonloop.train.rm import RMSettings, train_rm
 from reasonloop.train.sft import LoraSettings, SFTSettings, train_sft
+from reasonloop.train.vstar import VStarSettings, train_vstar
 from reasonloop.verify.batch import grade_file
 from reasonloop.view import serve
 
@@ -549,14 +550,16 @@ def view(
 
 
 train_app = typer.Typer(
-    help="Fine-tune a student (SFT, thought-only DPO) or train a reward model (ORM, PRM, GenRM).",
+    help="Fine-tune a student (SFT, thought-only DPO) or train a reward model (ORM, PRM, GenRM, "
+    "V-STaR).",
     no_args_is_help=True,
 )
 app.add_typer(train_app, name="train")
 
 
 train_app = typer.Typer(
-    help="Fine-tune a student (SFT, thought-only DPO) or train a reward model (ORM, PRM, GenRM).",
+    help="Fine-tune a student (SFT, thought-only DPO) or train a reward model (ORM, PRM, GenRM, "
+    "V-STaR).",
     no_args_is_help=True,
 )
 app.add_typer(train_app, name="train")
@@ -633,7 +636,8 @@ RM_HELP = {
     "problem.",
     "prm": "Process reward model on the store's step labels (run annotate-steps first).",
     "genrm": 'Generative verifier: asked "Is the answer correct?", answers Yes or No (score: '
-    "P(Yes)); trained on a mixture with correct solutions; --verification cot: GenRM-CoT.",
+    "P(Yes)); trained on a mixture with correct solutions; --verification cot: GenRM-CoT; "
+    "--method dpo: the Yes/No DPO variant (V-STaR's own verifier is `train vstar`).",
 }
 
 
@@ -667,6 +671,26 @@ def _register_rm(kind: str) -> None:
 
 for _kind in RM_ONLY:
     _register_rm(_kind)
+
+
+@config_command(train_app, "vstar", VStarSettings)
+def train_vstar_cmd(s: VStarSettings) -> None:
+    """V-STaR verifier: DPO from the SFT generator on (correct, incorrect) solution pairs of each
+    problem; a candidate scores its log-likelihood under it (--scorer vstar:OUT, or vstar-mean:OUT
+    length-normalised). Not the Yes/No DPO of `train genrm --method dpo`."""
+    log_to(Path(s.output_dir) / "train.log")
+    with terminal.task("train vstar", _steps(s.max_steps)) as update:
+        m = train_vstar(s, on_progress=update)
+    mean = m["heldout_mean"]
+    by_mean = f", {mean['accuracy']:.3f} by mean log-prob" if mean["total"] else ""
+    out.print(
+        f"vstar: {m['global_step']} steps, train loss {m['train_loss']:.4f}; "
+        f"{heldout_line(m['heldout'])}"
+        + (" by summed log-prob" if m["heldout"]["total"] else "")
+        + f"{by_mean}; saved {s.output_dir} (score with --scorer vstar:{s.output_dir})",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def heldout_line(h: dict) -> str:

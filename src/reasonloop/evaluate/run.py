@@ -84,7 +84,8 @@ class EvalSettings:
     scorer: str | None = option(
         None,
         help="weighted | best-of-n | beam | mcts: confidence (default) | confidence+chosen | "
-        "logprob | prob | oracle | orm:PATH | prm:PATH | genrm:PATH | genrm-cot:PATH",
+        "logprob | prob | oracle | orm:PATH | prm:PATH | genrm:PATH | genrm-cot:PATH | "
+        "vstar:PATH | vstar-mean:PATH",
     )
     aggregate: str = option("min", choices=AGGREGATES, help="How a PRM's step scores combine.")
     genrm_form: str = option(

@@ -50,12 +50,16 @@ from reasonloop.rel.loop import RELRunConfig
 from reasonloop.train.dpo import DPOSettings
 from reasonloop.train.grpo import GRPOSettings
 from reasonloop.train.sft import LoraSettings, SFTSettings
+from reasonloop.train.vstar import VStarSettings
 
 KINDS = ("loop", "demo")
 TEACHER_METHODS = ("distill", "rel")
 IMPROVE_METHODS = ("rs-sft", "dpo", "grpo")
 DPO_FROM = ("imitate", "previous")  # STILL-2 starts every round's DPO from the imitated model
 POOL_ORDERS = ("level", "pass_rate", "none")
+VERIFIERS = ("none", "vstar")  # a verifier trained after each explore round
+# what the run fills in for the verifier: where it starts and saves, the rollouts it reads
+VSTAR_FILLED = ("model", "output_dir", "store", "stages", "data", "system_prompt")
 # engine specs a recipe may name; ``countdown`` is the programmatic Countdown teacher
 PATHS = ("model", "data", "output_dir")  # filled in by the run, never by the recipe
 TINY = "tiny"
@@ -221,7 +225,13 @@ class ImproveConfig:
     in every round (``dpo_from: imitate``, as STILL-2 does) or from the previous round's model
     (``previous``); ``grpo``: online RL on the explore pool with the graders as reward
     (``grpo``'s options), round 1 from the imitated model, each later round from the previous
-    one."""
+    one.
+
+    ``verifier: vstar`` also trains a V-STaR verifier after each round ``i``
+    (``models/vstar-rI``, :mod:`reasonloop.train.vstar`): DPO from the imitated (SFT) model on the
+    labelled rollouts of explore rounds 1..i, with the ``vstar`` settings. With ``rs-sft`` this is
+    the V-STaR iteration: each round's generator is the backbone fine-tuned on correct solutions,
+    each round's verifier sees every round's solutions so far."""
 
     method: str = "rs-sft"
     rounds: int = 1
@@ -230,8 +240,14 @@ class ImproveConfig:
     dpo: DPOSettings = DPOSettings("", "", "", sft_weight=1.0)
     dpo_from: str = "imitate"
     grpo: GRPOSection = GRPOSection()
+    verifier: str = "none"
+    vstar: VStarSettings = VStarSettings("", "")
 
     def __post_init__(self) -> None:
+        if self.verifier not in VERIFIERS:
+            raise ConfigError(
+                f"must be one of {list(VERIFIERS)}, got {self.verifier!r}", field="verifier"
+            )
         if self.method not in IMPROVE_METHODS:
             raise ConfigError(
                 f"must be one of {list(IMPROVE_METHODS)}, got {self.method!r}", field="method"
@@ -321,6 +337,7 @@ Recipe = LoopRecipe | DemoRecipe
 SFT_FLAGS = frozenset(f.name for f, _ in cli_fields(SFTSettings))
 DPO_FLAGS = frozenset(f.name for f, _ in cli_fields(DPOSettings))
 GRPO_FLAGS = frozenset(f.name for f, _ in cli_fields(GRPOSettings))
+VSTAR_FLAGS = frozenset(f.name for f, _ in cli_fields(VStarSettings))
 
 
 # -- loading -----------------------------------------------------------------------------------
@@ -465,11 +482,22 @@ def _improve_section(data: Any, seed: int) -> ImproveConfig:
         defaults={"sft_weight": 1.0, "seed": seed},
     )
     grpo = build(GRPOSection, data.get("grpo"), "improve.grpo")
-    rest = {k: v for k, v in data.items() if k not in ("dpo", "grpo")}
-    sub = {"dpo", "grpo"}
+    vstar = build(
+        VStarSettings,
+        data.get("vstar"),
+        "improve.vstar",
+        skip=set(VSTAR_FILLED),
+        defaults={"seed": seed},
+    )
+    sub = {"dpo", "grpo", "vstar"}
+    rest = {k: v for k, v in data.items() if k not in sub}
     cfg = build(ImproveConfig, rest, "improve", skip=sub, extra_valid=sub)
-    dpo = dataclasses.replace(dpo, model="", data="", output_dir="")
-    return dataclasses.replace(cfg, dpo=dpo, grpo=grpo)
+    return dataclasses.replace(
+        cfg,
+        dpo=dataclasses.replace(dpo, model="", data="", output_dir=""),
+        grpo=grpo,
+        vstar=dataclasses.replace(vstar, model="", output_dir=""),
+    )
 
 
 def _check_launch(r: LoopRecipe) -> None:
@@ -494,6 +522,7 @@ def _check_launch(r: LoopRecipe) -> None:
         launched += [
             ("sft", r.sft, SFT_FLAGS, SFTSettings("", "", ""), "train"),
             ("improve.dpo", r.improve.dpo, DPO_FLAGS, DPOSettings("", "", ""), "train"),
+            ("improve.vstar", r.improve.vstar, VSTAR_FLAGS, VStarSettings("", ""), "train"),
         ]
     if r.launch.grpo_train or r.launch.train:
         key = "grpo_train" if r.launch.grpo_train else "train"
@@ -665,6 +694,7 @@ def resolved(recipe: Recipe) -> dict[str, Any]:
         elif f.name == "improve":
             value = _plain(value)
             value["dpo"] = {k: v for k, v in value["dpo"].items() if k not in PATHS}
+            value["vstar"] = {k: v for k, v in value["vstar"].items() if k not in VSTAR_FILLED}
         else:
             value = _plain(value)
         out[f.name] = value

@@ -22,6 +22,8 @@ The steps of a loop recipe, in order (``R`` = ``improve.rounds``, ``B`` = each b
                         from the previous model (round 1: the imitated one), every rollout stored
                         under stage grpo-rI → models/round-I
     eval-round-I-B
+    vstar-rI            (improve.verifier: vstar) a V-STaR verifier, DPO from models/imitate on the
+                        labelled rollouts of rounds 1..I → models/vstar-rI
 
 A finished step leaves ``steps/NAME.json`` (its summary) and is skipped when the run is started
 again; a step killed half-way starts over, except the stages that keep their own progress —
@@ -85,6 +87,7 @@ from reasonloop.store import open_store
 from reasonloop.train.dpo import train_dpo
 from reasonloop.train.grpo import TRL_VLLM_HOST, TRL_VLLM_PORT, GRPOSettings, train_grpo
 from reasonloop.train.sft import train_sft
+from reasonloop.train.vstar import store_solutions, train_vstar, vstar_pairs
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +219,8 @@ class Loop:
                 steps.append(self._pairs(i))
                 steps.append(self._dpo(i))
             steps += self._evals(f"round-{i}")
+            if r.improve.verifier == "vstar":
+                steps.append(self._vstar(i))
         return steps
 
     def _build_tiny(self) -> Step:
@@ -448,6 +453,8 @@ class Loop:
             with self.reporter.task(name, total) as progress:
                 if kind == "sft":
                     metrics = train_sft(s, on_progress=progress)
+                elif kind == "vstar":
+                    metrics = train_vstar(s, on_progress=progress)
                 else:
                     metrics = train_dpo(s, on_progress=progress)
         return {
@@ -455,6 +462,7 @@ class Loop:
             "init": s.model,
             "train_loss": float(metrics["train_loss"]),
             "global_step": int(metrics["global_step"]),
+            **({"heldout": metrics["heldout"]} if "heldout" in metrics else {}),
         }
 
     def _explore_pool(self) -> Step:
@@ -720,6 +728,46 @@ class Loop:
                 cmd.reasonloop(cmd.stage_args("train grpo", settings()), self.grpo_launcher())
             ],
             serve=lambda: self.grpo_serve(start),
+            trains=True,
+        )
+
+    def _vstar(self, i: int) -> Step:
+        r = self.r
+        stages = tuple(f"explore-r{j}" for j in range(1, i + 1))
+
+        def settings():
+            return replace(
+                r.improve.vstar,
+                model=self.model_path("imitate"),
+                output_dir=str(self.layout.model(f"vstar-r{i}")),
+                store=str(self.layout.store),
+                stages=stages,
+                system_prompt=r.system_prompt,
+            )
+
+        def run() -> dict[str, Any]:
+            s = settings()
+            trajs, _ = store_solutions(self.store, stages)
+            if not vstar_pairs(trajs, s.pairs_per_problem, s.seed):
+                return {"model": None, "skipped": "no (correct, incorrect) pair"}
+            return self._train(f"vstar-r{i}", "vstar", s)
+
+        def summary(v: dict[str, Any]) -> str:
+            if v.get("skipped"):
+                return f"skipped ({v['skipped']} in rounds 1..{i}'s rollouts)"
+            h = v["heldout"]
+            acc = "none held out" if not h["total"] else f"{h['accuracy']:.3f} of {h['total']}"
+            return (
+                f"{v['global_step']} steps, loss {v['train_loss']:.4f}, held-out pair accuracy "
+                f"{acc} → {v['model']}"
+            )
+
+        return Step(
+            f"vstar-r{i}",
+            f"round {i}: V-STaR verifier on rounds 1..{i}'s rollouts",
+            run,
+            summary,
+            lambda: [cmd.reasonloop(cmd.stage_args("train vstar", settings()), r.launch.train)],
             trains=True,
         )
 

@@ -18,9 +18,13 @@ it ranked are flagged ``details["oracle"] = True`` (fine for upper bounds, not f
 - :class:`VerifierScorer` — 1.0 when the verifier grades the response correct, else 0.0 (oracle).
 - Trained reward models (``orm:PATH``, ``prm:PATH``, ``genrm:PATH``, ``genrm-cot:PATH`` in
   :func:`make_scorer`): see :mod:`reasonloop.train.rmcontract`.
+- A V-STaR verifier (``vstar:PATH``: the response's summed token log-prob under the DPO-trained
+  verifier; ``vstar-mean:PATH``: their mean): :class:`reasonloop.train.vstar.VStar`.
 
 Weighted votes need non-negative scores: confidence, reward-model probabilities, the verifier, or
-``LogProbScorer(exp=True)`` (the geometric-mean token probability).
+``LogProbScorer(exp=True)`` (the geometric-mean token probability). Log-prob scores (``logprob``,
+``vstar``, ``vstar-mean``) are <= 0: they rank candidates (best-of-N) but a weighted vote counts
+each as 0.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from reasonloop.records import Problem
 from reasonloop.search.confidence import FORMS, TOP_K, mean_confidence
 from reasonloop.search.steps import response_steps
 from reasonloop.train.rmcontract import GENRM_FORMS, ORM, PRM, VOTES, GenRM, GenRMCoT
+from reasonloop.train.vstar import VStar
 from reasonloop.verify import grade
 
 logger = logging.getLogger(__name__)
@@ -178,8 +183,11 @@ SCORERS = (
     "prm:PATH",
     "genrm:PATH",
     "genrm-cot:PATH",
+    "vstar:PATH",
+    "vstar-mean:PATH",
 )
 RM_SCORERS = ("orm", "prm", "genrm", "genrm-cot")
+VSTAR = {"vstar": "sum", "vstar-mean": "mean"}  # scorer name -> how token log-probs combine
 
 
 def make_scorer(
@@ -191,10 +199,12 @@ def make_scorer(
     votes: int = VOTES,
 ) -> Scorer:
     """A scorer by CLI name: ``confidence`` / ``confidence+chosen``, ``logprob`` / ``prob`` (need
-    ``engine``), ``oracle``, or a trained reward model ``orm:PATH``, ``prm:PATH`` (step scores
+    ``engine``), ``oracle``, a trained reward model ``orm:PATH``, ``prm:PATH`` (step scores
     combined by ``aggregate``: min / last / mean / prod), ``genrm:PATH`` or ``genrm-cot:PATH``
     (``genrm_form``: ``yes`` for P(Yes), ``yes-no`` for the normalised variant; ``votes``: the
-    rationales GenRM-CoT averages over; see :mod:`reasonloop.train.rmcontract`)."""
+    rationales GenRM-CoT averages over; see :mod:`reasonloop.train.rmcontract`), or a V-STaR
+    verifier ``vstar:PATH`` (summed log-prob, the default: V-STaR's likelihood) or
+    ``vstar-mean:PATH`` (length-normalised; see :class:`reasonloop.train.vstar.VStar`)."""
     if name in ("confidence", "confidence+chosen"):
         return TokenConfidence(form="top-k" if name == "confidence" else "top-k+chosen")
     if name in ("logprob", "prob"):
@@ -204,6 +214,12 @@ def make_scorer(
     if name == "oracle":
         return VerifierScorer()
     kind, sep, path = name.partition(":")
+    if sep and kind in VSTAR:
+        if not path:
+            raise ConfigError(
+                f"scorer {name!r} needs the trained verifier's directory: {kind}:PATH"
+            )
+        return VStar(path, aggregate=VSTAR[kind])
     if sep and kind in RM_SCORERS:
         if not path:
             raise ConfigError(f"scorer {name!r} needs the trained model's directory: {kind}:PATH")
@@ -246,6 +262,7 @@ __all__ = [
     "AGGREGATES",
     "RM_SCORERS",
     "SCORERS",
+    "VSTAR",
     "LogProbScorer",
     "RewardModelScorer",
     "Scorer",

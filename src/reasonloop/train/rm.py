@@ -24,7 +24,8 @@ Thin layers over TRL / transformers; the texts each model reads are built by
   verifier keeps solving while it learns to judge. ``method="dpo"`` is the named Yes/No-DPO
   variant: it prefers the right answer over the wrong one with
   :func:`reasonloop.train.dpo.train_dpo` (``align="full"``); its rows are preferences, so it takes
-  no generation rows. The rows are written to ``OUT/genrm_data.jsonl`` first.
+  no generation rows. It is not V-STaR's verifier (DPO on solution pairs, scored by likelihood:
+  :mod:`reasonloop.train.vstar`). The rows are written to ``OUT/genrm_data.jsonl`` first.
 - **GenRM-CoT** (``verification="cot"``, SFT): the verifier writes a verification rationale, is
   then asked the Yes/No question and answers it (:func:`~reasonloop.train.rmcontract.cot_messages`;
   two rows per trajectory, one teaching the rationale, one the answer after it). The rationales
@@ -133,7 +134,7 @@ class RMSettings:
         "sft",
         choices=("sft", "dpo"),
         help="sft (answer Yes/No, unified with --generation-ratio) | dpo (prefer the right "
-        "answer to the wrong one).",
+        "Yes/No answer; V-STaR's solution-pair verifier is `train vstar`).",
     )
     verification: str = option(
         "direct",
