@@ -14,7 +14,9 @@ import functools
 import inspect
 import sys
 import typing
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -565,34 +567,33 @@ train_app = typer.Typer(
 app.add_typer(train_app, name="train")
 
 
-def _steps(max_steps: int) -> int | None:
-    return max_steps if max_steps > 0 else None
+def _trained(name: str, train: Callable[..., Any], s: Any, **kwargs: Any) -> Any:
+    """``train(s, on_progress=..., **kwargs)`` under one progress display, logged beside the
+    model it saves."""
+    log_to(Path(s.output_dir) / "train.log")
+    with terminal.task(f"train {name}", s.max_steps if s.max_steps > 0 else None) as update:
+        return train(s, on_progress=update, **kwargs)
+
+
+def _said(text: str) -> None:
+    """A command's closing line, as plain text (never rich markup)."""
+    out.print(text, highlight=False, soft_wrap=True)
 
 
 @config_command(train_app, "sft", SFTSettings)
 def train_sft_cmd(s: SFTSettings) -> None:
     """SFT on the assistant responses only; the saved model loads with --engine hf:OUT."""
-    log_to(Path(s.output_dir) / "train.log")
-    with terminal.task("train sft", _steps(s.max_steps)) as update:
-        m = train_sft(s, on_progress=update)
-    out.print(
-        f"sft: {m['global_step']} steps, train loss {m['train_loss']:.4f}; saved {s.output_dir}",
-        highlight=False,
-        soft_wrap=True,
-    )
+    m = _trained("sft", train_sft, s)
+    _said(f"sft: {m['global_step']} steps, train loss {m['train_loss']:.4f}; saved {s.output_dir}")
 
 
 @config_command(train_app, "dpo", DPOSettings)
 def train_dpo_cmd(s: DPOSettings) -> None:
     """DPO with the preference loss on the thought tokens only (--align thought) plus an SFT term."""
-    log_to(Path(s.output_dir) / "train.log")
-    with terminal.task("train dpo", _steps(s.max_steps)) as update:
-        m = train_dpo(s, on_progress=update)
-    out.print(
+    m = _trained("dpo", train_dpo, s)
+    _said(
         f"dpo ({s.align}, sft weight {s.sft_weight}): {m['global_step']} steps, "
-        f"loss {m['train_loss']:.4f}; saved {s.output_dir}",
-        highlight=False,
-        soft_wrap=True,
+        f"loss {m['train_loss']:.4f}; saved {s.output_dir}"
     )
 
 
@@ -604,17 +605,13 @@ def train_grpo_cmd(s: GRPOSettings) -> None:
         s.problems, data_dir=s.data_dir, limit=s.limit, gpqa_password=s.gpqa_password
     )
     code_boundary((p.domain for p in probs), s.unsafe_code_exec)
-    log_to(Path(s.output_dir) / "train.log")
-    with terminal.task("train grpo", s.max_steps) as update:
-        r = train_grpo(s, problems=probs, on_progress=update)
-    out.print(
+    r = _trained("grpo", train_grpo, s, problems=probs)
+    _said(
         f"grpo ({s.loss_type}): {r.steps} steps, {r.rollouts} rollouts ({r.new_rows} new in "
         f"{s.store}, stage {s.stage}), accuracy {100 * r.accuracy:.1f}%, mean reward "
         f"{r.mean_reward_first:.3f} → {r.mean_reward_last:.3f}, "
         + (f"{r.dropped_groups} all-equal groups dropped, " if s.dynamic_sampling else "")
-        + f"{r.generated_tokens / r.seconds:.1f} generated tokens/s; saved {s.output_dir}",
-        highlight=False,
-        soft_wrap=True,
+        + f"{r.generated_tokens / r.seconds:.1f} generated tokens/s; saved {s.output_dir}"
     )
 
 
@@ -642,16 +639,12 @@ RM_HELP = {
 
 
 def _train_rm(s: RMSettings) -> None:
-    log_to(Path(s.output_dir) / "train.log")
-    with terminal.task(f"train {s.kind}", _steps(s.max_steps)) as update:
-        m = train_rm(s, on_progress=update)
-    out.print(
+    m = _trained(s.kind, train_rm, s)
+    _said(
         f"{s.kind}: {m['global_step']} steps, train loss {m['train_loss']:.4f}; "
         f"{heldout_line(m['heldout'])}; "
         + (f"{heldout_line(m['heldout_pairs'])}; " if "heldout_pairs" in m else "")
-        + f"saved {s.output_dir} (score with --scorer {_scorer_name(s)}:{s.output_dir})",
-        highlight=False,
-        soft_wrap=True,
+        + f"saved {s.output_dir} (score with --scorer {_scorer_name(s)}:{s.output_dir})"
     )
 
 
@@ -678,18 +671,14 @@ def train_vstar_cmd(s: VStarSettings) -> None:
     """V-STaR verifier: DPO from the SFT generator on (correct, incorrect) solution pairs of each
     problem; a candidate scores its log-likelihood under it (--scorer vstar:OUT, or vstar-mean:OUT
     length-normalised). Not the Yes/No DPO of `train genrm --method dpo`."""
-    log_to(Path(s.output_dir) / "train.log")
-    with terminal.task("train vstar", _steps(s.max_steps)) as update:
-        m = train_vstar(s, on_progress=update)
+    m = _trained("vstar", train_vstar, s)
     mean = m["heldout_mean"]
     by_mean = f", {mean['accuracy']:.3f} by mean log-prob" if mean["total"] else ""
-    out.print(
+    _said(
         f"vstar: {m['global_step']} steps, train loss {m['train_loss']:.4f}; "
         f"{heldout_line(m['heldout'])}"
         + (" by summed log-prob" if m["heldout"]["total"] else "")
-        + f"{by_mean}; saved {s.output_dir} (score with --scorer vstar:{s.output_dir})",
-        highlight=False,
-        soft_wrap=True,
+        + f"{by_mean}; saved {s.output_dir} (score with --scorer vstar:{s.output_dir})"
     )
 
 
