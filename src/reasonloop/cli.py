@@ -669,8 +669,9 @@ for _kind in RM_ONLY:
 @config_command(train_app, "vstar", VStarSettings)
 def train_vstar_cmd(s: VStarSettings) -> None:
     """V-STaR verifier: DPO from the SFT generator on (correct, incorrect) solution pairs of each
-    problem; a candidate scores its log-likelihood under it (--scorer vstar:OUT, or vstar-mean:OUT
-    length-normalised). Not the Yes/No DPO of `train genrm --method dpo`."""
+    problem (their product, at most --pairs-per-problem drawn with --seed); a candidate scores its
+    log-likelihood under it (--scorer vstar:OUT, or vstar-mean:OUT length-normalised). Not the
+    Yes/No DPO of `train genrm --method dpo`."""
     m = _trained("vstar", train_vstar, s)
     mean = m["heldout_mean"]
     by_mean = f", {mean['accuracy']:.3f} by mean log-prob" if mean["total"] else ""
