@@ -66,3 +66,13 @@ def _write_jsonl(path, rows):
 @pytest.fixture
 def write_jsonl():
     return _write_jsonl
+
+
+@pytest.fixture
+def base(tmp_path, make_tiny):
+    """A tiny model saved as a directory (the ``--model`` of a training run) and the model."""
+    model, tok = make_tiny()
+    path = tmp_path / "base"
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path, model

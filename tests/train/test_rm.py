@@ -85,15 +85,6 @@ def store_path(tmp_path):
     return path
 
 
-@pytest.fixture
-def base(tmp_path, make_tiny):
-    model, tok = make_tiny()
-    path = tmp_path / "base"
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return path, model
-
-
 def settings(kind, store_path, base_path, out, **kw):
     return RMSettings(
         kind=kind,

@@ -201,15 +201,6 @@ def store_path(tmp_path):
     return path
 
 
-@pytest.fixture
-def base(tmp_path, make_tiny):
-    model, tok = make_tiny()
-    path = tmp_path / "base"
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return path, model
-
-
 def q_proj(model):
     for name, p in model.named_parameters():
         if "layers.0.self_attn.q_proj" in name and "lora" not in name:
