@@ -32,6 +32,7 @@ TABLE = [
     (sol("6*7+21/2+2.5"), False, "unparseable"),  # decimals
     (sol("__import__('os')"), False, "unparseable"),
     (sol("6**7"), False, "unparseable"),  # no powers
+    (sol("55"), False, "wrong"),  # a bare number: well formed, but no step from the numbers
     (sol("21/(7-7)"), False, "wrong"),  # 7-7 is 0: not a move, as in a chain
     (render("x", "Answer: 6+7+2*21"), True, "correct"),
     (render("x", "I give up"), False, "no_answer"),

@@ -445,9 +445,10 @@ def test_pool_timeouts_run_in_parallel_and_work_off_the_main_thread() -> None:
 
 
 def test_pool_rejects_bad_settings() -> None:
-    with pytest.raises(ValueError, match="workers"):
+    with pytest.raises(ConfigError, match="workers must be >= 1") as bad:
         WorkerPool(workers=0)
-    with pytest.raises(ValueError, match="timeout"):
+    assert bad.value.field == "workers"
+    with pytest.raises(ConfigError, match="timeout must be > 0"):
         WorkerPool(timeout=0)
     pool = WorkerPool(workers=1)
     pool.close()

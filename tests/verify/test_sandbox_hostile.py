@@ -7,6 +7,7 @@ import pwd
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -105,16 +106,30 @@ def test_hostile_table_as_an_ordinary_user(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     shutil.chown(home, user)
-    src = Path(hostile_table.__file__).resolve().parents[2] / "src"
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PYTHONPATH": str(src), "TMPDIR": str(home)}
-    run = subprocess.run(
-        [runuser, "-u", user, "--", python, "-B", hostile_table.__file__],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=str(home),
-        timeout=900,
-    )
+    # the user reads the table and reasonloop from a world-readable copy: the checkout itself may
+    # sit in a directory only root can enter (a CI clone under `mktemp -d`)
+    share = Path(tempfile.mkdtemp(prefix="reasonloop-hostile-"))
+    try:
+        shutil.copytree(Path(hostile_table.__file__).resolve().parents[2] / "src", share / "src")
+        shutil.copy(hostile_table.__file__, share / "hostile_table.py")
+        for p in [share, *share.rglob("*")]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(home),
+            "PYTHONPATH": str(share / "src"),
+            "TMPDIR": str(home),
+        }
+        run = subprocess.run(
+            [runuser, "-u", user, "--", python, "-B", str(share / "hostile_table.py")],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=str(home),
+            timeout=900,
+        )
+    finally:
+        shutil.rmtree(share, ignore_errors=True)
     report = run.stdout + run.stderr
     assert run.returncode == 0, report
     assert f"uid {pwd.getpwnam(user).pw_uid}," in report

@@ -234,6 +234,11 @@ def explain_countdown(problem: Problem, response: str) -> tuple[Verdict, str]:
     if expr is None:
         return Verdict(False, None, "no_answer"), "The solution gives no final answer."
     steps = chain_steps(expr) if "=" in expr else expression_steps(expr)
+    tree = None if steps is not None or "=" in expr else _parse_tree(expr)
+    if tree is not None and isinstance(tree.body, ast.Constant):  # well formed, but no step
+        return Verdict(False, expr, "wrong"), (
+            f"The answer {expr.strip()} is a bare number: it reaches nothing from the numbers."
+        )
     if steps is None:
         return Verdict(False, expr, "unparseable"), (
             f"The answer {expr.strip()} is not a chain of steps a op b = c or an arithmetic "
