@@ -519,6 +519,12 @@ def demo(
     seeds: int = typer.Option(
         0, "--seeds", help="Seeds for the self-improvement comparison (0 = the default)."
     ),
+    grpo: bool = typer.Option(
+        False,
+        "--grpo",
+        help="Also run GRPO from the imitated student at RS-SFT's cost, per seed, and compare the "
+        "three self-improvement methods at matched cost (about 7 more minutes per seed).",
+    ),
 ) -> None:
     """The CPU demo: imitate → explore → self-improve on Countdown with a small student, measured.
     The short way to run the demo recipe (recipes/cpu-demo.yaml runs it with three seeds)."""
@@ -528,6 +534,8 @@ def demo(
     cfg = DemoConfig.quick(str(out_dir)) if quick else DemoConfig(out=str(out_dir))
     if seeds:
         cfg = replace(cfg, seeds=tuple(range(seeds)))
+    if grpo:
+        cfg = replace(cfg, grpo=True)
     final = run_recipe(DemoRecipe(name="demo", demo=cfg), out_dir, reporter=terminal.RichReporter())
     out.print(terminal.table(final["table"]["header"], final["table"]["rows"], f"demo → {out_dir}"))
     out.print(f"report: {out_dir}/report.md", highlight=False)
@@ -611,7 +619,8 @@ def train_grpo_cmd(s: GRPOSettings) -> None:
         f"{s.store}, stage {s.stage}), accuracy {100 * r.accuracy:.1f}%, mean reward "
         f"{r.mean_reward_first:.3f} → {r.mean_reward_last:.3f}, "
         + (f"{r.dropped_groups} all-equal groups dropped, " if s.dynamic_sampling else "")
-        + f"{r.generated_tokens / r.seconds:.1f} generated tokens/s; saved {s.output_dir}"
+        + f"{r.generated_tokens / r.seconds:.1f} generated tokens/s, {r.generated_tokens} generated "
+        f"+ {r.trained_tokens} trained on; saved {s.output_dir}"
     )
 
 

@@ -78,7 +78,7 @@ def test_demo_runs_every_phase_writes_the_report_and_resumes(tmp_path, monkeypat
     phases = [
         "distill", "curate", "control-data", "backbone", "eval-backbone-k1", "sft-imitate-s0",
         "eval-imitate-s0-k1", "explore-s0", "rs-data-s0", "sft-rs-sft-s0", "eval-rs-sft-s0-k1",
-        "dpo-data",
+        "dpo-data-s0",
     ]  # fmt: skip
     assert rec.tasks[: len(phases)] == phases
     assert [line.split(":")[0] for line in rec.lines] == rec.tasks
@@ -178,3 +178,48 @@ def test_with_several_seeds_the_verdict_weighs_the_gain_against_their_spread():
         "over seeds) 9.0, sampling error of the difference on 300 puzzles ±5.5 (95%). Not "
         "larger than both: no measurable gain from self-improvement here."
     )
+
+
+def test_grpo_runs_at_the_cost_of_rs_sft_and_the_report_compares_the_methods(tmp_path):
+    """With ``grpo``: GRPO from the imitated student, stopped by a token budget equal to what
+    explore + RS-SFT of the same seed spent; the matched-cost table and plot in the report."""
+    from reasonloop.recipe.demo import DemoRun
+    from reasonloop.recipe.steps import marker
+
+    cfg = DemoConfig(
+        out=str(tmp_path / "run"),
+        **{**TOY, "control": False, "maj_k": 1},
+        grpo=True,
+        grpo_group_size=2,
+        grpo_prompts_per_step=2,
+        grpo_max_steps=50,
+    )
+    rec = Recorder()
+    final = run_demo(cfg, rec)
+    root = tmp_path / "run"
+    assert rec.tasks.index("grpo-s0") > rec.tasks.index("eval-rs-sft-s0-k1")
+    assert rec.tasks[rec.tasks.index("grpo-s0") + 1] == "eval-grpo-s0-k1"
+    costs = DemoRun(cfg).costs(0)
+    explore = marker(root, "explore-s0")["generated_tokens"]
+    rs = marker(root, "sft-rs-sft-s0")["tokens"]
+    assert explore > 0 and rs > 0 and costs["rs-sft"] == explore + rs
+    g = marker(root, "grpo-s0")
+    assert g["budget"] == costs["rs-sft"]
+    assert costs["grpo"] == g["generated_tokens"] + g["trained_tokens"] >= g["budget"]
+    assert 1 <= g["steps"] < cfg.grpo_max_steps  # the budget ended it, not the step bound
+    # every GRPO rollout is in the demo's store under the seed's stage
+    from reasonloop.store import open_store
+
+    with open_store(root / "store.db") as st:
+        assert st.count(stage="grpo-s0") == g["rollouts"] == 2 * 2 * g["steps"]
+    report = (root / "report.md").read_text()
+    assert "| GRPO (from imitate, at RS-SFT's cost) |" in report
+    section = report[report.index("## Self-improvement at matched cost") :]
+    rows = [x.split(" | ") for x in section.splitlines() if x.startswith("| ") and "---" not in x]
+    methods = [r[0].removeprefix("| ") for r in rows[1:]]
+    assert "explore + RS-SFT" in methods and "GRPO" in methods
+    by = {r[0].removeprefix("| "): r for r in rows[1:]}
+    assert by["GRPO"][2] == f"{costs['grpo'] / 1e6:.2f}"
+    assert "GRPO beats imitation on hard by more than the sampling error in " in section
+    assert (root / "cost.png").stat().st_size > 0
+    assert "grpo" in final

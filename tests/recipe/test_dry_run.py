@@ -8,7 +8,7 @@ import typer
 from typer.testing import CliRunner
 
 from reasonloop.recipe.cli import run_cmd
-from reasonloop.recipe.config import load_recipe
+from reasonloop.recipe.config import load_recipe, parse_recipe
 from reasonloop.recipe.runner import Loop, dry_run
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
@@ -187,12 +187,15 @@ def test_dpo_and_tiny_recipe_lines(tmp_path):
 
 def test_demo_recipe_is_one_command(tmp_path):
     text = dry_run(load_recipe(RECIPES / "cpu-demo.yaml"), tmp_path / "demo")
-    # the recipe asks for three seeds where the demo runs one by default
-    assert f"reasonloop demo --out {tmp_path}/demo --seeds 3" in text.splitlines()
+    # the recipe asks for three seeds and GRPO where the demo runs one seed without it by default
+    assert f"reasonloop demo --out {tmp_path}/demo --seeds 3 --grpo" in text.splitlines()
+    grpo_only = parse_recipe({"kind": "demo", "demo": {"grpo": True}})
+    assert dry_run(grpo_only, tmp_path / "g").splitlines()[-1] == (
+        f"reasonloop demo --out {tmp_path}/g --grpo"
+    )
     from dataclasses import fields
 
     from reasonloop.demo.run import DemoConfig
-    from reasonloop.recipe.config import parse_recipe
 
     q, d = DemoConfig.quick(), DemoConfig()
     changed = {
@@ -260,7 +263,7 @@ ZERO2 = "accelerate launch --config_file recipes/accelerate/zero2.yaml"
 GRPO_FLAGS = (
     "--stage grpo-r1 --system-prompt --group-size 8 --prompts-per-step 4 --temperature 1 "
     "--top-p 1 --max-tokens 3072 --loss dapo --beta 0 --scale-rewards group --format-weight 0 "
-    "--overlong-buffer 0 --overlong-penalty 1 --save-steps 50 --resume"
+    "--overlong-buffer 0 --overlong-penalty 1 --save-steps 50 --token-budget 0 --resume"
 )
 GRPO_TRAINER = "--max-steps 500 --lr 1e-06 --seed 0 --bf16"
 
@@ -328,7 +331,7 @@ def test_tiny_grpo_recipe_lines(tmp_path, smoke):
         f"--out {d}/models/round-2 --stage grpo-r2 --no-system-prompt --group-size 2 "
         "--prompts-per-step 4 --temperature 1 --top-p 1 --max-tokens 256 --loss dapo --beta 0 "
         "--scale-rewards group --format-weight 0 --overlong-buffer 0 --overlong-penalty 1 "
-        f"--save-steps 0 --resume --max-steps 2 --lr 1e-06 --seed 0 --store {d}/store.db",
+        f"--save-steps 0 --token-budget 0 --resume --max-steps 2 --lr 1e-06 --seed 0 --store {d}/store.db",
     ]
     assert any(x.startswith(f"reasonloop train grpo --model {d}/models/imitate ") for x in lines)
     assert not any(x.startswith(("reasonloop explore", "vllm", "trl", "kill")) for x in lines)

@@ -304,6 +304,36 @@ def test_lora_run_saves_an_adapter(tmp_path, make_tiny):
     assert not (out / "model.safetensors").exists()
 
 
+@pytest.mark.slow
+def test_token_budget_stops_at_the_step_that_reaches_it(tmp_path, make_tiny):
+    """One prompt per step, one problem: every row holds the same prompt P, so the tokens trained
+    on are P per rollout plus its completion, and a run stops at the step its budget is reached."""
+    from reasonloop.train.grpo import prompt_messages
+
+    def run(name, **kw):
+        model, tok = make_tiny()
+        s = settings(
+            tmp_path / name, limit=1, prompts_per_step=1, seed=3, extra=allowed_only(tok), **kw
+        )
+        return train_grpo(s, model=model, tokenizer=tok), tok
+
+    one, tok = run("one", max_steps=1)
+    problem = resolve_problems("countdown-easy", limit=1)[0]
+    prompt = tok.apply_chat_template(
+        prompt_messages(problem, False), add_generation_prompt=True, tokenize=True
+    )
+    prompt = prompt if isinstance(prompt, list) else prompt["input_ids"]
+    assert one.rollouts == 4
+    assert one.trained_tokens == 4 * len(prompt) + one.generated_tokens
+    assert one.cost == one.generated_tokens + one.trained_tokens
+    exactly, _ = run("exactly", max_steps=5, token_budget=one.cost)
+    assert exactly.steps == 1 and exactly.cost == one.cost  # the same first step, then stop
+    past, _ = run("past", max_steps=5, token_budget=one.cost + 1)
+    assert past.steps == 2 and past.cost >= one.cost + 1
+    unbounded, _ = run("unbounded", max_steps=3)
+    assert unbounded.steps == 3
+
+
 CHILD = """
 import os, signal, sys
 sys.path[:0] = [{src!r}, {here!r}]
@@ -358,6 +388,12 @@ def test_killed_run_resumes_without_doubling_rows(tmp_path, make_tiny):
     rounds = sorted(r.trajectory.generator.round for r in rows)
     assert rounds == [1] * 8 + [2] * 8 + [3] * 8 + [4] * 8
     assert {r.trajectory.id: r.trajectory.text for r in rows if r.trajectory.id in first} == first
+    # the token counts went on from the checkpoint's: every rollout of the 4 steps counted once
+    assert json.loads((tmp_path / "out" / "checkpoint-2" / "reasonloop_tokens.json").read_text())[
+        "generated"
+    ] == sum(r.trajectory.tokens for r in rows if r.trajectory.generator.round <= 2)
+    summary = json.loads((tmp_path / "out" / "reasonloop_train.json").read_text())["summary"]
+    assert summary["generated_tokens"] == sum(r.trajectory.tokens for r in rows)
     report = json.loads((tmp_path / "out" / "reasonloop_train.json").read_text())
     assert report["summary"]["steps"] == 4
     assert report["summary"]["rollouts"] == 2 * 8  # the resumed run scored steps 3 and 4

@@ -16,6 +16,9 @@ resumable: a finished phase leaves a marker in ``OUT/steps/`` and is skipped on 
 7. **rs-sft** — rejection-sampling SFT *from the backbone* on D0 + the correct explored
    trajectories, with the same number of steps as imitation.
 8. **dpo** — thought-only DPO + SFT term from the imitated checkpoint, on pairs from the pool.
+   **grpo** (``grpo``) — GRPO from the imitated checkpoint on the hard pool, with the graders as
+   reward, until it has spent what explore + RS-SFT of the same seed spent (tokens generated plus
+   tokens trained on): the three methods compared at matched cost.
 9. **control** — the ReasonSet comparison: the backbone trained on the same problems with
    answer-only solutions (no worked thought), same number of steps.
 10. **eval** — greedy accuracy of every model on every held-out set, maj@k of imitate and RS-SFT on
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import statistics
 from dataclasses import dataclass
@@ -82,6 +86,16 @@ class DemoConfig:
     max_new_tokens: int = 224
     maj_k: int = 4
     control: bool = True  # also train the answer-only control (the ReasonSet comparison)
+    # GRPO from the imitated student on the explore pool, per seed, with that seed's explore +
+    # RS-SFT cost (tokens generated + trained on) as its budget: the matched-cost comparison of
+    # RS-SFT, DPO and GRPO. Off by default (it adds ~7 minutes per seed to a 17-minute run);
+    # recipes/cpu-demo.yaml and `reasonloop demo --grpo` turn it on.
+    grpo: bool = False
+    grpo_group_size: int = 8
+    grpo_prompts_per_step: int = 8
+    grpo_loss: str = "dr_grpo"
+    grpo_learning_rate: float = 1e-4
+    grpo_max_steps: int = 2000  # a bound only: the token budget ends the run
 
     @classmethod
     def quick(cls, out: str = "runs/demo-quick") -> DemoConfig:
@@ -94,6 +108,7 @@ class DemoConfig:
             hard_test_problems=40,
             sft_steps=150,
             dpo_steps=10,
+            grpo_max_steps=20,
             max_rollouts=4,
             maj_k=2,
         )
@@ -212,9 +227,21 @@ def _acc(results: dict, name: str, set_name: str) -> float | None:
     return None if m is None else _percent(m)
 
 
+# the self-improvement methods the demo compares, by their model names, and how the report names them
+METHODS = {"rs-sft": "explore + RS-SFT", "dpo": "thought-only DPO", "grpo": "GRPO"}
+
+
 def write_demo_report(
-    root: Path, cfg: DemoConfig, results: dict, curated: dict, rows: list, seconds: float
+    root: Path,
+    cfg: DemoConfig,
+    results: dict,
+    curated: dict,
+    rows: list,
+    seconds: float,
+    costs: dict[int, dict[str, int | None]] | None = None,
 ) -> dict:
+    """``report.md``, ``phases.png`` (and with GRPO ``cost.png``) and ``summary.json`` in ``root``.
+    ``costs``: per seed, the tokens each method spent beyond imitation (``DemoRun.costs``)."""
     sets = [f"test-{b}" for b in SETS]
     seeds = cfg.seeds
 
@@ -247,10 +274,16 @@ def write_demo_report(
         )
         shown = [fmt(m, sd if len(seeds) > 1 else None) for m, sd in cells]
         table.append([label, data, *shown, f"{gain:+.1f}"])
-    for label, name in (
+    for label, prefix in (
         ("thought-only DPO + SFT (from imitate)", "dpo"),
-        ("control: answer-only SFT", "control"),
+        ("GRPO (from imitate, at RS-SFT's cost)", "grpo"),
     ):
+        cells = [mean_sd(prefix, s) for s in sets]
+        if math.isnan(cells[-1][0]):
+            continue
+        shown = [fmt(m, sd if len(seeds) > 1 else None) for m, sd in cells]
+        table.append([label, "-", *shown, f"{cells[-1][0] - backbone[sets[-1]]:+.1f}"])
+    for label, name in (("control: answer-only SFT", "control"),):
         if name in results:
             table.append(
                 [
@@ -282,15 +315,16 @@ def write_demo_report(
             )
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    labels = ["backbone", "imitate", "RS-SFT", "DPO", "control"]
+    labels = ["backbone", "imitate", "RS-SFT", "DPO", "GRPO", "control"]
     names = [
         ("backbone", False),
         ("imitate", True),
         ("rs-sft", True),
-        ("dpo", False),
+        ("dpo", True),
+        ("grpo", True),
         ("control", False),
     ]
-    width = 0.16
+    width = 0.13
     for i, ((name, seeded), label) in enumerate(zip(names, labels, strict=True)):
         vals, errs = [], []
         for s in sets:
@@ -318,6 +352,8 @@ def write_demo_report(
     n_hard = cfg.n_hard_test
     imitate_hard = mean_sd("imitate", sets[-1])
     rs_hard = mean_sd("rs-sft", sets[-1])
+    others = {m: mean_sd(m, sets[-1]) for m in ("dpo", "grpo")}
+    others = {m: v for m, v in others.items() if not math.isnan(v[0])}
     lines = [
         "# reasonloop CPU demo — Countdown",
         "",
@@ -338,13 +374,15 @@ def write_demo_report(
         "",
         "## What the numbers say",
         "",
-        _verdicts(backbone, imitate_hard, rs_hard, results, sets, n_hard, len(seeds)),
+        _verdicts(backbone, imitate_hard, rs_hard, results, sets, n_hard, len(seeds), others),
+        *matched_cost(root, cfg, results, costs or {}),
     ]
     (root / "report.md").write_text("\n".join(lines) + "\n")
     final = {
         "backbone": backbone[sets[-1]],
         "imitate": imitate_hard[0],
         "improved": rs_hard[0],
+        **{m: v[0] for m, v in others.items()},
         "minutes": seconds / 60,
     }
     (root / "summary.json").write_text(json.dumps(final, indent=2) + "\n")
@@ -359,7 +397,9 @@ def sampling_error(a: float, b: float, n: int) -> float:
     return 196 * var**0.5
 
 
-def _verdicts(backbone, imitate, rs, results, sets, n: int, seeds: int) -> str:
+def _verdicts(
+    backbone, imitate, rs, results, sets, n: int, seeds: int, others: dict | None = None
+) -> str:
     """The report's plain statements. ``imitate`` and ``rs`` are (mean, sd over seeds) on the hard
     set. With one seed no seed spread was measured, so the gain is weighed against the sampling
     error alone and the report says so; with two or more, against the larger of the two."""
@@ -403,9 +443,78 @@ def _verdicts(backbone, imitate, rs, results, sets, n: int, seeds: int) -> str:
         out.append(
             f"- Worked thoughts vs answer-only training on hard: {imitate[0]:.1f}% vs {c:.1f}%."
         )
-    if "dpo" in results:
-        dpo = _acc(results, "dpo", hard) or 0.0
+    for method, (mean, _) in (others or {}).items():
+        what = "Thought-only DPO" if method == "dpo" else "GRPO"
+        of = f" (mean of {seeds} seeds)" if seeds > 1 else ""
         out.append(
-            f"- Thought-only DPO from the imitated model on hard: {dpo:.1f}% (imitate {imitate[0]:.1f}%)."
+            f"- {what} from the imitated model on hard: {mean:.1f}%{of} (imitate {imitate[0]:.1f}%)."
         )
     return "\n".join(out)
+
+
+def matched_cost(root: Path, cfg: DemoConfig, results: dict, costs: dict) -> list[str]:
+    """The report's matched-cost section and ``cost.png``: per seed and method, the tokens spent
+    beyond imitation (generated + trained on) and the hard-set accuracy against the same seed's
+    imitated model, with the sampling error of the difference. Empty without GRPO results (the
+    comparison is what GRPO's budget is matched for)."""
+    hard, n = f"test-{list(SETS)[-1]}", cfg.n_hard_test
+    seeds = [s for s in cfg.seeds if _acc(results, f"grpo-s{s}", hard) is not None]
+    if not seeds:
+        return []
+    table, points = [], []
+    beats: dict[str, list[bool]] = {m: [] for m in METHODS}
+    for seed in seeds:
+        base = _acc(results, f"imitate-s{seed}", hard)
+        for method, label in METHODS.items():
+            acc, cost = _acc(results, f"{method}-s{seed}", hard), costs.get(seed, {}).get(method)
+            if acc is None or base is None:
+                continue
+            diff, err = acc - base, sampling_error(base, acc, n)
+            beats[method].append(diff > err)
+            points.append((method, seed, cost, acc))
+            table.append(
+                [
+                    label,
+                    str(seed),
+                    "-" if cost is None else f"{cost / 1e6:.2f}",
+                    f"{acc:.1f}",
+                    f"{diff:+.1f} ± {err:.1f}",
+                ]
+            )
+    lines = [
+        "",
+        "## Self-improvement at matched cost",
+        "",
+        f"Cost: tokens generated plus tokens trained on beyond imitation, in millions (explore's "
+        f"rollouts count for RS-SFT and for DPO; GRPO stops at the step where it has spent what "
+        f"explore + RS-SFT of its seed spent). Hard set: {n} held-out puzzles; the error is the "
+        "95% sampling error of the difference with the same seed's imitated model.",
+        "",
+        markdown_table(
+            ["method", "seed", "cost (M tokens)", "hard (%)", "vs imitate (points)"], table
+        ),
+        "",
+    ]
+    for method, label in METHODS.items():
+        won = beats[method]
+        if won:
+            lines.append(
+                f"- {label} beats imitation on hard by more than the sampling error in "
+                f"{sum(won)} of {len(won)} seeds."
+            )
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    for method, label in METHODS.items():
+        xs = [c / 1e6 for m, _, c, _ in points if m == method and c is not None]
+        ys = [a for m, _, c, a in points if m == method and c is not None]
+        ax.scatter(xs, ys, label=label, s=24)
+    base = [_acc(results, f"imitate-s{s}", hard) or 0.0 for s in seeds]
+    ax.scatter([0.0] * len(base), base, label="imitate", s=24, marker="x", color="black")
+    ax.set_xlabel("tokens generated + trained on beyond imitation (millions)")
+    ax.set_ylabel("hard held-out accuracy, greedy (%)")
+    ax.set_title("Self-improvement methods at matched cost (one point per seed)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(root / "cost.png", dpi=110)
+    plt.close(fig)
+    return [*lines, "", "![cost](cost.png)"]

@@ -13,8 +13,11 @@ runs them)::
       rs-data-sS               its correct rollouts pass D_0's cleaning (:data:`CURATE`), then
                                join D_0 → D_1
       sft-rs-sft-sS, eval-rs-sft-sS-k1
+      dpo-data-sS, dpo-sS, eval-dpo-sS-k1  (dpo only when there are pairs)
+      grpo-sS, eval-grpo-sS-k1  (grpo) GRPO from the imitated student on the hard pool, until it
+                               has spent what explore + RS-SFT of seed S spent (tokens generated
+                               plus tokens trained on)
     first seed only:
-      dpo-data, dpo, eval-dpo-k1       (dpo only when there are pairs)
       sft-control-sS, eval-control-k1  (control)
       eval-imitate-sS-kK, eval-rs-sft-sS-kK   maj@K on the first test puzzles of the hard set
 
@@ -45,6 +48,7 @@ from reasonloop.demo.run import (
 )
 from reasonloop.engines.countdown import answer_only
 from reasonloop.engines.hf import HFEngine
+from reasonloop.errors import ConfigError
 from reasonloop.evaluate.report import markdown_table
 from reasonloop.evaluate.run import EvalSettings, evaluate
 from reasonloop.explore import explore
@@ -55,6 +59,7 @@ from reasonloop.recipe.steps import Step, marker, run_steps
 from reasonloop.store import open_store
 from reasonloop.store.export import preference_rows
 from reasonloop.train.dpo import DPOSettings, train_dpo
+from reasonloop.train.grpo import GRPOSettings, train_grpo
 from reasonloop.train.pairs import select_pairs
 from reasonloop.train.rmcontract import NO, YES, verification_prompt
 from reasonloop.train.sft import SFTSettings, train_sft
@@ -94,6 +99,11 @@ class DemoRun:
         if self._store is None:
             self._store = open_store(self.root / "store.db")
         return self._store
+
+    def close_store(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
     @property
     def imitate_data(self) -> Path:
@@ -148,12 +158,15 @@ class DemoRun:
             rs_data = self.root / "data" / f"rs-sft-s{seed}.jsonl"
             yield self._sft("rs-sft", rs_data, seed)
             yield self._eval(f"rs-sft-s{seed}", self.model("rs-sft", seed))
+            yield self._pairs(seed)
+            if marker(self.root, f"dpo-data-s{seed}"):
+                yield self._dpo(seed)
+                yield self._eval(f"dpo-s{seed}", self.model("dpo", seed))
+            if cfg.grpo:
+                yield self._grpo(seed)
+                yield self._eval(f"grpo-s{seed}", self.model("grpo", seed))
             if seed != cfg.seeds[0]:
                 continue
-            yield self._pairs(seed)
-            if marker(self.root, "dpo-data"):
-                yield self._dpo(seed)
-                yield self._eval("dpo", self.root / "models" / f"dpo-s{seed}")
             if cfg.control:
                 yield self._sft("control", self.control_data, seed)
                 yield self._eval("control", self.model("control", seed))
@@ -307,7 +320,7 @@ class DemoRun:
         cfg = self.cfg
         out = self.model(name, seed)
 
-        def run(update: Update) -> float:
+        def run(update: Update) -> dict[str, Any]:
             s = SFTSettings(
                 model=str(self.backbone),
                 data=str(data),
@@ -320,12 +333,12 @@ class DemoRun:
                 logging_steps=50,
                 warmup=0.05,
             )
-            return train_sft(s, on_progress=update)["train_loss"]
+            return trained(train_sft(s, on_progress=update))
 
         return self.step(
             f"sft-{name}-s{seed}",
             run,
-            lambda loss: f"{cfg.sft_steps} steps, train loss {loss:.4f} → {out}",
+            lambda v: f"{cfg.sft_steps} steps, train loss {loss_of(v):.4f} → {out}",
             cfg.sft_steps,
             trains=True,
         )
@@ -369,6 +382,7 @@ class DemoRun:
                 "solved": s.solved,
                 "buckets": dict(s.buckets),
                 "rollouts": sum(r.attempts for r in s.results),
+                "generated_tokens": sum(t.tokens for t in rollouts),
             }
 
         return self.step(
@@ -439,19 +453,22 @@ class DemoRun:
             ]
             pairs = select_pairs(trajs, self.problems, prompt=lambda p: p.problem)
             rows = list(preference_rows(pairs))
-            write_jsonl(self.root / "data" / "dpo.jsonl", rows)
+            write_jsonl(self.dpo_data(seed), rows)
             return len(rows)
 
-        return self.step("dpo-data", run, lambda n: f"{n} preference pairs")
+        return self.step(f"dpo-data-s{seed}", run, lambda n: f"{n} preference pairs")
+
+    def dpo_data(self, seed: int) -> Path:
+        return self.root / "data" / f"dpo-s{seed}.jsonl"
 
     def _dpo(self, seed: int) -> Step:
         cfg = self.cfg
-        out = self.root / "models" / f"dpo-s{seed}"
+        out = self.model("dpo", seed)
 
-        def run(update: Update) -> float:
+        def run(update: Update) -> dict[str, Any]:
             s = DPOSettings(
                 model=str(self.model("imitate", seed)),
-                data=str(self.root / "data" / "dpo.jsonl"),
+                data=str(self.dpo_data(seed)),
                 output_dir=str(out),
                 align="thought",
                 sft_weight=cfg.dpo_sft_weight,
@@ -463,25 +480,93 @@ class DemoRun:
                 seed=seed,
                 logging_steps=10,
             )
-            return train_dpo(s, on_progress=update)["train_loss"]
+            return trained(train_dpo(s, on_progress=update))
 
         return self.step(
-            "dpo",
+            f"dpo-s{seed}",
             run,
-            lambda loss: f"{cfg.dpo_steps} steps, loss {loss:.4f} → {out}",
+            lambda v: f"{cfg.dpo_steps} steps, loss {loss_of(v):.4f} → {out}",
             cfg.dpo_steps,
             trains=True,
         )
+
+    def _grpo(self, seed: int) -> Step:
+        """GRPO from the imitated student on the hard pool, its budget what explore + RS-SFT of
+        the same seed spent (so the two are compared at matched cost); its rollouts go to the
+        store under ``grpo-sS``."""
+        cfg = self.cfg
+        out = self.model("grpo", seed)
+
+        def run(update: Update) -> dict[str, Any]:
+            budget = self.costs(seed)["rs-sft"]
+            if budget is None:  # a run directory from before costs were counted
+                raise ConfigError("the RS-SFT cost of this seed was not counted: rerun its steps")
+            s = GRPOSettings(
+                model=str(self.model("imitate", seed)),
+                problems="demo:explore",
+                output_dir=str(out),
+                store=str(self.root / "store.db"),
+                stage=f"grpo-s{seed}",
+                system_prompt=False,
+                group_size=cfg.grpo_group_size,
+                prompts_per_step=cfg.grpo_prompts_per_step,
+                temperature=cfg.explore_temperature,
+                max_completion_length=cfg.max_new_tokens,
+                loss_type=cfg.grpo_loss,
+                dynamic_sampling=True,
+                learning_rate=cfg.grpo_learning_rate,
+                max_steps=cfg.grpo_max_steps,
+                token_budget=budget,
+                seed=seed,
+                logging_steps=10,
+            )
+            self.close_store()  # the trainer writes its rollouts through a connection of its own
+            r = train_grpo(s, problems=self.sets["explore"], on_progress=update)
+            keep = ("steps", "rollouts", "correct", "generated_tokens", "trained_tokens")
+            return {"budget": budget, **{k: getattr(r, k) for k in keep}, "loss": r.train_loss}
+
+        return self.step(
+            f"grpo-s{seed}",
+            run,
+            lambda v: (
+                f"{v['steps']} steps, {v['rollouts']} rollouts ({v['correct']} correct), "
+                f"{v['generated_tokens'] + v['trained_tokens']:,} tokens of a {v['budget']:,} "
+                f"budget → {out}"
+            ),
+            cfg.grpo_max_steps,
+            trains=True,
+        )
+
+    def costs(self, seed: int) -> dict[str, int | None]:
+        """What each self-improvement method of ``seed`` spent beyond imitation, in tokens
+        generated plus tokens trained on (None where a step has not finished, or was made before
+        tokens were counted). RS-SFT and DPO both spend the exploration's rollouts; the
+        perplexities that choose DPO's pairs (a forward pass over the rollouts) are not counted."""
+
+        def value(step: str, key: str) -> int | None:
+            v = marker(self.root, step)
+            return v.get(key) if isinstance(v, dict) else None
+
+        explore = value(f"explore-s{seed}", "generated_tokens")
+        out: dict[str, int | None] = {}
+        for method, step in (("rs-sft", f"sft-rs-sft-s{seed}"), ("dpo", f"dpo-s{seed}")):
+            trained_on = value(step, "tokens")
+            out[method] = None if explore is None or trained_on is None else explore + trained_on
+        gen, train = (
+            value(f"grpo-s{seed}", "generated_tokens"),
+            value(f"grpo-s{seed}", "trained_tokens"),
+        )
+        out["grpo"] = None if gen is None or train is None else gen + train
+        return out
 
     # -- the run -----------------------------------------------------------------------------------
 
     def results(self) -> dict[str, dict[str, dict[str, float]]]:
         """Every finished evaluation, by the report's names."""
         cfg, first = self.cfg, self.cfg.seeds[0]
-        names = {"backbone": "eval-backbone-k1", "dpo": "eval-dpo-k1"}
-        names["control"] = "eval-control-k1"
+        names = {"backbone": "eval-backbone-k1", "control": "eval-control-k1"}
         for seed in cfg.seeds:
-            for model in ("imitate", "rs-sft"):
+            for model in ("imitate", "rs-sft", "dpo", "grpo"):
                 names[f"{model}-s{seed}"] = f"eval-{model}-s{seed}-k1"
         names["imitate-maj"] = f"eval-imitate-s{first}-k{cfg.maj_k}"
         names["rs-sft-maj"] = f"eval-rs-sft-s{first}-k{cfg.maj_k}"
@@ -496,9 +581,7 @@ class DemoRun:
         try:
             run_steps(self.root, self.steps(), self.reporter)
         finally:
-            if self._store is not None:
-                self._store.close()
-                self._store = None
+            self.close_store()
         rows = [
             {
                 "seed": seed,
@@ -512,7 +595,10 @@ class DemoRun:
             for m in (self.root / "steps").glob("*.json")
         )
         curated = marker(self.root, "curate")
-        summary = write_demo_report(self.root, self.cfg, self.results(), curated, rows, seconds)
+        costs = {seed: self.costs(seed) for seed in self.cfg.seeds}
+        summary = write_demo_report(
+            self.root, self.cfg, self.results(), curated, rows, seconds, costs
+        )
         with (self.root / "report.md").open("a", encoding="utf-8") as fh:
             fh.write("\n".join(self.cleaning_lines()) + "\n")
         return summary
@@ -549,6 +635,16 @@ class Cleaned:
 
     ids: frozenset[str]
     report: dict[str, Any]
+
+
+def trained(metrics: dict[str, Any]) -> dict[str, Any]:
+    """A training step's marker: its loss and the tokens it trained on."""
+    return {"loss": metrics["train_loss"], "tokens": metrics.get("tokens_trained")}
+
+
+def loss_of(value: Any) -> float:
+    """The loss in a training step's marker (a run made before tokens were counted saved it bare)."""
+    return value["loss"] if isinstance(value, dict) else value
 
 
 def explored_count(value: Any) -> int:

@@ -106,6 +106,7 @@ def grpo_rows(loop: Loop) -> list[list[str]]:
                 f"{100 * v['correct'] / n:.1f}" if n else "-",
                 f"{v['mean_reward_first']:.3f} → {v['mean_reward_last']:.3f}",
                 str(v["generated_tokens"]),
+                str(v.get("trained_tokens", "-")),  # not counted before trained tokens were
                 str(v["dropped_groups"]),
             ]
         )
@@ -227,6 +228,7 @@ def write_report(loop: Loop) -> dict[str, Any]:
                     "correct (%)",
                     "mean reward (first → last step)",
                     "generated tokens",
+                    "trained tokens",
                     "all-equal groups dropped",
                 ],
                 grpo,

@@ -712,7 +712,14 @@ class Loop:
                     summary = dataclasses.asdict(
                         train_grpo(s, problems=probs, on_progress=progress)
                     )
-            keep = ("steps", "rollouts", "new_rows", "correct", "generated_tokens")
+            keep = (
+                "steps",
+                "rollouts",
+                "new_rows",
+                "correct",
+                "generated_tokens",
+                "trained_tokens",
+            )
             keep += ("dropped_groups", "mean_reward_first", "mean_reward_last", "train_loss")
             return {"model": s.output_dir, "init": s.model, **{k: summary[k] for k in keep}}
 
@@ -854,8 +861,10 @@ def demo_command(recipe: DemoRecipe, out: Path) -> str:
     if cfg == DemoConfig.quick(str(out)):
         return cmd.reasonloop([*base, "--quick"])
     n = len(cfg.seeds)
-    if cfg.seeds == tuple(range(n)) and cfg == replace(DemoConfig(out=str(out)), seeds=cfg.seeds):
-        return cmd.reasonloop([*base, "--seeds", str(n)])
+    flags = replace(DemoConfig(out=str(out)), seeds=cfg.seeds, grpo=cfg.grpo)
+    if cfg.seeds == tuple(range(n)) and cfg == flags:
+        seeds = ["--seeds", str(n)] if cfg.seeds != DemoConfig().seeds else []
+        return cmd.reasonloop([*base, *seeds, *(["--grpo"] if cfg.grpo else [])])
     default = DemoConfig()
     changed = [
         (f.name, getattr(cfg, f.name))

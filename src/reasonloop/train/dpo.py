@@ -27,6 +27,7 @@ from reasonloop.progress import Update
 from reasonloop.train.callbacks import follow
 from reasonloop.train.masks import thought_mask
 from reasonloop.train.sft import (
+    COUNT_TOKENS,
     TrainerOptions,
     add_format_tokens,
     jsonl_lines,
@@ -181,6 +182,7 @@ def train_dpo(
         loss_type, loss_weights = ["sigmoid", "sft"], [1.0, s.sft_weight]
     args = DPOConfig(
         **trl_common_args(s),
+        **COUNT_TOKENS,
         beta=s.beta,
         max_length=s.max_length,
         loss_type=loss_type,

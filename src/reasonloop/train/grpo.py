@@ -77,6 +77,8 @@ VLLM_MODES = ("server", "colocate")
 # --host/--port): the recipe waits on this address when the options are unset
 TRL_VLLM_HOST = "0.0.0.0"
 TRL_VLLM_PORT = 8000
+# the token counts a checkpoint carries (generated, trained), for token_budget across a resume
+TOKENS_FILE = "reasonloop_tokens.json"
 # options that apply in one vLLM mode only (TRL ignores them silently in the other)
 VLLM_SERVER_ONLY = ("vllm_server_host", "vllm_server_port")
 VLLM_COLOCATE_ONLY = ("vllm_gpu_memory_utilization", "vllm_tensor_parallel_size")
@@ -137,6 +139,12 @@ class GRPOSettings:
         False, help="Drop groups whose rewards are all equal (no advantage) from the step."
     )
     save_steps: int = option(0, min=0, help="Checkpoint every N steps (0: only the final model).")
+    token_budget: int = option(
+        0,
+        min=0,
+        help="Stop after the step at which the tokens generated plus the tokens trained on reach "
+        "N (0: max_steps alone decides): what a matched-cost comparison with other methods sets.",
+    )
     resume: bool = option(False, help="Continue from the last checkpoint in --out.")
     use_vllm: bool = option(False, help="Generate the rollouts with vLLM (CUDA GPUs only).")
     vllm_mode: str | None = option(
@@ -244,7 +252,8 @@ class GRPOSummary:
     rollouts: int  # rollouts scored in this run (a resumed run counts only its own)
     new_rows: int  # of those, rows the store did not have yet
     correct: int
-    generated_tokens: int
+    generated_tokens: int  # tokens of every rollout drawn (all groups, kept or dropped)
+    trained_tokens: int  # prompt + completion tokens of the rollouts the loss was computed on
     dropped_groups: int  # all-equal groups left out of the loss (dynamic sampling)
     mean_reward_first: float  # mean reward of the first / last step this run scored
     mean_reward_last: float
@@ -255,6 +264,11 @@ class GRPOSummary:
     @property
     def accuracy(self) -> float:
         return self.correct / self.rollouts if self.rollouts else 0.0
+
+    @property
+    def cost(self) -> int:
+        """Tokens generated plus tokens trained on (the measure of ``token_budget``)."""
+        return self.generated_tokens + self.trained_tokens
 
 
 def format_reward(text: str) -> float:
@@ -418,8 +432,9 @@ def check_vllm_runs_here(s: GRPOSettings) -> None:
         )
 
 
-def _trainer_class() -> type:
+def _trainer_classes() -> tuple[type, type]:
     import torch
+    from transformers import TrainerCallback
     from trl import GRPOTrainer
     from trl.trainer.utils import RepeatSampler
 
@@ -439,6 +454,7 @@ def _trainer_class() -> type:
         rewards_fn: StoreRewards | None = None
         dynamic_sampling: bool = False
         dropped_groups: int = 0
+        tokens_trained: int = 0
 
         def _get_train_sampler(self, dataset=None):
             return EpochSampler(
@@ -452,8 +468,15 @@ def _trainer_class() -> type:
 
         def _generate_and_score_completions(self, inputs):
             out = super()._generate_and_score_completions(inputs)
-            if not self.dynamic_sampling:
-                return out
+            if self.dynamic_sampling:
+                out = self._drop_flat_groups(out)
+            # a row the loss sees passes forward and backward whole: its prompt and completion
+            live = out["completion_mask"].sum(dim=1) > 0
+            used = out["prompt_mask"].sum(dim=1) + out["completion_mask"].sum(dim=1)
+            self.tokens_trained += int(self.accelerator.gather((used * live).sum()).sum().item())
+            return out
+
+        def _drop_flat_groups(self, out):
             assert self.rewards_fn is not None  # set by train_grpo
             rewards = self.rewards_fn.last
             n, group = len(rewards), self.num_generations
@@ -477,7 +500,33 @@ def _trainer_class() -> type:
             out["num_items_in_batch"] = self.accelerator.gather(mask.sum()).sum()
             return out
 
-    return ReasonloopGRPOTrainer
+    class TokenBudget(TrainerCallback):
+        """Stops training after the step at which generated + trained tokens reach the budget, and
+        keeps both counts in each checkpoint (``reasonloop_tokens.json``) so that a resumed run
+        goes on counting from them."""
+
+        def __init__(self, trainer: Any, rewards: StoreRewards, budget: int):
+            self.trainer, self.rewards, self.budget = trainer, rewards, budget
+
+        def spent(self) -> int:
+            return self.rewards.tokens + self.trainer.tokens_trained
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.budget and self.spent() >= self.budget:
+                log.info(
+                    "token budget reached at step %d: %d tokens", state.global_step, self.spent()
+                )
+                control.should_training_stop = True
+            return control
+
+        def on_save(self, args, state, control, **kwargs):
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if folder.is_dir() and state.is_world_process_zero:
+                counts = {"generated": self.rewards.tokens, "trained": self.trainer.tokens_trained}
+                (folder / TOKENS_FILE).write_text(json.dumps(counts) + "\n")
+            return control
+
+    return ReasonloopGRPOTrainer, TokenBudget
 
 
 def train_grpo(
@@ -530,7 +579,8 @@ def train_grpo(
     with open_store(s.store) as store:
         store.add_problems(problems)
         rewards = StoreRewards(s, {p.id: p for p in problems}, store, set())
-        trainer = _trainer_class()(
+        trainer_cls, budget_cls = _trainer_classes()
+        trainer = trainer_cls(
             model=model,
             reward_funcs=[rewards],
             args=args,
@@ -542,6 +592,10 @@ def train_grpo(
         rewards.eos_ids = {*trainer.eos_token_ids, tokenizer.pad_token_id} - {None}
         trainer.rewards_fn = rewards
         trainer.dynamic_sampling = s.dynamic_sampling
+        if checkpoint and (Path(checkpoint) / TOKENS_FILE).is_file():
+            counts = json.loads((Path(checkpoint) / TOKENS_FILE).read_text())
+            rewards.tokens, trainer.tokens_trained = counts["generated"], counts["trained"]
+        trainer.add_callback(budget_cls(trainer, rewards, s.token_budget))
         follow(trainer, on_progress)
         if checkpoint:
             log.info("resuming from %s", checkpoint)
@@ -554,6 +608,7 @@ def train_grpo(
         new_rows=rewards.new_rows,
         correct=rewards.correct,
         generated_tokens=rewards.tokens,
+        trained_tokens=trainer.tokens_trained,
         dropped_groups=getattr(trainer, "dropped_groups", 0),
         mean_reward_first=rewards.step_means[0] if rewards.step_means else math.nan,
         mean_reward_last=rewards.step_means[-1] if rewards.step_means else math.nan,

@@ -182,6 +182,8 @@ def save_trained(
         loss = trainer.accelerator.reduce(shared, reduction="mean").item()
     metrics["train_loss"] = loss
     metrics["global_step"] = result.global_step
+    if trainer.args.include_num_input_tokens_seen != "no":
+        metrics["tokens_trained"] = trainer.state.num_input_tokens_seen  # every rank's, summed
     return metrics
 
 
@@ -205,6 +207,12 @@ def distributed_on_cpu() -> bool:
     import torch
 
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+
+
+# the trainers whose batches hold input_ids and attention_mask (SFT, DPO) count the tokens they are
+# trained on (non-padding, prompt included: each passes forward and backward); save_trained reports
+# them as ``tokens_trained``. GRPO counts its own (its batches are prompt and completion tensors).
+COUNT_TOKENS = {"include_num_input_tokens_seen": "non_padding"}
 
 
 def trl_common_args(s: Any) -> dict[str, Any]:
@@ -277,6 +285,7 @@ def train_sft(
     rows = read_conversations(s.data)
     args = SFTConfig(
         **trl_common_args(s),
+        **COUNT_TOKENS,
         max_length=s.max_length,
         packing=s.packing,
         completion_only_loss=True,
