@@ -294,6 +294,11 @@ def train_sft(
     )
     follow(trainer, on_progress)
     metrics = save_trained(trainer, tokenizer, trainer.train(), s.output_dir)
+    # the tokens the steps processed (prompt + response, no padding; every rank's): TRL counts
+    # them for its logs only, so read its counter (absent from other TRL versions: then unknown)
+    tokens = getattr(trainer, "_total_train_tokens", None)
+    if isinstance(tokens, int | float):
+        metrics["num_tokens"] = int(tokens)
     if trainer.is_world_process_zero():  # one writer in a multi-process run
         write_train_info(s.output_dir, "sft", s, metrics)
     return metrics
