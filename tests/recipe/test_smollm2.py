@@ -171,3 +171,32 @@ def test_the_quick_recipe_runs_end_to_end_and_resumes(tmp_path):
     assert (gguf.stat().st_ino, gguf.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     assert "export-imitate: " in again.stdout and "already written" in again.stdout
     assert again.stdout.count("done before") == len(list((out / "steps").glob("*.json"))) - 1
+
+
+def test_a_run_made_before_the_new_keys_resumes(tmp_path):
+    """A run directory whose resolved.yaml predates `control` and `student.export_type` resumes
+    with their defaults; adding the control is resumable (steps at the end); another export type
+    is a different recipe."""
+    import yaml
+
+    from reasonloop.errors import ConfigError
+    from reasonloop.recipe.runner import prepare_run_dir
+
+    data = {
+        "teacher": {"engine": "countdown", "problems": "countdown-easy"},
+        "student": {"model": str(tmp_path / "base"), "engine": "llamacpp"},
+        "explore": {"problems": "countdown-medium"},
+        "eval": {"benchmarks": ["countdown-easy"]},
+    }
+    out = tmp_path / "run"
+    prepare_run_dir(parse_recipe(data), out)
+    old = yaml.safe_load((out / "resolved.yaml").read_text())
+    del old["control"], old["student"]["export_type"]
+    (out / "resolved.yaml").write_text(yaml.safe_dump(old))
+    (out / "steps").mkdir()
+    (out / "steps" / "backbone.json").write_text('{"value": {}, "seconds": 0}')
+    prepare_run_dir(parse_recipe(data), out)
+    prepare_run_dir(parse_recipe({**data, "control": True}), out)
+    f16 = {**data, "student": {**data["student"], "export_type": "f16"}}
+    with pytest.raises(ConfigError, match=r"changed: student\.export_type"):
+        prepare_run_dir(parse_recipe(f16), out)

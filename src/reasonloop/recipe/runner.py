@@ -69,6 +69,7 @@ from reasonloop.engines import load_engine
 from reasonloop.engines.convert import default_out_dir, gguf_to_hf
 from reasonloop.engines.export import export_gguf
 from reasonloop.engines.hf import HFEngine
+from reasonloop.engines.llamacpp import default_model_path
 from reasonloop.errors import ConfigError, DataError, ReasonloopError
 from reasonloop.evaluate.run import evaluate
 from reasonloop.explore import run_explore
@@ -99,13 +100,17 @@ from reasonloop.rel.loop import run_rel_stage
 from reasonloop.store import open_store
 from reasonloop.train.dpo import train_dpo
 from reasonloop.train.grpo import TRL_VLLM_HOST, TRL_VLLM_PORT, GRPOSettings, train_grpo
-from reasonloop.train.sft import train_sft
+from reasonloop.train.sft import add_format_tokens, read_conversations, train_sft
 from reasonloop.train.vstar import store_solutions, train_vstar, vstar_pairs
 
 log = logging.getLogger(__name__)
 
-# keys a resumed run may change: more (or fewer) rounds, and how processes are launched
-RESUMABLE_CHANGES = ("improve.rounds", "launch.")
+# keys a resumed run may change: more (or fewer) rounds, the control (steps at the end), and how
+# processes are launched
+RESUMABLE_CHANGES = ("improve.rounds", "control", "launch.")
+# keys added since runs were made: absent from an older run's resolved.yaml, that run did what
+# their default says
+ADDED_KEYS = {"student.export_type": "q8_0"}
 
 
 def open_engine(spec: str, *, batch_size: int = 16) -> Any:
@@ -255,8 +260,6 @@ class Loop:
     def student_gguf(self) -> str:
         """The GGUF a ``default`` or ``.gguf`` student starts from."""
         if self.r.student.model == DEFAULT_STUDENT:
-            from reasonloop.engines.llamacpp import default_model_path
-
             return default_model_path()
         return self.r.student.model
 
@@ -1022,8 +1025,6 @@ def _newer_than(path: Path, model: Path) -> bool:
 def mean_row_tokens(model: str, data: Path) -> float:
     """Mean tokens per conversational row of ``data`` under ``model``'s tokenizer and chat
     template (the format's markers as single tokens, as training makes them)."""
-    from reasonloop.train.sft import add_format_tokens, read_conversations
-
     tok = load_tokenizer(model)
     add_format_tokens(tok)
     rows = read_conversations(data)
@@ -1084,7 +1085,11 @@ def prepare_run_dir(recipe: Recipe, out: Path) -> None:
     started = (out / "steps").is_dir() and any((out / "steps").glob("*.json"))
     if path.exists() and started:
         old = yaml.safe_load(path.read_text(encoding="utf-8"))
-        changed = [k for k in changed_keys(old, new) if not k.startswith(RESUMABLE_CHANGES)]
+        changed = [
+            k
+            for k in changed_keys(old, new)
+            if not k.startswith(RESUMABLE_CHANGES) and not _added_default(k, old, new)
+        ]
         if changed:
             raise ConfigError(
                 f"{out} holds a run of a different recipe (changed: {', '.join(changed)}); "
@@ -1093,6 +1098,16 @@ def prepare_run_dir(recipe: Recipe, out: Path) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(yaml.safe_dump(new, sort_keys=False), encoding="utf-8")
     tmp.replace(path)
+
+
+def _added_default(key: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """``key`` is one of :data:`ADDED_KEYS`, absent from ``old`` and at its default in ``new``."""
+    if key not in ADDED_KEYS:
+        return False
+    section, _, name = key.rpartition(".")
+    before = old.get(section, {}) if section else old
+    after = new.get(section, {}) if section else new
+    return name not in before and after.get(name) == ADDED_KEYS[key]
 
 
 def dry_run(recipe: Recipe, out: str | Path, *, recipe_path: str = "RECIPE.yaml") -> str:
