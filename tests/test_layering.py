@@ -26,7 +26,7 @@ LEVELS: tuple[tuple[str, ...], ...] = (
     ("engines",),
     ("store",),
     ("generate", "explore", "distill", "rel", "curate", "scale"),
-    ("train", "search", "evaluate"),
+    ("train", "search", "evaluate", "comparison"),
     ("recipe", "view", "demo"),
     ("cli",),
 )

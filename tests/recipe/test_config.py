@@ -52,7 +52,21 @@ def with_(**sections):
             "openai:URL#MODEL[,URL#MODEL...], countdown), got 'gpt4'",
         ),
         (with_(teacher={"n": 0}), "teacher.n must be >= 1, got 0"),
-        (with_(student={"engine": "vllm"}), "student.engine must be 'hf' or 'openai:URL#MODEL'"),
+        (
+            with_(student={"engine": "vllm"}),
+            "student.engine must be one of hf, llamacpp, openai:URL#MODEL, got 'vllm'",
+        ),
+        (
+            with_(student={"engine": "llamacpp", "model": "default", "export_type": "q4_k"}),
+            "student.export_type must be one of ['q8_0', 'f16'], got 'q4_k'",
+        ),
+        (with_(student={"export_type": 8}), "student.export_type: expected a string, got 8"),
+        (with_(student={"model": " "}), "student.model must name a model"),
+        (
+            with_(student={"engine": "llamacpp"}),
+            "student.model: the tiny student is sampled in-process (engine: hf)",
+        ),
+        (with_(control="yes"), "control: expected true or false, got 'yes'"),
         (
             with_(student={"model": "m", "engine": "openai:http://h/v1#{name}"}),
             "student.engine: an openai: student needs launch.serve",
@@ -212,6 +226,8 @@ def test_resolved_form_round_trips_and_diffs():
         "cpu-demo",
         "gpu-qwen2.5-math-1.5b",
         "gpu-qwen2.5-math-1.5b-grpo",
+        "cpu-smollm2-countdown",
+        "cpu-smollm2-countdown-quick",
     ],
 )
 def test_the_resolved_form_is_itself_a_recipe(name):

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reasonloop.comparison import phase_plot, sampling_error
 from reasonloop.demo.student import make_student, make_task_tokenizer
 from reasonloop.engines.countdown import solve
 from reasonloop.evaluate.report import markdown_table, pyplot
@@ -313,42 +314,21 @@ def write_demo_report(
                     ),
                 ]
             )
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    labels = ["backbone", "imitate", "RS-SFT", "DPO", "GRPO", "control"]
-    names = [
-        ("backbone", False),
-        ("imitate", True),
-        ("rs-sft", True),
-        ("dpo", True),
-        ("grpo", True),
-        ("control", False),
-    ]
-    width = 0.13
-    for i, ((name, seeded), label) in enumerate(zip(names, labels, strict=True)):
-        vals, errs = [], []
-        for s in sets:
-            if seeded:
-                m, sd = mean_sd(name, s)
-            else:
-                m, sd = (_acc(results, name, s) or 0.0), 0.0
-            vals.append(m)
-            errs.append(sd)
-        ax.bar(
-            [j + (i - 2) * width for j in range(len(sets))],
-            vals,
-            width,
-            yerr=errs if len(seeds) > 1 else None,  # one seed: no spread was measured
-            label=label,
-            capsize=2,
-        )
-    ax.set_xticks(range(len(sets)), [s.removeprefix("test-") for s in sets])
-    ax.set_ylabel("held-out accuracy, greedy (%)")
-    ax.set_title("Countdown: each phase of the loop")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(root / "phases.png", dpi=110)
-    plt.close(fig)
+    bars = []
+    for name, seeded, label in (
+        ("backbone", False, "backbone"),
+        ("imitate", True, "imitate"),
+        ("rs-sft", True, "RS-SFT"),
+        ("dpo", True, "DPO"),
+        ("grpo", True, "GRPO"),
+        ("control", False, "control"),
+    ):
+        cells = [
+            mean_sd(name, s) if seeded else ((_acc(results, name, s) or 0.0), 0.0) for s in sets
+        ]
+        errors = [sd for _, sd in cells] if len(seeds) > 1 else None  # one seed: no spread
+        bars.append((label, [m for m, _ in cells], errors))
+    phase_plot(root / "phases.png", [s.removeprefix("test-") for s in sets], bars)
     n_hard = cfg.n_hard_test
     imitate_hard = mean_sd("imitate", sets[-1])
     rs_hard = mean_sd("rs-sft", sets[-1])
@@ -387,14 +367,6 @@ def write_demo_report(
     }
     (root / "summary.json").write_text(json.dumps(final, indent=2) + "\n")
     return {**final, "table": {"header": header, "rows": table}}
-
-
-def sampling_error(a: float, b: float, n: int) -> float:
-    """Half-width of a 95% interval (normal approximation) for the difference of two accuracies in
-    percent, each measured on ``n`` problems (independent samples: a conservative bound for the
-    paired comparison the demo makes)."""
-    var = sum(p / 100 * (1 - p / 100) / n for p in (a, b))
-    return 196 * var**0.5
 
 
 def _verdicts(

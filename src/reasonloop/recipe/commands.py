@@ -68,6 +68,13 @@ class Layout:
     def rs_data(self, round_: int) -> Path:  # D_i
         return self.root / "data" / f"rs-r{round_}.jsonl"
 
+    @property
+    def control_data(self) -> Path:  # D_0's problems, answer-only
+        return self.root / "data" / "control.jsonl"
+
+    def gguf(self, name: str, kind: str) -> Path:  # a checkpoint exported for llama.cpp
+        return self.root / "gguf" / f"{name}.{kind}.gguf"
+
     def dpo_data(self, round_: int) -> Path:
         return self.root / "data" / f"dpo-r{round_}.jsonl"
 

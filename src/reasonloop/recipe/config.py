@@ -40,6 +40,7 @@ from reasonloop.curate.run import CurateConfig, SelectConfig
 from reasonloop.demo.run import DemoConfig
 from reasonloop.distill import DistillConfig
 from reasonloop.engines import SPEC_FORMS, parse_engine_spec
+from reasonloop.engines.export import EXPORT_TYPES
 from reasonloop.errors import ConfigError
 from reasonloop.evaluate.run import EvalConfig as EvalStage
 from reasonloop.explore import ExploreConfig as ExploreStage
@@ -140,23 +141,46 @@ class CurateSection:
     decontaminate: tuple[str, ...] = ()
 
 
+STUDENT_ENGINES = ("hf", "llamacpp", "openai:URL#MODEL")
+DEFAULT_STUDENT = "default"  # the packaged GGUF (SmolLM2-135M-Instruct), converted to train
+
+
 @dataclass(frozen=True, slots=True)
 class StudentConfig:
-    """The model trained. ``model``: a transformers directory or hub id, or ``tiny`` (a ~50k
-    parameter Llama with a character tokenizer, built in the run directory: a smoke test, it
-    learns nothing useful). ``engine``: ``hf`` samples each checkpoint in this process;
+    """The model trained. ``model``: a transformers directory or hub id; ``default`` (the packaged
+    GGUF, SmolLM2-135M-Instruct) or a ``.gguf`` file, converted once (into the cache, as
+    ``reasonloop convert`` does) and trained from there; or ``tiny`` (a ~50k parameter Llama with a
+    character tokenizer, built in the run directory: a smoke test, it learns nothing useful).
+    ``engine``: ``hf`` samples each checkpoint in this process through transformers;
+    ``llamacpp`` exports each checkpoint it samples to a GGUF of type ``export_type`` (step
+    ``export-NAME``, ``gguf/NAME.TYPE.gguf``) and samples it through llama.cpp;
     ``openai:URL#{name}`` reaches the server ``launch.serve`` starts on each checkpoint."""
 
     model: str
     engine: str = "hf"
     batch_size: int = 16  # hf: sequences decoded together
+    export_type: str = "q8_0"  # llamacpp: the exported GGUFs' weight type
 
     def __post_init__(self) -> None:
-        if self.engine != "hf" and not self.engine.startswith("openai:"):
+        if self.engine not in ("hf", "llamacpp") and not self.engine.startswith("openai:"):
             raise ConfigError(
-                f"must be 'hf' or 'openai:URL#MODEL', got {self.engine!r}", field="engine"
+                f"must be one of {', '.join(STUDENT_ENGINES)}, got {self.engine!r}", field="engine"
+            )
+        if self.export_type not in EXPORT_TYPES:
+            raise ConfigError(
+                f"must be one of {list(EXPORT_TYPES)}, got {self.export_type!r}",
+                field="export_type",
+            )
+        if not self.model.strip():
+            raise ConfigError(
+                "must name a model (a directory, hub id, .gguf, default or tiny)", field="model"
             )
         _at_least(self, "batch_size", 1)
+
+    @property
+    def from_gguf(self) -> bool:
+        """The backbone is a GGUF converted in the run (``default`` or a ``.gguf`` file)."""
+        return self.model == DEFAULT_STUDENT or self.model.lower().endswith(".gguf")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -322,6 +346,9 @@ class LoopRecipe:
     sft: SFTSettings = SFTSettings("", "", "")
     improve: ImproveConfig = ImproveConfig()
     launch: LaunchConfig = LaunchConfig()
+    # the answer-only control: the backbone trained on D_0's problems with answer-only solutions,
+    # for as many training tokens as imitation took (see ``Loop._control``), evaluated like the rest
+    control: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -430,6 +457,7 @@ def parse_recipe(data: Any, *, default_name: str = "run") -> Recipe:
         seed=seed,
         data_dir=_typed(data.get("data_dir"), str | None, "data_dir"),
         system_prompt=_typed(data.get("system_prompt", True), bool, "system_prompt"),
+        control=_typed(data.get("control", False), bool, "control"),
         teacher=build(TeacherConfig, data["teacher"], "teacher"),
         curate=_curate_section(data.get("curate")),
         student=build(StudentConfig, data["student"], "student"),

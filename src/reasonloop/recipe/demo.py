@@ -46,7 +46,6 @@ from reasonloop.demo.run import (
     write_demo_report,
     write_jsonl,
 )
-from reasonloop.engines.countdown import answer_only
 from reasonloop.engines.hf import HFEngine
 from reasonloop.errors import ConfigError
 from reasonloop.evaluate.report import markdown_table
@@ -54,6 +53,7 @@ from reasonloop.evaluate.run import EvalSettings, evaluate
 from reasonloop.explore import explore
 from reasonloop.generate import SamplingSettings, perplexity_scorer
 from reasonloop.progress import LogReporter, Reporter, Update
+from reasonloop.recipe.control import answer_only_rows
 from reasonloop.recipe.report import percent
 from reasonloop.recipe.steps import Step, marker, run_steps
 from reasonloop.store import open_store
@@ -213,18 +213,7 @@ class DemoRun:
         """The control's set: the same problems, answer-only (no worked thought)."""
 
         def run(update: Update) -> int:
-            rows = []
-            for line in self.imitate_data.read_text().splitlines():
-                pid = json.loads(line)["problem_id"]
-                t = next(self.store.trajectories(problem_id=pid, stage="distill"))
-                rows.append(
-                    {
-                        "messages": [
-                            {"role": "user", "content": self.problems[pid].problem},
-                            {"role": "assistant", "content": answer_only(t.extracted)},
-                        ]
-                    }
-                )
+            rows = answer_only_rows(self.imitate_data, self.store)
             write_jsonl(self.control_data, rows)
             return len(rows)
 

@@ -5,7 +5,11 @@ set" is, in effect, the problems the teacher was just distilled on. :func:`choos
 
 1. loads the explore set whole (a generated Countdown set: long enough that ``limit`` remain);
 2. removes every problem the store holds a teacher trajectory for (stages ``distill`` / ``rel``):
-   the same id, or the same text up to whitespace (one problem loaded under another id);
+   the same id, or the same text up to whitespace (one problem loaded under another id); and every
+   problem of the held-out sets ``curate.decontaminate`` names (the same text), since their
+   rollouts could never join D_i (generated Countdown sets all draw from one split: the
+   ``countdown-medium`` explored and the ``countdown-medium`` evaluated start with the same
+   puzzles);
 3. orders the rest hardest first (``explore.order``): ``level`` — highest level first (the first
    integer of ``Problem.level``: ``5``, ``Level 5``), problems without a level last; ``pass_rate``
    — the imitated model samples each problem ``probe_rollouts`` times (stage ``explore-probe``,
@@ -121,6 +125,15 @@ def probe_seed(r: LoopRecipe) -> int:
     return r.seed + r.explore.max_rollouts
 
 
+def held_out(r: LoopRecipe) -> set[str]:
+    """The normalized texts of the problems of ``curate.decontaminate``."""
+    return {
+        normalized(p.problem)
+        for b in r.curate.decontaminate
+        for p in resolve_problems(b, data_dir=r.data_dir)
+    }
+
+
 def candidates_of(r: LoopRecipe, n_trained: int) -> list[Problem]:
     """The explore set whole; a generated Countdown set is drawn ``limit`` + ``n_trained`` long
     (its first problems are the same whatever its length), so that ``limit`` can remain."""
@@ -145,8 +158,11 @@ def choose_pool(
     x = r.explore
     stages = ("rel",) if r.teacher.method == "rel" else ("distill",)
     ids, texts = trained_on(store, stages)
-    candidates = candidates_of(r, len(ids))
+    held = held_out(r)
+    candidates = candidates_of(r, len(ids) + len(held))
     rest, by_id, by_text = unseen(candidates, ids, texts)
+    before = len(rest)
+    rest = [p for p in rest if normalized(p.problem) not in held]
     record: dict[str, Any] = {
         "problems": x.problems,
         "candidates": len(candidates),
@@ -156,6 +172,8 @@ def choose_pool(
         "unseen": len(rest),
         "order": x.order,
     }
+    if r.curate.decontaminate:
+        record["removed_held_out"] = before - len(rest)
     if x.order == "level":
         ordered = by_level(rest, r.seed)
     elif x.order == "pass_rate":
@@ -253,7 +271,12 @@ def describe(record: Mapping[str, Any]) -> str:
     return (
         f"{record['pool']} of {record['unseen']} unseen {record['problems']} problems, {how} "
         f"({removed} of {record['candidates']} removed as distilled: {record['removed_by_id']} "
-        f"by id, {record['removed_by_text']} by text)"
+        f"by id, {record['removed_by_text']} by text"
+        + (
+            f"; {record['removed_held_out']} more as held out (curate.decontaminate))"
+            if "removed_held_out" in record
+            else ")"
+        )
     )
 
 

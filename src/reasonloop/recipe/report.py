@@ -1,7 +1,9 @@
 """The run's report: STILL-2's table (one row per model, the data that made it, accuracy per
-benchmark, gain over the backbone), how the explore pool was chosen, the exploration rounds (or the
-GRPO rounds), what cleaning dropped from D_0 and from each round's explored rollouts (and why), and
-a plot.
+benchmark, gain over the backbone; with ``control: true`` the answer-only control too), each
+model's difference from imitate per benchmark with its 95% sampling error, the time, tokens
+generated and tokens trained per phase, how the explore pool was chosen, the exploration rounds
+(or the GRPO rounds), what cleaning dropped from D_0 and from each round's explored rollouts (and
+why), and the demo's plot of accuracy per phase (:func:`reasonloop.comparison.phase_plot`).
 
 Everything is read back from the steps' summaries (``steps/*.json``), so a report can be written for
 a run that stopped half-way: what did not run shows as ``-``.
@@ -14,10 +16,12 @@ import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reasonloop.evaluate.report import markdown_table, pyplot
+from reasonloop.comparison import phase_plot, sampling_error
+from reasonloop.evaluate.report import markdown_table
 from reasonloop.explore import BUCKETS
 from reasonloop.recipe.commands import slug
 from reasonloop.recipe.pool import describe
+from reasonloop.recipe.steps import seconds
 
 if TYPE_CHECKING:
     from reasonloop.recipe.runner import Loop
@@ -61,12 +65,102 @@ def model_rows(loop: Loop) -> list[dict[str, Any]]:
             if (marker(f"dpo-r{i}") or {}).get("skipped"):
                 label += " (skipped: no pairs)"
         rows.append({"model": f"round-{i}", "label": label, "distilled": d0, "explored": explored})
+    if r.control:
+        done = marker("sft-control") or {}
+        label = "control: answer-only SFT from backbone"
+        if done.get("matched_steps"):
+            label += f" ({done['matched_steps']} steps: imitate's tokens)"
+        rows.append(
+            {
+                "model": "control",
+                "label": label,
+                "distilled": (marker("control-data") or {}).get("rows"),
+                "explored": None,
+            }
+        )
     base = accuracy("backbone")
     for row in rows:
         row["accuracy"] = acc = accuracy(row["model"])
         gains = [acc[b] - base[b] for b in benches if acc[b] is not None and base[b] is not None]  # type: ignore[operator]
         row["gain"] = statistics.mean(gains) if gains else None
     return rows
+
+
+def difference_rows(loop: Loop, rows: list[dict[str, Any]]) -> list[list[str]]:
+    """Per model other than imitate, per benchmark: its accuracy minus imitate's, ± the 95%
+    sampling error of that difference (:func:`reasonloop.comparison.sampling_error`, on the
+    number of problems evaluated)."""
+    benches = loop.r.eval.benchmarks
+    imitate = next(row for row in rows if row["model"] == "imitate")["accuracy"]
+    out = []
+    for row in rows:
+        if row["model"] == "imitate":
+            continue
+        cells = []
+        for b in benches:
+            a, base = row["accuracy"][b], imitate[b]
+            done = loop.marker(f"eval-imitate-{slug(b)}")
+            if a is None or base is None or done is None:
+                cells.append("-")
+                continue
+            err = sampling_error(a, base, max(1, done["problems"]))
+            cells.append(f"{a - base:+.1f} ± {err:.1f}")
+        out.append([row["label"], *cells])
+    return out
+
+
+def phase_of(step: str) -> str:
+    """The phase a step belongs to: the model it makes or measures (``backbone``, ``imitate``,
+    ``round-I``, ``control``), ``teacher`` for the imitation data."""
+    for prefix in ("eval-", "export-"):
+        if step.startswith(prefix):
+            rest = step.removeprefix(prefix)
+            for model in ("backbone", "imitate", "control"):
+                if rest == model or rest.startswith(f"{model}-"):
+                    return model
+            if rest.startswith("round-"):
+                return "-".join(rest.split("-")[:2])
+    if step in ("distill", "rel", "curate-imitate"):
+        return "teacher"
+    if step in ("sft-imitate", "explore-pool"):
+        return "imitate"
+    if step in ("control-data", "sft-control"):
+        return "control"
+    tail = step.rsplit("-r", 1)
+    if len(tail) == 2 and tail[1].isdigit():
+        return f"round-{tail[1]}"
+    return step  # backbone (build or convert)
+
+
+def phase_rows(loop: Loop) -> list[list[str]]:
+    """Per phase, in run order: its finished steps, their seconds, tokens generated (teacher,
+    exploration, evaluation) and tokens trained (prompt + response tokens the SFT steps
+    processed; ``?`` where the trainer did not count them)."""
+    phases: dict[str, dict[str, Any]] = {}
+    for step in loop.steps():
+        v, secs = loop.marker(step.name), seconds(loop.layout.root, step.name)
+        if v is None:
+            continue
+        p = phases.setdefault(phase_of(step.name), {"steps": [], "s": 0.0, "gen": 0, "train": 0})
+        p["steps"].append(step.name)
+        p["s"] += secs or 0.0
+        if isinstance(v, dict):
+            p["gen"] += int(v.get("generated_tokens") or 0)
+            if "global_step" in v:
+                tokens = v.get("trained_tokens")
+                p["train"] = None if tokens is None or p["train"] is None else p["train"] + tokens
+    out = [
+        [
+            name,
+            f"{p['s'] / 60:.1f}",
+            str(p["gen"]) if p["gen"] else "-",
+            "?" if p["train"] is None else (str(p["train"]) if p["train"] else "-"),
+            ", ".join(p["steps"]),
+        ]
+        for name, p in phases.items()
+    ]
+    total = sum(p["s"] for p in phases.values())
+    return [*out, ["total", f"{total / 60:.1f}", "", "", ""]] if out else []
 
 
 def explore_rows(loop: Loop) -> list[list[str]]:
@@ -176,6 +270,8 @@ def write_report(loop: Loop) -> dict[str, Any]:
         for row in rows
     ]
     plotted = _plot(root / "report.png", rows, benches, r.name)
+    diffs = difference_rows(loop, rows)
+    phases = phase_rows(loop)
     ex = explore_rows(loop)
     lines = [
         f"# {r.name}",
@@ -190,6 +286,28 @@ def write_report(loop: Loop) -> dict[str, Any]:
         markdown_table(header, table),
         "",
     ]
+    if diffs:
+        lines += [
+            "## Against imitate",
+            "",
+            "Each model's accuracy minus imitate's (points), ± the 95% sampling error of the "
+            "difference (normal approximation, the problems of each benchmark as independent "
+            "samples: conservative for this paired comparison).",
+            "",
+            markdown_table(["model", *benches], diffs),
+            "",
+        ]
+    if phases:
+        lines += [
+            "## Time and tokens per phase",
+            "",
+            "Minutes of each phase's finished steps (as each step measured itself: a resumed run "
+            "counts every part once); tokens generated by the teacher, exploration and "
+            "evaluation; tokens trained: prompt + response tokens the SFT steps processed.",
+            "",
+            markdown_table(["phase", "minutes", "generated", "trained", "steps"], phases),
+            "",
+        ]
     lines += pool_lines(loop)
     if ex:
         lines += [
@@ -256,22 +374,10 @@ def write_report(loop: Loop) -> dict[str, Any]:
 
 
 def _plot(path: Path, rows: list[dict[str, Any]], benches: list[str], title: str) -> bool:
-    """Grouped bars: one group per benchmark, one bar per model. False when nothing is measured."""
+    """The demo's plot (one group per benchmark, one bar per model). False when nothing is
+    measured."""
     if not any(v is not None for row in rows for v in row["accuracy"].values()):
         return False
-
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(benches) * len(rows) / 2), 3.8))
-    width = 0.8 / len(rows)
-    for k, row in enumerate(rows):
-        xs = [j + (k - (len(rows) - 1) / 2) * width for j in range(len(benches))]
-        ys = [row["accuracy"][b] or 0.0 for b in benches]
-        ax.bar(xs, ys, width, label=row["model"])
-    ax.set_xticks(range(len(benches)), benches)
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    bars = [(row["model"], [row["accuracy"][b] or 0.0 for b in benches], None) for row in rows]
+    phase_plot(path, benches, bars, title=title)
     return True

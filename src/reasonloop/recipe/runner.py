@@ -3,7 +3,11 @@ every stage.
 
 The steps of a loop recipe, in order (``R`` = ``improve.rounds``, ``B`` = each benchmark)::
 
-    backbone            build the tiny student (student.model: tiny only)
+    backbone            build the tiny student (student.model: tiny), or convert the GGUF
+                        (student.model: default or FILE.gguf) once into the cache
+    export-backbone     (student.engine: llamacpp; also export-imitate, export-round-I,
+                        export-control, each after the model is trained) the checkpoint as
+                        gguf/NAME.TYPE.gguf, which every later step samples through llama.cpp
     eval-backbone-B     greedy eval of the untrained student
     distill | rel       teacher responses (or REL chains) into the store
     curate-imitate      filters, dedup, selection → D_0 (data/imitate/train.jsonl)
@@ -24,6 +28,11 @@ The steps of a loop recipe, in order (``R`` = ``improve.rounds``, ``B`` = each b
     eval-round-I-B
     vstar-rI            (improve.verifier: vstar) a V-STaR verifier, DPO from models/imitate on the
                         labelled rollouts of rounds 1..I → models/vstar-rI
+    control-data, sft-control, eval-control-B
+                        (control: true) the answer-only control: D_0's problems with answer-only
+                        responses (:mod:`reasonloop.recipe.control`); SFT of the backbone for as
+                        many training tokens as sft-imitate (its steps scaled by the ratio of
+                        mean tokens per row, D_0 over control; same batch) → models/control
 
 A finished step leaves ``steps/NAME.json`` (its summary) and is skipped when the run is started
 again; a step killed half-way starts over, except the stages that keep their own progress —
@@ -57,7 +66,10 @@ from reasonloop.curate.run import MixConfig, curate, store_rows
 from reasonloop.demo.run import DemoConfig
 from reasonloop.distill import run_distill
 from reasonloop.engines import load_engine
+from reasonloop.engines.convert import default_out_dir, gguf_to_hf
+from reasonloop.engines.export import export_gguf
 from reasonloop.engines.hf import HFEngine
+from reasonloop.engines.llamacpp import default_model_path
 from reasonloop.errors import ConfigError, DataError, ReasonloopError
 from reasonloop.evaluate.run import evaluate
 from reasonloop.explore import run_explore
@@ -66,6 +78,7 @@ from reasonloop.problems import resolve_problems
 from reasonloop.progress import LogReporter, Reporter
 from reasonloop.recipe import commands as cmd
 from reasonloop.recipe.config import (
+    DEFAULT_STUDENT,
     TINY,
     DemoRecipe,
     LoopRecipe,
@@ -74,6 +87,7 @@ from reasonloop.recipe.config import (
     changed_keys,
     resolved,
 )
+from reasonloop.recipe.control import answer_only_rows
 from reasonloop.recipe.demo import run_demo
 from reasonloop.recipe.pairs import preference_rows, write_rows
 from reasonloop.recipe.pool import choose_pool, describe, write_pool
@@ -86,13 +100,17 @@ from reasonloop.rel.loop import run_rel_stage
 from reasonloop.store import open_store
 from reasonloop.train.dpo import train_dpo
 from reasonloop.train.grpo import TRL_VLLM_HOST, TRL_VLLM_PORT, GRPOSettings, train_grpo
-from reasonloop.train.sft import train_sft
+from reasonloop.train.sft import add_format_tokens, read_conversations, train_sft
 from reasonloop.train.vstar import store_solutions, train_vstar, vstar_pairs
 
 log = logging.getLogger(__name__)
 
-# keys a resumed run may change: more (or fewer) rounds, and how processes are launched
-RESUMABLE_CHANGES = ("improve.rounds", "launch.")
+# keys a resumed run may change: more (or fewer) rounds, the control (steps at the end), and how
+# processes are launched
+RESUMABLE_CHANGES = ("improve.rounds", "control", "launch.")
+# keys added since runs were made: absent from an older run's resolved.yaml, that run did what
+# their default says
+ADDED_KEYS = {"student.export_type": "q8_0"}
 
 
 def open_engine(spec: str, *, batch_size: int = 16) -> Any:
@@ -142,11 +160,11 @@ class Loop:
 
     def model_path(self, name: str) -> str:
         if name == "backbone":
-            return (
-                str(self.layout.model("backbone"))
-                if self.r.student.model == TINY
-                else self.r.student.model
-            )
+            if self.r.student.from_gguf:
+                done = self.marker("backbone")
+                return str(done["model"]) if done else str(default_out_dir(self.student_gguf()))
+            built = self.r.student.model == TINY
+            return str(self.layout.model("backbone")) if built else self.r.student.model
         if name.startswith("round-"):
             i = int(name.removeprefix("round-"))
             train = {"rs-sft": "sft"}.get(self.r.improve.method, self.r.improve.method)
@@ -155,9 +173,15 @@ class Loop:
                 return str(done["model"])  # a DPO round without pairs keeps its initial model
         return str(self.layout.model(name))
 
+    def gguf(self, name: str) -> Path:
+        """Where ``export-NAME`` writes the checkpoint ``name`` (student.engine: llamacpp)."""
+        return self.layout.gguf(name, self.r.student.export_type)
+
     def student_spec(self, name: str) -> str:
         if self.r.student.engine == "hf":
             return f"hf:{self.model_path(name)}"
+        if self.r.student.engine == "llamacpp":
+            return f"llamacpp:{self.gguf(name)}"
         return self.r.student.engine.replace("{name}", name)
 
     def student_serve(self, name: str) -> Serve | None:
@@ -196,10 +220,14 @@ class Loop:
         steps: list[Step] = []
         if r.student.model == TINY:
             steps.append(self._build_tiny())
+        elif r.student.from_gguf:
+            steps.append(self._convert())
+        steps += self._exported("backbone")
         steps += self._evals("backbone")
         steps.append(self._rel() if r.teacher.method == "rel" else self._distill())
         steps.append(self._curate_imitate())
         steps.append(self._sft("sft-imitate", "imitate", lambda: self.layout.imitate_data))
+        steps += self._exported("imitate")
         if self.rounds():
             # before eval-imitate: a pass-rate probe shares that eval's server
             steps.append(self._explore_pool())
@@ -207,6 +235,7 @@ class Loop:
         for i in self.rounds():
             if r.improve.method == "grpo":
                 steps.append(self._grpo(i))
+                steps += self._exported(f"round-{i}")
                 steps += self._evals(f"round-{i}")
                 continue
             steps.append(self._explore(i))
@@ -218,10 +247,154 @@ class Loop:
             else:
                 steps.append(self._pairs(i))
                 steps.append(self._dpo(i))
+            steps += self._exported(f"round-{i}")
             steps += self._evals(f"round-{i}")
             if r.improve.verifier == "vstar":
                 steps.append(self._vstar(i))
+        if r.control:
+            steps += [self._control_data(), self._control()]
+            steps += self._exported("control")
+            steps += self._evals("control")
         return steps
+
+    def student_gguf(self) -> str:
+        """The GGUF a ``default`` or ``.gguf`` student starts from."""
+        if self.r.student.model == DEFAULT_STUDENT:
+            return default_model_path()
+        return self.r.student.model
+
+    def _convert(self) -> Step:
+        """The backbone: the GGUF (``default``: the packaged one) converted to a transformers
+        folder in the cache (``reasonloop convert``'s: converted once, reused by every run; its
+        marker links every model trained from it, and every GGUF exported from those, back to
+        the source's tokenizer and chat template)."""
+
+        def run() -> dict[str, Any]:
+            return {"model": str(gguf_to_hf(self.student_gguf())), "gguf": self.student_gguf()}
+
+        return Step(
+            "backbone",
+            "convert the student's GGUF to a trainable folder",
+            run,
+            lambda v: f"converted {v['gguf']} → {v['model']}",
+            lambda: [cmd.reasonloop(["convert", self.student_gguf()])],
+            trains=True,
+        )
+
+    def _exported(self, name: str) -> list[Step]:
+        """``[export-NAME]`` when the student is sampled through llama.cpp, else nothing."""
+        return [self._export(name)] if self.r.student.engine == "llamacpp" else []
+
+    def _export(self, name: str) -> Step:
+        """The checkpoint ``name`` as a GGUF (``student.export_type``). A GGUF already newer than
+        every file of its model (a run killed after writing it, before its marker) is kept, not
+        written again; an older one is replaced."""
+        kind = self.r.student.export_type
+        out = self.gguf(name)
+
+        def run() -> dict[str, Any]:
+            model = Path(self.model_path(name))
+            if _newer_than(out, model):
+                return {
+                    "gguf": str(out),
+                    "model": str(model),
+                    "bytes": out.stat().st_size,
+                    "reused": True,
+                }
+            s = export_gguf(model, out, kind=kind)
+            return {
+                "gguf": str(out),
+                "model": str(model),
+                "bytes": s.bytes,
+                "tokenizer_from": s.tokenizer_from,
+                "added_tokens": list(s.added_tokens),
+            }
+
+        return Step(
+            f"export-{name}",
+            f"export {name} for llama.cpp ({kind})",
+            run,
+            lambda v: (
+                f"{v['gguf']} ({v['bytes'] / 2**20:.1f} MiB"
+                + (
+                    ", already written)"
+                    if v.get("reused")
+                    else f", tokenizer from {v['tokenizer_from']})"
+                )
+            ),
+            lambda: [
+                cmd.reasonloop(
+                    ["export-gguf", self.model_path(name), "--out", str(out), "--type", kind]
+                )
+            ],
+            trains=True,  # frees the engines: one of them may hold an older file at this path
+        )
+
+    def _control_data(self) -> Step:
+        def run() -> dict[str, Any]:
+            rows = answer_only_rows(self.layout.imitate_data, self.store)
+            return {"rows": write_rows(self.layout.control_data, rows)}
+
+        return Step(
+            "control-data",
+            "the control's data: D_0's problems, answer-only",
+            run,
+            lambda v: f"{v['rows']} answer-only rows → {self.layout.control_data}",
+            lambda: [
+                "# the control's rows: D_0 with each response replaced by its answer alone "
+                "(reasonloop.recipe.control.answer_only_rows); no CLI command writes them"
+            ],
+        )
+
+    def control_steps(self) -> int | None:
+        """The control's SFT steps: sft-imitate's steps times the ratio of mean tokens per
+        training row (D_0 over the control's, chat template included, with the backbone's
+        tokenizer), so that both train on the same number of tokens at the same batch size.
+        None until sft-imitate and control-data have run."""
+        done = self.marker("sft-imitate")
+        if done is None or not self.layout.control_data.is_file():
+            return None
+        d0 = mean_row_tokens(self.model_path("backbone"), self.layout.imitate_data)
+        control = mean_row_tokens(self.model_path("backbone"), self.layout.control_data)
+        return max(1, round(done["global_step"] * d0 / control))
+
+    def _control(self) -> Step:
+        def settings(steps: int | None):
+            return replace(
+                self.r.sft,
+                model=self.model_path("backbone"),
+                data=str(self.layout.control_data),
+                output_dir=str(self.layout.model("control")),
+                max_steps=steps if steps is not None else self.r.sft.max_steps,
+            )
+
+        def run() -> dict[str, Any]:
+            steps = self.control_steps()
+            return {**self._train("sft-control", "sft", settings(steps)), "matched_steps": steps}
+
+        def commands() -> list[str]:
+            steps = self.control_steps()
+            note = (
+                []
+                if steps is not None
+                else [
+                    "# note: max-steps = sft-imitate's steps x (mean tokens per D_0 row / per control "
+                    "row), known once both exist; the line below shows sft.max_steps"
+                ]
+            )
+            return [
+                *note,
+                cmd.reasonloop(cmd.stage_args("train sft", settings(steps)), self.r.launch.train),
+            ]
+
+        return Step(
+            "sft-control",
+            "SFT → control (answer-only, imitation's training tokens)",
+            run,
+            lambda v: f"{v['global_step']} steps, train loss {v['train_loss']:.4f} → {v['model']}",
+            commands,
+            trains=True,
+        )
 
     def _build_tiny(self) -> Step:
         path = self.layout.model("backbone")
@@ -272,6 +445,7 @@ class Loop:
                 "problems": res.n_problems,
                 "metrics": res.metrics,
                 "mean_tokens": res.mean_tokens,
+                "generated_tokens": round(res.mean_tokens * res.n_problems),
             }
 
         return Step(
@@ -308,6 +482,7 @@ class Loop:
                 "samples": summ.samples,
                 "new": summ.new_samples,
                 "correct": summ.correct,
+                "generated_tokens": sum(t.tokens for t in self.store.trajectories(stage="distill")),
             }
 
         return Step(
@@ -353,7 +528,7 @@ class Loop:
     def _perplexity_scorer(self, model: str) -> Callable | None:
         """Perplexity under ``model`` for rows stored without one (in-process students only: a
         served student's rollouts carry their log-probs)."""
-        if self.r.student.engine != "hf":
+        if self.r.student.engine not in ("hf", "llamacpp"):
             return None
 
         return perplexity_scorer(
@@ -463,6 +638,9 @@ class Loop:
             "train_loss": float(metrics["train_loss"]),
             "global_step": int(metrics["global_step"]),
             **({"heldout": metrics["heldout"]} if "heldout" in metrics else {}),
+            **(
+                {"trained_tokens": metrics["tokens_trained"]} if "tokens_trained" in metrics else {}
+            ),
         }
 
     def _explore_pool(self) -> Step:
@@ -527,6 +705,7 @@ class Loop:
                 "buckets": dict(summ.buckets),
                 "rollouts": sum(x.attempts for x in summ.results),
                 "new": summ.new_rollouts,
+                "generated_tokens": summ.new_tokens,  # this run's (a resumed stage: its part)
             }
 
         return Step(
@@ -844,6 +1023,33 @@ class Loop:
             self._store = None
 
 
+def _newer_than(path: Path, model: Path) -> bool:
+    """``path`` exists and was written after every file of the folder ``model``."""
+    if not path.is_file():
+        return False
+    files = [f for f in model.rglob("*") if f.is_file()] if model.is_dir() else []
+    return bool(files) and path.stat().st_mtime_ns >= max(f.stat().st_mtime_ns for f in files)
+
+
+def mean_row_tokens(model: str, data: Path) -> float:
+    """Mean tokens per conversational row of ``data`` under ``model``'s tokenizer and chat
+    template (the format's markers as single tokens, as training makes them)."""
+    tok = load_tokenizer(model)
+    add_format_tokens(tok)
+    rows = read_conversations(data)
+    texts = [
+        tok.apply_chat_template([*r["prompt"], *r["completion"]], tokenize=False) for r in rows
+    ]
+    counts = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    return sum(counts) / max(1, len(counts))
+
+
+def load_tokenizer(model: str) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model)
+
+
 def _dropped(v: dict[str, Any]) -> str:
     dropped = v.get("dropped") or {}
     return ", ".join(f"{k}={n}" for k, n in dropped.items()) or "nothing dropped"
@@ -890,7 +1096,11 @@ def prepare_run_dir(recipe: Recipe, out: Path) -> None:
     started = (out / "steps").is_dir() and any((out / "steps").glob("*.json"))
     if path.exists() and started:
         old = yaml.safe_load(path.read_text(encoding="utf-8"))
-        changed = [k for k in changed_keys(old, new) if not k.startswith(RESUMABLE_CHANGES)]
+        changed = [
+            k
+            for k in changed_keys(old, new)
+            if not k.startswith(RESUMABLE_CHANGES) and not _added_default(k, old, new)
+        ]
         if changed:
             raise ConfigError(
                 f"{out} holds a run of a different recipe (changed: {', '.join(changed)}); "
@@ -899,6 +1109,16 @@ def prepare_run_dir(recipe: Recipe, out: Path) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(yaml.safe_dump(new, sort_keys=False), encoding="utf-8")
     tmp.replace(path)
+
+
+def _added_default(key: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """``key`` is one of :data:`ADDED_KEYS`, absent from ``old`` and at its default in ``new``."""
+    if key not in ADDED_KEYS:
+        return False
+    section, _, name = key.rpartition(".")
+    before = old.get(section, {}) if section else old
+    after = new.get(section, {}) if section else new
+    return name not in before and after.get(name) == ADDED_KEYS[key]
 
 
 def dry_run(recipe: Recipe, out: str | Path, *, recipe_path: str = "RECIPE.yaml") -> str:

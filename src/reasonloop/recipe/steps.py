@@ -42,6 +42,12 @@ def marker(root: Path, name: str) -> Any:
     return json.loads(path.read_text())["value"] if path.exists() else None
 
 
+def seconds(root: Path, name: str) -> float | None:
+    """How long a finished step took (None while it has not finished)."""
+    path = Path(root) / "steps" / f"{name}.json"
+    return json.loads(path.read_text()).get("seconds") if path.exists() else None
+
+
 def _save(root: Path, name: str, value: Any, seconds: float) -> None:
     path = Path(root) / "steps" / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,4 +90,4 @@ def run_steps(
         raise
 
 
-__all__ = ["Step", "marker", "run_steps"]
+__all__ = ["Step", "marker", "run_steps", "seconds"]
