@@ -522,8 +522,8 @@ def demo(
     grpo: bool = typer.Option(
         False,
         "--grpo",
-        help="Also run GRPO from the imitated student at RS-SFT's cost, per seed, and compare the "
-        "three self-improvement methods at matched cost (about 7 more minutes per seed).",
+        help="Also run GRPO from the imitated student at DPO's cost, per seed, and compare the "
+        "three self-improvement methods at matched cost (about 5 more minutes per seed).",
     ),
 ) -> None:
     """The CPU demo: imitate → explore → self-improve on Countdown with a small student, measured.

@@ -137,6 +137,13 @@ def test_demo_runs_every_phase_writes_the_report_and_resumes(tmp_path, monkeypat
     assert summary["backbone"] == final["backbone"]
 
 
+def test_grpo_budget_names_a_method():
+    from reasonloop.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="grpo_budget must be one of \\['dpo', 'rs-sft'\\]"):
+        DemoConfig(grpo_budget="sft")
+
+
 def test_sampling_error_of_a_difference_of_two_accuracies():
     # 1.96 * sqrt(0.1 * 0.9 / 100 + 0.2 * 0.8 / 100) = 1.96 * 0.05, in points
     assert demo.sampling_error(10.0, 20.0, 100) == pytest.approx(9.8)
@@ -182,7 +189,7 @@ def test_with_several_seeds_the_verdict_weighs_the_gain_against_their_spread():
 
 def test_grpo_runs_at_the_cost_of_rs_sft_and_the_report_compares_the_methods(tmp_path):
     """With ``grpo``: GRPO from the imitated student, stopped by a token budget equal to what
-    explore + RS-SFT of the same seed spent; the matched-cost table and plot in the report."""
+    explore + RS-SFT of the same seed spent (``grpo_budget``); the matched-cost table and plot."""
     from reasonloop.recipe.demo import DemoRun
     from reasonloop.recipe.steps import marker
 
@@ -193,6 +200,7 @@ def test_grpo_runs_at_the_cost_of_rs_sft_and_the_report_compares_the_methods(tmp
         grpo_group_size=2,
         grpo_prompts_per_step=2,
         grpo_max_steps=50,
+        grpo_budget="rs-sft",
     )
     rec = Recorder()
     final = run_demo(cfg, rec)
@@ -214,6 +222,7 @@ def test_grpo_runs_at_the_cost_of_rs_sft_and_the_report_compares_the_methods(tmp
         assert st.count(stage="grpo-s0") == g["rollouts"] == 2 * 2 * g["steps"]
     report = (root / "report.md").read_text()
     assert "| GRPO (from imitate, at RS-SFT's cost) |" in report
+    assert "GRPO stops at the step where it has spent what explore + RS-SFT of its seed" in report
     section = report[report.index("## Self-improvement at matched cost") :]
     rows = [x.split(" | ") for x in section.splitlines() if x.startswith("| ") and "---" not in x]
     methods = [r[0].removeprefix("| ") for r in rows[1:]]

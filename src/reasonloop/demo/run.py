@@ -41,6 +41,7 @@ from typing import Any
 from reasonloop.comparison import phase_plot, sampling_error
 from reasonloop.demo.student import make_student, make_task_tokenizer
 from reasonloop.engines.countdown import solve
+from reasonloop.errors import ConfigError
 from reasonloop.evaluate.report import markdown_table, pyplot
 from reasonloop.format import parse
 from reasonloop.problems.countdown import DIFFICULTY, make_problems, parse_problem
@@ -87,11 +88,14 @@ class DemoConfig:
     max_new_tokens: int = 224
     maj_k: int = 4
     control: bool = True  # also train the answer-only control (the ReasonSet comparison)
-    # GRPO from the imitated student on the explore pool, per seed, with that seed's explore +
-    # RS-SFT cost (tokens generated + trained on) as its budget: the matched-cost comparison of
-    # RS-SFT, DPO and GRPO. Off by default (it adds ~7 minutes per seed to a 17-minute run);
-    # recipes/cpu-demo.yaml and `reasonloop demo --grpo` turn it on.
+    # GRPO from the imitated student on the explore pool, per seed, with the cost (tokens generated
+    # + trained on) of that seed's explore + DPO (``grpo_budget: dpo``) or explore + RS-SFT
+    # (``rs-sft``) as its budget: the matched-cost comparison of RS-SFT, DPO and GRPO. Off by
+    # default (it adds ~5 minutes per seed at the DPO budget; generating a token costs far more
+    # time than training on one, so RS-SFT's budget takes ~30); recipes/cpu-demo.yaml and
+    # `reasonloop demo --grpo` turn it on.
     grpo: bool = False
+    grpo_budget: str = "dpo"
     grpo_group_size: int = 8
     grpo_prompts_per_step: int = 8
     grpo_loss: str = "dr_grpo"
@@ -113,6 +117,12 @@ class DemoConfig:
             max_rollouts=4,
             maj_k=2,
         )
+
+    def __post_init__(self) -> None:
+        if self.grpo_budget not in GRPO_AT:
+            raise ConfigError(
+                f"must be one of {list(GRPO_AT)}, got {self.grpo_budget!r}", field="grpo_budget"
+            )
 
     @property
     def n_hard_test(self) -> int:
@@ -230,6 +240,7 @@ def _acc(results: dict, name: str, set_name: str) -> float | None:
 
 # the self-improvement methods the demo compares, by their model names, and how the report names them
 METHODS = {"rs-sft": "explore + RS-SFT", "dpo": "thought-only DPO", "grpo": "GRPO"}
+GRPO_AT = {"dpo": "DPO", "rs-sft": "RS-SFT"}  # the methods whose cost GRPO's budget can match
 
 
 def write_demo_report(
@@ -277,7 +288,7 @@ def write_demo_report(
         table.append([label, data, *shown, f"{gain:+.1f}"])
     for label, prefix in (
         ("thought-only DPO + SFT (from imitate)", "dpo"),
-        ("GRPO (from imitate, at RS-SFT's cost)", "grpo"),
+        (f"GRPO (from imitate, at {GRPO_AT[cfg.grpo_budget]}'s cost)", "grpo"),
     ):
         cells = [mean_sd(prefix, s) for s in sets]
         if math.isnan(cells[-1][0]):
@@ -430,6 +441,7 @@ def matched_cost(root: Path, cfg: DemoConfig, results: dict, costs: dict) -> lis
     imitated model, with the sampling error of the difference. Empty without GRPO results (the
     comparison is what GRPO's budget is matched for)."""
     hard, n = f"test-{list(SETS)[-1]}", cfg.n_hard_test
+    matched = METHODS.get(cfg.grpo_budget, cfg.grpo_budget)
     seeds = [s for s in cfg.seeds if _acc(results, f"grpo-s{s}", hard) is not None]
     if not seeds:
         return []
@@ -459,7 +471,7 @@ def matched_cost(root: Path, cfg: DemoConfig, results: dict, costs: dict) -> lis
         "",
         f"Cost: tokens generated plus tokens trained on beyond imitation, in millions (explore's "
         f"rollouts count for RS-SFT and for DPO; GRPO stops at the step where it has spent what "
-        f"explore + RS-SFT of its seed spent). Hard set: {n} held-out puzzles; the error is the "
+        f"{matched} of its seed spent). Hard set: {n} held-out puzzles; the error is the "
         "95% sampling error of the difference with the same seed's imitated model.",
         "",
         markdown_table(

@@ -15,8 +15,8 @@ runs them)::
       sft-rs-sft-sS, eval-rs-sft-sS-k1
       dpo-data-sS, dpo-sS, eval-dpo-sS-k1  (dpo only when there are pairs)
       grpo-sS, eval-grpo-sS-k1  (grpo) GRPO from the imitated student on the hard pool, until it
-                               has spent what explore + RS-SFT of seed S spent (tokens generated
-                               plus tokens trained on)
+                               has spent what explore + DPO (grpo_budget) of seed S spent
+                               (tokens generated plus tokens trained on)
     first seed only:
       sft-control-sS, eval-control-k1  (control)
       eval-imitate-sS-kK, eval-rs-sft-sS-kK   maj@K on the first test puzzles of the hard set
@@ -480,16 +480,18 @@ class DemoRun:
         )
 
     def _grpo(self, seed: int) -> Step:
-        """GRPO from the imitated student on the hard pool, its budget what explore + RS-SFT of
-        the same seed spent (so the two are compared at matched cost); its rollouts go to the
-        store under ``grpo-sS``."""
+        """GRPO from the imitated student on the hard pool, its budget what explore + DPO (or
+        RS-SFT: ``grpo_budget``) of the same seed spent, so that the two are compared at matched
+        cost; its rollouts go to the store under ``grpo-sS``."""
         cfg = self.cfg
         out = self.model("grpo", seed)
 
         def run(update: Update) -> dict[str, Any]:
-            budget = self.costs(seed)["rs-sft"]
+            budget = self.costs(seed)[cfg.grpo_budget]
             if budget is None:  # a run directory from before costs were counted
-                raise ConfigError("the RS-SFT cost of this seed was not counted: rerun its steps")
+                raise ConfigError(
+                    f"the {cfg.grpo_budget} cost of seed {seed} was not counted: rerun its steps"
+                )
             s = GRPOSettings(
                 model=str(self.model("imitate", seed)),
                 problems="demo:explore",
@@ -538,8 +540,9 @@ class DemoRun:
 
         explore = value(f"explore-s{seed}", "generated_tokens")
         out: dict[str, int | None] = {}
+        no_pairs = marker(self.root, f"dpo-data-s{seed}") == 0  # DPO spent the rollouts only
         for method, step in (("rs-sft", f"sft-rs-sft-s{seed}"), ("dpo", f"dpo-s{seed}")):
-            trained_on = value(step, "tokens")
+            trained_on = 0 if method == "dpo" and no_pairs else value(step, "tokens")
             out[method] = None if explore is None or trained_on is None else explore + trained_on
         gen, train = (
             value(f"grpo-s{seed}", "generated_tokens"),
