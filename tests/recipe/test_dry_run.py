@@ -4,6 +4,7 @@ import shlex
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -335,3 +336,24 @@ def test_tiny_grpo_recipe_lines(tmp_path, smoke):
     ]
     assert any(x.startswith(f"reasonloop train grpo --model {d}/models/imitate ") for x in lines)
     assert not any(x.startswith(("reasonloop explore", "vllm", "trl", "kill")) for x in lines)
+
+
+def test_a_demo_run_resumes_with_more_seeds_and_grpo_but_not_with_other_grpo_settings(tmp_path):
+    import yaml
+
+    from reasonloop.errors import ConfigError
+    from reasonloop.recipe.runner import prepare_run_dir
+
+    out = tmp_path / "demo"
+    prepare_run_dir(parse_recipe({"kind": "demo", "demo": {"seeds": [0]}}), out)
+    old = yaml.safe_load((out / "resolved.yaml").read_text())
+    # a run made before GRPO was in the demo: its resolved recipe has no grpo keys
+    old["demo"] = {k: v for k, v in old["demo"].items() if not k.startswith("grpo")}
+    (out / "resolved.yaml").write_text(yaml.safe_dump(old))
+    (out / "steps").mkdir()
+    (out / "steps" / "distill.json").write_text("{}")
+    more = {"kind": "demo", "demo": {"seeds": [0, 1, 2], "grpo": True}}
+    prepare_run_dir(parse_recipe(more), out)  # only adds steps: accepted
+    changed = {"kind": "demo", "demo": {"seeds": [0, 1, 2], "grpo": True, "grpo_loss": "dapo"}}
+    with pytest.raises(ConfigError, match=r"changed: demo\.grpo_loss\)"):
+        prepare_run_dir(parse_recipe(changed), out)

@@ -108,9 +108,19 @@ log = logging.getLogger(__name__)
 # keys a resumed run may change: more (or fewer) rounds, the control (steps at the end), and how
 # processes are launched
 RESUMABLE_CHANGES = ("improve.rounds", "control", "launch.")
+# demo keys a resumed run may change: its steps are per seed, and GRPO's come after the others, so
+# more seeds or GRPO turned on only add steps (exact keys: GRPO's own settings may not change)
+RESUMABLE_KEYS = frozenset({"demo.seeds", "demo.grpo"})
 # keys added since runs were made: absent from an older run's resolved.yaml, that run did what
 # their default says
-ADDED_KEYS = {"student.export_type": "q8_0"}
+ADDED_KEYS = {
+    "student.export_type": "q8_0",
+    **{
+        f"demo.{f.name}": f.default
+        for f in fields(DemoConfig)
+        if f.name.startswith("grpo") and f.name != "grpo"
+    },
+}
 
 
 def open_engine(spec: str, *, batch_size: int = 16) -> Any:
@@ -1099,7 +1109,9 @@ def prepare_run_dir(recipe: Recipe, out: Path) -> None:
         changed = [
             k
             for k in changed_keys(old, new)
-            if not k.startswith(RESUMABLE_CHANGES) and not _added_default(k, old, new)
+            if not k.startswith(RESUMABLE_CHANGES)
+            and k not in RESUMABLE_KEYS
+            and not _added_default(k, old, new)
         ]
         if changed:
             raise ConfigError(
