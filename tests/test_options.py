@@ -157,17 +157,34 @@ def test_the_trainer_block_is_shared_with_each_trainers_own_defaults():
 
 def test_recipe_sections_take_the_stage_fields():
     """A recipe's explore / eval sections are the stage configs less what the run fills in
-    (explore's also says how its pool is chosen)."""
+    (explore's also says how its pool is chosen) and less the commands' Ray options."""
     explore = {f.name for f in dataclasses.fields(recipe_config.ExploreConfig)}
     stage = {f.name for f in dataclasses.fields(ExploreConfig)}
     pool = {"order", "probe_rollouts", "probe_limit"}
-    assert explore == stage - set(recipe_config.RUN_FILLED) | pool
+    cluster = {"ray", "ray_actors", "ray_cpus"}
+    assert set(recipe_config.CLUSTER) == cluster and cluster <= stage
+    assert explore == stage - set(recipe_config.RUN_FILLED) - cluster | pool
     ev = {f.name for f in dataclasses.fields(recipe_config.EvalConfig)}
     assert ev == {f.name for f in dataclasses.fields(EvalConfig)} - set(
         recipe_config.RUN_FILLED
-    ) - {"benchmark", "out"} | {"benchmarks"}
+    ) - {"benchmark", "out"} - cluster | {"benchmarks"}
+    teacher = {f.name for f in dataclasses.fields(recipe_config.TeacherConfig)}
+    assert not cluster & teacher and cluster <= {f.name for f in dataclasses.fields(DistillConfig)}
     defaults = recipe_config.ExploreConfig(problems="p")
     assert defaults.max_tokens == ExploreConfig(problems="p", store="s").max_tokens
+
+
+@pytest.mark.parametrize("section", ["teacher", "explore", "eval"])
+def test_a_recipe_section_refuses_the_ray_options_of_the_commands(section):
+    data = {
+        "teacher": {"problems": "countdown-easy"},
+        "student": {"model": "tiny"},
+        "explore": {"problems": "countdown-hard"},
+        "eval": {"benchmarks": ["countdown-easy"]},
+    }
+    data[section] = {**data[section], "ray": "local"}
+    with pytest.raises(ConfigError, match=rf"^{section}\.ray: unknown key; valid keys"):
+        recipe_config.parse_recipe(data)
 
 
 def test_bad_values_name_the_field():

@@ -21,6 +21,7 @@ batch that fails ``max_task_retries`` times fails the run (rows already written 
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -83,8 +84,8 @@ class EngineActor:
     def identity(self) -> tuple[str, str, int]:
         return self.engine.spec, self.engine.model, os.getpid()
 
-    def draw(self, chunk: Chunk, job: DrawJob) -> Drawn:
-        return draw(self.engine, chunk, job)
+    def call(self, fn: Callable[[Engine, Any], Any], unit: Any) -> Any:
+        return fn(self.engine, unit)
 
     def grade(self, items: Sequence[GradeItem]) -> list[Verdict]:
         return grade_many(items, workers=1)
@@ -200,13 +201,20 @@ class RayExecutor:
 
     def run(self, chunks: Sequence[Chunk], job: DrawJob) -> Iterator[Drawn]:
         """The chunks drawn by the actors, each yielded once, in the order they finish."""
-        if not chunks:
+        for _, drawn in self.map(functools.partial(draw, job=job), chunks):
+            yield drawn
+
+    def map(
+        self, fn: Callable[[Engine, Any], Any], units: Sequence[Any]
+    ) -> Iterator[tuple[int, Any]]:
+        """``(i, fn(engine, units[i]))`` computed by the actors, each yielded once, in the order
+        they finish. ``fn`` is pickled once (a module-level function or a partial of one)."""
+        if not units:
             return
         self.start()
-        shared = self._ray.put(job)  # sent once, not with every batch
-        calls = [lambda actor, c=c: actor.draw.remote(c, shared) for c in chunks]
-        for _, drawn in self._stream(calls):
-            yield drawn
+        shared = self._ray.put(fn)  # sent once, not with every unit
+        calls = [lambda actor, u=u: actor.call.remote(shared, u) for u in units]
+        yield from self._stream(calls)
 
     def grade(self, items: Sequence[GradeItem], shard: int = 256) -> list[Verdict]:
         """Verdicts for ``items``, in order, graded in shards of ``shard`` items by the actors."""
@@ -231,18 +239,21 @@ class RayExecutor:
 @contextmanager
 def ray_executor(config: Any, engine: str | Callable[[], Engine] | None = None):
     """The executor a stage config asks for: a :class:`RayExecutor` when its ``ray`` option is set
-    (closed on exit), else None (the stage runs here). Ray is imported now, so that a missing
-    install fails before any work."""
+    (closed on exit), else None (the stage runs here). ``engine``: the spec (or factory) the
+    actors load, by default ``config.engine`` (``distill`` passes its teacher). Ray is imported
+    now, so that a missing install fails before any work."""
     address = getattr(config, "ray", None)
     if not address:
         yield None
         return
     import_ray()
     if engine is None:
-        parse_engine_spec(config.engine, key="engine")  # a bad spec fails here, not in the actors
+        engine = config.engine
+    if isinstance(engine, str):
+        parse_engine_spec(engine, key="engine")  # a bad spec fails here, not in the actors
     ex = RayExecutor(
         address,
-        engine=engine if engine is not None else config.engine,
+        engine=engine,
         actors=config.ray_actors,
         cpus=config.ray_cpus,
         unsafe_code_exec=getattr(config, "unsafe_code_exec", False),
