@@ -58,6 +58,21 @@ def _reason(exc: BaseException) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
+# Ray warns on every new local cluster that it enabled token authentication (its default since
+# 2.52), on stderr past any logging setup. That default is what we want, so the notice goes to this
+# run's log instead; Ray's other warnings (e.g. authentication *disabled*) stay where Ray puts them.
+RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+class _AuthNoticeToLog(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith("Token authentication is enabled"):
+            log.info("ray: %s", message)
+            return False
+        return True
+
+
 def import_ray() -> Any:
     """The ``ray`` module, or MissingDependency naming the extra that installs it."""
     try:
@@ -129,17 +144,33 @@ class RayExecutor:
                 # only an installed copy): on this machine that is always the same code
                 here = str(Path(reasonloop.__file__).resolve().parents[1])
                 path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
-                ray.init(
-                    address="local",
-                    num_cpus=max(1, math.ceil(self.n_actors * self.cpus)),
-                    include_dashboard=False,
-                    _node_ip_address="127.0.0.1",
-                    logging_level=logging.WARNING,
-                    runtime_env={"env_vars": {"PYTHONPATH": path}},
-                )
+                notice = _AuthNoticeToLog()
+                logging.getLogger(RAY_AUTH_LOGGER).addFilter(notice)
+                try:
+                    ray.init(
+                        address="local",
+                        num_cpus=max(1, math.ceil(self.n_actors * self.cpus)),
+                        include_dashboard=False,
+                        _node_ip_address="127.0.0.1",
+                        logging_level=logging.WARNING,
+                        runtime_env={"env_vars": {"PYTHONPATH": path}},
+                    )
+                finally:
+                    logging.getLogger(RAY_AUTH_LOGGER).removeFilter(notice)
             else:
                 ray.init(address=self.address, logging_level=logging.WARNING)
             self._owns_cluster = True
+        free = ray.available_resources().get("CPU", 0.0)
+        if free < self.n_actors * self.cpus:
+            # an actor waits for its CPUs (e.g. for an autoscaler to add a node): say so, since
+            # on a fixed cluster that wait never ends
+            log.warning(
+                "ray: %d actors x %g CPUs wanted, %g CPUs free: the actors wait for CPUs "
+                "(--ray-actors / --ray-cpus ask for fewer)",
+                self.n_actors,
+                self.cpus,
+                free,
+            )
         remote = ray.remote(
             num_cpus=self.cpus, max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES
         )(EngineActor)
