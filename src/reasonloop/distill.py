@@ -165,7 +165,7 @@ class DistillConfig:
         check_options(self)
         if self.ray and self.completer and self.completer != self.teacher:
             raise ConfigError(
-                f"--completer {self.completer!r} with --ray: the Ray actors hold only the teacher "
+                f"{self.completer!r} with --ray: the Ray actors hold only the teacher "
                 "and complete QwQ solutions with it; leave --completer unset, or run without --ray",
                 field="completer",
             )

@@ -215,10 +215,16 @@ def test_what_cannot_run_on_ray_is_refused_naming_the_option():
     with pytest.raises(ConfigError) as err:
         EvalConfig(benchmark="b", out="o", strategy="best-of-n", scorer="orm:runs/orm", ray="local")
     assert err.value.field == "scorer"
-    assert "reward-model scorer is loaded in this process, not in the Ray actors" in str(err.value)
+    assert str(err.value) == (
+        "scorer 'orm:runs/orm' is a reward model, loaded in this process and not in the Ray "
+        "actors: run this eval without --ray"
+    )
     EvalConfig(benchmark="b", out="o", strategy="best-of-n", scorer="orm:runs/orm")  # without: ok
     EvalConfig(benchmark="b", out="o", strategy="best-of-n", scorer="logprob", ray="local")
     with pytest.raises(ConfigError) as err:
         DistillConfig(problems="p", store="s", teacher="default", completer="hf:m", ray="local")
-    assert err.value.field == "completer" and "leave --completer unset" in str(err.value)
+    assert str(err.value) == (
+        "completer 'hf:m' with --ray: the Ray actors hold only the teacher and complete QwQ "
+        "solutions with it; leave --completer unset, or run without --ray"
+    )
     DistillConfig(problems="p", store="s", teacher="default", completer="default", ray="local")

@@ -394,8 +394,8 @@ class EvalConfig:
         settings = self.settings()  # the strategy's own checks, before anything runs
         if self.ray and loads_a_model(settings):
             raise ConfigError(
-                f"--scorer {self.scorer!r} with --ray: a reward-model scorer is loaded in this "
-                "process, not in the Ray actors; run this eval without --ray",
+                f"{self.scorer!r} is a reward model, loaded in this process and not in the Ray "
+                "actors: run this eval without --ray",
                 field="scorer",
             )
 

@@ -1,22 +1,26 @@
-"""The Ray executor: batches of problems drawn and graded by engines in Ray actors.
+"""The Ray executor: the engine work of a stage done by engines in Ray actors.
 
-``reasonloop generate --ray local`` (a cluster started on 127.0.0.1 for the run and stopped after)
-or ``--ray ADDRESS`` / ``--ray auto`` (an existing cluster; ``auto`` reads ``RAY_ADDRESS``).
-:class:`RayExecutor` implements :class:`reasonloop.generate.Executor`: each of ``actors`` Ray actors
-loads the engine once and draws whole batches (:class:`~reasonloop.generate.Chunk`), grading them
-where it drew them (code runs in that worker's sandbox). Drawn batches stream back to the driver in
-the order they finish; the driver is the only writer of the SQLite store and a batch is the same
-batch the single-process run would draw (same problems together, same seeds), so the sample ids,
-resume and deduplication are those of the single-process run.
+``reasonloop generate|explore|distill|eval|annotate-steps --ray local`` (a cluster started on
+127.0.0.1 for the run and stopped after) or ``--ray ADDRESS`` / ``--ray auto`` (an existing
+cluster; ``auto`` reads ``RAY_ADDRESS``). :class:`RayExecutor` implements
+:class:`reasonloop.generate.Executor`: each of ``actors`` Ray actors loads the engine once and
+either draws whole batches (:meth:`RayExecutor.run` of :class:`~reasonloop.generate.Chunk`: generate,
+distill, explore's waves, eval's samples), grading them where it drew them (code runs in that
+worker's sandbox), or computes ``fn(engine, unit)`` for units that are not batches
+(:meth:`RayExecutor.map`: a search strategy on one problem, one trajectory's step labels). Results
+stream back to the driver in the order they finish; the driver is the only writer of the SQLite
+store and a unit is the same unit the single-process run computes (same problems together, same
+seeds), so the ids, resume and deduplication are those of the single-process run.
 
-A lost actor (its process killed, its node gone) is restarted by Ray and its in-flight batches are
-sent again (``max_restarts`` / ``max_task_retries``); a batch whose result arrives is written once
-(its rows have deterministic ids, and a re-sent batch's result replaces the lost one, never adds
+A lost actor (its process killed, its node gone) is restarted by Ray and its in-flight units are
+sent again (``max_restarts`` / ``max_task_retries``); a unit whose result arrives is written once
+(its rows have deterministic ids, and a re-sent unit's result replaces the lost one, never adds
 to it). :func:`grade_on_ray` grades a large file's items the same way, in shards.
 
 What this does not do: it does not start vLLM/SGLang servers (give the actors an ``openai:`` engine
-spec naming running ones), it does not place actors on particular nodes beyond ``num_cpus``, and a
-batch that fails ``max_task_retries`` times fails the run (rows already written stay).
+spec naming running ones), it does not place actors on particular nodes beyond ``num_cpus``, it
+loads no reward model (``eval --ray`` refuses reward-model scorers), and a unit that fails
+``max_task_retries`` times fails the run (rows already written stay).
 """
 
 from __future__ import annotations
