@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -131,11 +131,14 @@ def explore(
 ) -> ExploreSummary:
     """Explore ``problems``; returns a record per problem (in input order).
 
-    The active problems go in waves: each wave draws the next ``batch`` rollouts of every active
-    problem (``batch_problems`` problems per engine call), and a problem still unsolved with
-    budget left joins the next wave. ``executor`` draws the waves elsewhere (Ray's: ``engine`` is
-    then unused and may be None); a problem's rollouts are the same wherever they are drawn (its
-    ``i``-th rollout has seed ``seed + i``), and this process alone writes the store."""
+    The unfinished problems wait in a queue: a chunk (one engine call) takes the first
+    ``batch_problems`` of them and draws each one's next ``batch`` rollouts, and a problem still
+    unsolved with budget left goes back to the end of the queue. Every full chunk the queue holds
+    is drawn at once (on Ray, in parallel), a partial one only when nothing else is in flight: in
+    one process, the very chunks of a chunk-by-chunk loop. ``executor`` draws elsewhere (Ray's:
+    ``engine`` is then unused and may be None); a problem's rollouts are the same wherever they
+    are drawn (its ``i``-th rollout has seed ``seed + i``), and this process alone writes the
+    store."""
     if batch < 1 or max_rollouts < 1:
         raise ConfigError(
             f"batch and max_rollouts must be >= 1, got {batch}, {max_rollouts}", field="batch"
@@ -150,25 +153,28 @@ def explore(
             flags[t.problem_id].append(bool(t.verdict and t.verdict.correct))
     summary = ExploreSummary()
     records: dict[str, ProblemExploration] = {}
-    active = []
+    queue: deque[Problem] = deque()
     for p in problems:
         rec = classify(flags[p.id], batch, max_rollouts)
         if rec is None:
-            active.append(p)
+            queue.append(p)
         else:
             records[p.id] = _named(rec, p.id)
     if on_progress:
         on_progress(len(records), 0)
     job = DrawJob(s, gen)
     size = max(1, batch_problems)
-    while active:
-        work = [
-            (p, ((len(flags[p.id]), min(batch, max_rollouts - len(flags[p.id]))),)) for p in active
-        ]
-        chunks = [
-            Chunk(index=k, work=tuple(work[start : start + size]))
-            for k, start in enumerate(range(0, len(work), size))
-        ]
+    k = 0
+    while queue:
+        chunks = []
+        while queue and (len(queue) >= size or not chunks):
+            group = [queue.popleft() for _ in range(min(size, len(queue)))]
+            work = tuple(
+                (p, ((len(flags[p.id]), min(batch, max_rollouts - len(flags[p.id]))),))
+                for p in group
+            )
+            chunks.append(Chunk(index=k, work=work))
+            k += 1
         for drawn in executor.run(chunks, job):
             summary.new_tokens += drawn.tokens
             for trajs, idxs in drawn.rows:
@@ -181,9 +187,12 @@ def explore(
                 summary.new_rollouts += added.inserted
                 if rec:
                     records[pid] = _named(rec, pid)
+            # the chunk's unfinished problems go back to the queue (in the chunk's order)
+            for p, _ in chunks[drawn.index - chunks[0].index].work:
+                if p.id not in records:
+                    queue.append(p)
             if on_progress:
                 on_progress(len(records), summary.new_tokens)
-        active = [p for p in active if p.id not in records]  # another batch in the next wave
     summary.results = [records[p.id] for p in problems]
     summary.seconds = time.perf_counter() - t0
     return summary
