@@ -156,13 +156,18 @@ def _pairs():
     return rows
 
 
-def test_two_process_dpo_finishes_on_both_ranks_like_one_process(tmp_path, make_tiny, write_jsonl):
+def test_two_process_dpo_matches_one_process_with_the_same_global_batch(
+    tmp_path, make_tiny, write_jsonl
+):
+    from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
     _base(tmp_path, make_tiny)
     write_jsonl(tmp_path / "p.jsonl", _pairs())
-    common = ["train", "dpo", "--model", "base", "--data", "p.jsonl", "--max-steps", "2"]
-    common += ["--align", "thought", "--max-length", "64"]
+    # lr 1e-3 and the SFT term: steps large enough that the weights say whether the runs agree
+    # (at DPO's default 5e-6 Adam's first steps are ~lr * sign(g), and float noise flips signs)
+    common = ["train", "dpo", "--model", "base", "--data", "p.jsonl", "--max-steps", "3"]
+    common += ["--align", "thought", "--max-length", "64", "--lr", "0.001", "--sft-weight", "1.0"]
     one = _train(
         [sys.executable, "-m", "reasonloop.cli", *common, "--batch-size", "4", "--out", "one"],
         tmp_path,
@@ -177,7 +182,12 @@ def test_two_process_dpo_finishes_on_both_ranks_like_one_process(tmp_path, make_
         d: json.loads((tmp_path / d / "reasonloop_train.json").read_text()) for d in ("one", "two")
     }
     m1, m2 = info["one"]["metrics"], info["two"]["metrics"]
-    assert info["two"]["kind"] == "dpo" and m2["global_step"] == m1["global_step"] == 2
-    assert m2["epoch"] == m1["epoch"] == 1.0  # one run over the 8 pairs, not two over all
+    assert info["two"]["kind"] == "dpo" and m2["global_step"] == m1["global_step"] == 3
+    assert m2["epoch"] == m1["epoch"] == 1.5  # one run over the 8 pairs, not two over all
     assert m2["train_loss"] == pytest.approx(m1["train_loss"], rel=1e-5)
+    w1 = load_file(tmp_path / "one" / "model.safetensors")
+    w2 = load_file(tmp_path / "two" / "model.safetensors")
+    w0 = load_file(tmp_path / "base" / "model.safetensors")
+    assert max((w1[k] - w0[k]).abs().max().item() for k in w1) > 1e-4  # training moved them
+    assert max((w1[k] - w2[k]).abs().max().item() for k in w1) < 1e-6
     AutoModelForCausalLM.from_pretrained(tmp_path / "two")  # the saved model loads
