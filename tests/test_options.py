@@ -14,7 +14,7 @@ from reasonloop.distill import DistillConfig
 from reasonloop.errors import ConfigError
 from reasonloop.evaluate.run import EvalConfig, EvalSettings
 from reasonloop.explore import ExploreConfig
-from reasonloop.generate import GenerateConfig, Sampling, SamplingSettings
+from reasonloop.generate import Cluster, GenerateConfig, Sampling, SamplingSettings
 from reasonloop.options import cli_fields, cli_names, default_of, flags, include, option, to_args
 from reasonloop.recipe import config as recipe_config
 from reasonloop.recipe.config import load_recipe
@@ -88,6 +88,20 @@ def test_every_cli_option_is_a_config_field_with_its_help_and_default(path):
     # and each flag once (no two fields answer to one flag)
     names = [n for n in cli_names(cls) if n not in {f for x in exclude for f in (x,)}]
     assert len(names) == len(set(names))
+
+
+def test_the_sampling_stages_take_the_one_cluster_block():
+    """--ray, --ray-actors and --ray-cpus: declared once (generate's Cluster block), with the same
+    help and defaults on every command that runs on Ray, and on no other stage command."""
+    block = declared(Cluster, set())
+    assert set(block) == {"--ray", "--ray-actors", "--ray-cpus"}
+    on_ray = {("generate",), ("explore",), ("eval",), ("distill",), ("annotate-steps",)}
+    for path, (cls, exclude) in COMMANDS.items():
+        flags_here = declared(cls, exclude)
+        if path in on_ray:
+            assert {k: flags_here[k] for k in block} == block, path
+        else:
+            assert not set(block) & set(flags_here), path
 
 
 def test_cli_declares_no_option_of_the_stage_commands():
@@ -272,6 +286,9 @@ def test_every_dry_run_line_is_a_valid_command(tmp_path, recipe, monkeypatch):
                 if isinstance(values.get(f.name), list):
                     values[f.name] = tuple(values[f.name])
             fixed = {"kind": path[1]} if cls is RMSettings else {}
-            assert to_args(cls(**fixed, **values)) == args  # the line says the whole config
+            config = cls(**fixed, **values)
+            # the line says the whole config; a recipe's stages run in its process, not on Ray
+            assert to_args(config, skip=recipe_config.CLUSTER) == args
+            assert getattr(config, "ray", None) is None
         checked += 1
     assert checked >= 1

@@ -5,7 +5,7 @@
 cluster; ``auto`` reads ``RAY_ADDRESS``). :class:`RayExecutor` implements
 :class:`reasonloop.generate.Executor`: each of ``actors`` Ray actors loads the engine once and
 either draws whole batches (:meth:`RayExecutor.run` of :class:`~reasonloop.generate.Chunk`: generate,
-distill, explore's waves, eval's samples), grading them where it drew them (code runs in that
+distill, explore's queue, eval's samples), grading them where it drew them (code runs in that
 worker's sandbox), or computes ``fn(engine, unit)`` for units that are not batches
 (:meth:`RayExecutor.map`: a search strategy on one problem, one trajectory's step labels). Results
 stream back to the driver in the order they finish; the driver is the only writer of the SQLite
@@ -62,8 +62,8 @@ def _reason(exc: BaseException) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
-# Ray warns on every new local cluster that it enabled token authentication (its default since
-# 2.52), on stderr past any logging setup. That default is what we want, so the notice goes to this
+# Ray (2.60 here) warns on every new local cluster that it enabled token authentication (its
+# default), on stderr past any logging setup. That default is what we want, so the notice goes to this
 # run's log instead; Ray's other warnings (e.g. authentication *disabled*) stay where Ray puts them.
 RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
 
