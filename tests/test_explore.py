@@ -92,3 +92,35 @@ def test_explore_resumes_after_a_crash(tmp_path):
         )
         assert st.count(stage="explore") == 24 and s.new_rollouts == 24 - partial
         assert [r.bucket for r in s.results] == ["solved_at_once", "solved_with_search", "unsolved"]
+
+
+class Calls(ScriptedEngine):
+    """The scripted engine of :func:`engine`, recording each call's (problem, seed, n) list."""
+
+    def __init__(self):
+        super().__init__(engine()._reply)
+        self.batches: list[list[tuple[int, int, int]]] = []
+
+    def generate(self, requests):
+        index = {p.problem: i for i, p in enumerate(PROBLEMS)}
+        self.batches.append(
+            [
+                (next(i for k, i in index.items() if k in prompt_text(r)), r.seed, r.n)
+                for r in requests
+            ]
+        )
+        return super().generate(requests)
+
+
+def test_one_process_draws_the_queue_chunk_by_chunk(tmp_path):
+    # a chunk takes the head of the queue; an unsolved problem goes back to its end: the engine
+    # calls of a chunk-by-chunk loop (not waves: [0, 1], [2], [1, 2], [2])
+    eng = Calls()
+    with open_store(tmp_path / "pool.db") as st:
+        explore(eng, PROBLEMS, st, SamplingSettings(), max_rollouts=12, batch=4, batch_problems=2)
+    assert eng.batches == [
+        [(0, 0, 4), (1, 0, 4)],  # 0 solved at once; 1 back to the queue, after 2
+        [(2, 0, 4), (1, 4, 4)],  # 1 solved at attempt 6
+        [(2, 4, 4)],
+        [(2, 8, 4)],  # 2 unsolved after 12
+    ]

@@ -14,7 +14,7 @@ from reasonloop.distill import DistillConfig
 from reasonloop.errors import ConfigError
 from reasonloop.evaluate.run import EvalConfig, EvalSettings
 from reasonloop.explore import ExploreConfig
-from reasonloop.generate import GenerateConfig, Sampling, SamplingSettings
+from reasonloop.generate import Cluster, GenerateConfig, Sampling, SamplingSettings
 from reasonloop.options import cli_fields, cli_names, default_of, flags, include, option, to_args
 from reasonloop.recipe import config as recipe_config
 from reasonloop.recipe.config import load_recipe
@@ -90,6 +90,20 @@ def test_every_cli_option_is_a_config_field_with_its_help_and_default(path):
     assert len(names) == len(set(names))
 
 
+def test_the_sampling_stages_take_the_one_cluster_block():
+    """--ray, --ray-actors and --ray-cpus: declared once (generate's Cluster block), with the same
+    help and defaults on every command that runs on Ray, and on no other stage command."""
+    block = declared(Cluster, set())
+    assert set(block) == {"--ray", "--ray-actors", "--ray-cpus"}
+    on_ray = {("generate",), ("explore",), ("eval",), ("distill",), ("annotate-steps",)}
+    for path, (cls, exclude) in COMMANDS.items():
+        flags_here = declared(cls, exclude)
+        if path in on_ray:
+            assert {k: flags_here[k] for k in block} == block, path
+        else:
+            assert not set(block) & set(flags_here), path
+
+
 def test_cli_declares_no_option_of_the_stage_commands():
     """cli.py builds those commands from the configs: none of their flags is spelled there."""
     tree = ast.parse((ROOT / "src/reasonloop/cli.py").read_text())
@@ -157,17 +171,34 @@ def test_the_trainer_block_is_shared_with_each_trainers_own_defaults():
 
 def test_recipe_sections_take_the_stage_fields():
     """A recipe's explore / eval sections are the stage configs less what the run fills in
-    (explore's also says how its pool is chosen)."""
+    (explore's also says how its pool is chosen) and less the commands' Ray options."""
     explore = {f.name for f in dataclasses.fields(recipe_config.ExploreConfig)}
     stage = {f.name for f in dataclasses.fields(ExploreConfig)}
     pool = {"order", "probe_rollouts", "probe_limit"}
-    assert explore == stage - set(recipe_config.RUN_FILLED) | pool
+    cluster = {"ray", "ray_actors", "ray_cpus"}
+    assert set(recipe_config.CLUSTER) == cluster and cluster <= stage
+    assert explore == stage - set(recipe_config.RUN_FILLED) - cluster | pool
     ev = {f.name for f in dataclasses.fields(recipe_config.EvalConfig)}
     assert ev == {f.name for f in dataclasses.fields(EvalConfig)} - set(
         recipe_config.RUN_FILLED
-    ) - {"benchmark", "out"} | {"benchmarks"}
+    ) - {"benchmark", "out"} - cluster | {"benchmarks"}
+    teacher = {f.name for f in dataclasses.fields(recipe_config.TeacherConfig)}
+    assert not cluster & teacher and cluster <= {f.name for f in dataclasses.fields(DistillConfig)}
     defaults = recipe_config.ExploreConfig(problems="p")
     assert defaults.max_tokens == ExploreConfig(problems="p", store="s").max_tokens
+
+
+@pytest.mark.parametrize("section", ["teacher", "explore", "eval"])
+def test_a_recipe_section_refuses_the_ray_options_of_the_commands(section):
+    data = {
+        "teacher": {"problems": "countdown-easy"},
+        "student": {"model": "tiny"},
+        "explore": {"problems": "countdown-hard"},
+        "eval": {"benchmarks": ["countdown-easy"]},
+    }
+    data[section] = {**data[section], "ray": "local"}
+    with pytest.raises(ConfigError, match=rf"^{section}\.ray: unknown key; valid keys"):
+        recipe_config.parse_recipe(data)
 
 
 def test_bad_values_name_the_field():
@@ -255,6 +286,9 @@ def test_every_dry_run_line_is_a_valid_command(tmp_path, recipe, monkeypatch):
                 if isinstance(values.get(f.name), list):
                     values[f.name] = tuple(values[f.name])
             fixed = {"kind": path[1]} if cls is RMSettings else {}
-            assert to_args(cls(**fixed, **values)) == args  # the line says the whole config
+            config = cls(**fixed, **values)
+            # the line says the whole config; a recipe's stages run in its process, not on Ray
+            assert to_args(config, skip=recipe_config.CLUSTER) == args
+            assert getattr(config, "ray", None) is None
         checked += 1
     assert checked >= 1

@@ -15,6 +15,7 @@ import inspect
 import sys
 import typing
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -265,7 +266,8 @@ def generate(config: GenerateConfig) -> None:
 def explore(config: ExploreConfig) -> None:
     """Sample each problem until a rollout is correct or the budget is spent; keep every rollout."""
     _log_beside(Path(config.store))
-    summary = run_explore(config, terminal.RichReporter())
+    with ray_executor(config) as executor:
+        summary = run_explore(config, terminal.RichReporter(), executor=executor)
     b = summary.buckets
     rate = summary.new_tokens / summary.seconds if summary.seconds else 0.0
     _print_row(
@@ -288,7 +290,8 @@ def eval_(config: EvalConfig) -> None:
     reports accuracy and tokens spent per problem. Resumable."""
     out_dir = Path(config.out)
     log_to(out_dir / "eval.log")
-    result = run_eval(config, terminal.RichReporter())
+    with ray_executor(config) as executor:
+        result = run_eval(config, terminal.RichReporter(), executor)
     title = f"{config.benchmark} — {result.model} ({result.strategy}, {result.n_problems} problems)"
     table = Table(title=plain(title))
     table.add_column("metric")
@@ -310,7 +313,8 @@ def eval_(config: EvalConfig) -> None:
 def distill(config: DistillConfig) -> None:
     """Distil K long-form responses per problem from a teacher into the unified format. Resumable."""
     _log_beside(Path(config.store))
-    summary = run_distill(config, terminal.RichReporter())
+    with ray_executor(config, config.teacher) as executor:
+        summary = run_distill(config, terminal.RichReporter(), executor=executor)
     out.print(
         plain(
             f"distill: {summary.problems} problems, {summary.samples} responses "
@@ -403,15 +407,20 @@ def annotate_steps_cmd(config: AnnotateConfig) -> None:
     _log_beside(store)
     if not store.exists():
         raise DataError("no such store", where=str(store))
-    eng = load_engine(engine)
-    with open_store(store, create=False) as st, terminal.task("annotate-steps") as update:
+    with ExitStack() as stack:
+        executor = stack.enter_context(ray_executor(config))
+        eng = None
+        if executor is None:
+            eng = load_engine(engine)
+            stack.callback(eng.close)
+        st = stack.enter_context(open_store(store, create=False))
+        update = stack.enter_context(terminal.task("annotate-steps"))
 
         def on_progress(done: int, total: int, tokens: int) -> None:
             update(done, tokens, total=total)
 
-        summary = annotate_steps(eng, st, settings, on_progress=on_progress)
-    key = labeler_key(eng, settings)
-    eng.close()
+        summary = annotate_steps(eng, st, settings, on_progress=on_progress, executor=executor)
+        key = labeler_key(executor or eng, settings)  # type: ignore[arg-type]
     _print_row(
         f"annotate-steps → {store}",
         trajectories=summary.trajectories,

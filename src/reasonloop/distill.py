@@ -24,6 +24,8 @@ from reasonloop.engines.base import Engine, Request, Sample, user_messages
 from reasonloop.errors import ConfigError
 from reasonloop.format import BEGIN_THOUGHT, END_THOUGHT, parse, render, to_unified
 from reasonloop.generate import (
+    Cluster,
+    Executor,
     GenerateSummary,
     Inputs,
     Sampling,
@@ -95,8 +97,22 @@ def convert(
     return texts
 
 
+@dataclass(frozen=True, slots=True)
+class Converter:
+    """The ``postprocess`` of a distillation (:func:`convert` of each drawn batch): the
+    ``completer`` writes QwQ solutions, None meaning the engine that drew the batch (the teacher;
+    on Ray, the actor's teacher). Picklable when ``completer`` is None."""
+
+    style: str = "auto"
+    completer: Engine | None = None
+
+    def __call__(self, engine: Engine, batch: list[tuple[Problem, Sample]]) -> list[str]:
+        completer = engine if self.completer is None else self.completer
+        return convert(batch, style=self.style, completer=completer)
+
+
 def distill(
-    teacher: Engine,
+    teacher: Engine | None,
     problems: Sequence[Problem],
     store,
     s: SamplingSettings = SamplingSettings(temperature=0.6),
@@ -106,8 +122,13 @@ def distill(
     stage: str = "distill",
     batch_problems: int = 4,
     on_progress: Callable[[int, int], None] | None = None,
+    executor: Executor | None = None,
 ) -> GenerateSummary:
-    """Sample, convert, grade and store K teacher responses per problem."""
+    """Sample, convert, grade and store K teacher responses per problem. ``completer`` None: the
+    teacher completes. ``executor`` (e.g. Ray's) draws with its own teachers, which also complete:
+    it takes no separate ``completer``."""
+    if executor is not None and completer is not None:
+        raise TypeError("distill: an executor's teachers complete; pass no completer with it")
     return generate(
         teacher,
         problems,
@@ -117,13 +138,15 @@ def distill(
         role="teacher",
         batch_problems=batch_problems,
         on_progress=on_progress,
-        postprocess=lambda batch: convert(batch, style=style, completer=completer),
+        postprocess=Converter(style, completer),
+        executor=executor,
     )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 @include(Sampling, n=4, temperature=0.6)  # K responses; 0.6: what R1-style teachers advise
 @include(Inputs, exclude=("engine", "unsafe_code_exec"))
+@include(Cluster)
 class DistillConfig:
     """``reasonloop distill`` and, with the teacher's other fields, a recipe's ``teacher:``
     section."""
@@ -140,6 +163,12 @@ class DistillConfig:
 
     def __post_init__(self) -> None:
         check_options(self)
+        if self.ray and self.completer and self.completer != self.teacher:
+            raise ConfigError(
+                f"{self.completer!r} with --ray: the Ray actors hold only the teacher "
+                "and complete QwQ solutions with it; leave --completer unset, or run without --ray",
+                field="completer",
+            )
 
     def sampling(self, **extra: object) -> SamplingSettings:
         return sampling_of(self, **extra)
@@ -153,16 +182,18 @@ def run_distill(
     completer: Engine | None = None,
     store=None,
     problems: Sequence[Problem] | None = None,
+    executor: Executor | None = None,
 ) -> GenerateSummary:
-    """The ``distill`` stage (engines, store and problems opened here unless passed in)."""
+    """The ``distill`` stage (engines, store and problems opened here unless passed in). With
+    ``executor`` (e.g. Ray's, built on ``config.teacher``) no engine is loaded here."""
 
     reporter = reporter or LogReporter()
     probs = list(problems) if problems is not None else load_inputs(config, config.problems)
     with ExitStack() as stack:
-        teacher = held(stack, teacher, lambda: load_engine(config.teacher))
-        if completer is None and not config.completer:
-            completer = teacher
-        completer = held(stack, completer, lambda: load_engine(config.completer))  # type: ignore[arg-type]
+        if executor is None:
+            teacher = held(stack, teacher, lambda: load_engine(config.teacher))
+            if config.completer and config.completer != config.teacher:
+                completer = held(stack, completer, lambda: load_engine(config.completer))  # type: ignore[arg-type]
         st = held(stack, store, lambda: open_store(config.store))
         with reporter.task("distill", len(probs)) as update:
             return distill(
@@ -173,7 +204,17 @@ def run_distill(
                 style=config.style,
                 completer=completer,
                 on_progress=update,
+                executor=executor,
             )
 
 
-__all__ = ["STYLES", "DistillConfig", "convert", "detect_style", "distill", "parse", "run_distill"]
+__all__ = [
+    "STYLES",
+    "Converter",
+    "DistillConfig",
+    "convert",
+    "detect_style",
+    "distill",
+    "parse",
+    "run_distill",
+]

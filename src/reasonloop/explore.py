@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -20,14 +20,18 @@ from reasonloop.engines import load_engine
 from reasonloop.engines.base import Engine
 from reasonloop.errors import ConfigError
 from reasonloop.generate import (
+    Chunk,
+    Cluster,
+    DrawJob,
+    Executor,
     Inputs,
     Sampling,
     SamplingSettings,
+    executor_of,
     generator_for,
     held,
     load_inputs,
     sampling_of,
-    to_trajectory,
 )
 from reasonloop.options import check_options, include, option
 from reasonloop.progress import LogReporter, Reporter
@@ -76,6 +80,7 @@ class ExploreSummary:
 @dataclass(frozen=True, slots=True, kw_only=True)
 @include(Sampling, exclude=("n",), temperature=1.0)  # exploring wants diverse rollouts
 @include(Inputs)
+@include(Cluster)
 class ExploreConfig:
     """``reasonloop explore`` and a recipe's ``explore:`` section (which leaves the store, engine,
     stage and seed to the run)."""
@@ -111,7 +116,7 @@ def classify(
 
 
 def explore(
-    engine: Engine,
+    engine: Engine | None,
     problems: Sequence[Problem],
     store,
     s: SamplingSettings = SamplingSettings(temperature=1.0),
@@ -122,14 +127,25 @@ def explore(
     round: int = 0,
     batch_problems: int = 4,
     on_progress: Callable[[int, int], None] | None = None,
+    executor: Executor | None = None,
 ) -> ExploreSummary:
-    """Explore ``problems``; returns a record per problem (in input order)."""
+    """Explore ``problems``; returns a record per problem (in input order).
+
+    The unfinished problems wait in a queue: a chunk (one engine call) takes the first
+    ``batch_problems`` of them and draws each one's next ``batch`` rollouts, and a problem still
+    unsolved with budget left goes back to the end of the queue. Every full chunk the queue holds
+    is drawn at once (on Ray, in parallel), a partial one only when nothing else is in flight: in
+    one process, the very chunks of a chunk-by-chunk loop. ``executor`` draws elsewhere (Ray's:
+    ``engine`` is then unused and may be None); a problem's rollouts are the same wherever they
+    are drawn (its ``i``-th rollout has seed ``seed + i``), and this process alone writes the
+    store."""
     if batch < 1 or max_rollouts < 1:
         raise ConfigError(
             f"batch and max_rollouts must be >= 1, got {batch}, {max_rollouts}", field="batch"
         )
     t0 = time.perf_counter()
-    gen = generator_for(engine, s, role="explore", round=round)
+    executor = executor_of(engine, executor, "explore")
+    gen = generator_for(executor, s, role="explore", round=round)
     store.add_problems(problems)
     flags: dict[str, list[bool]] = {p.id: [] for p in problems}
     for t in store.trajectories(stage=stage):
@@ -137,40 +153,46 @@ def explore(
             flags[t.problem_id].append(bool(t.verdict and t.verdict.correct))
     summary = ExploreSummary()
     records: dict[str, ProblemExploration] = {}
-    active = []
+    queue: deque[Problem] = deque()
     for p in problems:
         rec = classify(flags[p.id], batch, max_rollouts)
         if rec is None:
-            active.append(p)
+            queue.append(p)
         else:
             records[p.id] = _named(rec, p.id)
     if on_progress:
         on_progress(len(records), 0)
-    while active:
-        chunk, active = active[:batch_problems], active[batch_problems:]
-        requests = []
-        for p in chunk:
-            start = len(flags[p.id])
-            k = min(batch, max_rollouts - start)
-            requests.append(s.request(p, k, start))
-        results = engine.generate(requests)
-        for p, result in zip(chunk, results, strict=True):
-            start = len(flags[p.id])
-            trajs = [to_trajectory(p, sample, gen) for sample in result.samples]
-            flags[p.id] += [bool(t.verdict and t.verdict.correct) for t in trajs]
-            summary.new_tokens += sum(sample.tokens for sample in result.samples)
-            rec = classify(flags[p.id], batch, max_rollouts)
-            done = {p.id: _named(rec, p.id).as_dict()} if rec else {}
-            added = store.add_trajectories(
-                trajs, stage=stage, sample_indices=range(start, start + len(trajs)), done=done
+    job = DrawJob(s, gen)
+    size = max(1, batch_problems)
+    k = 0
+    while queue:
+        chunks = []
+        while queue and (len(queue) >= size or not chunks):
+            group = [queue.popleft() for _ in range(min(size, len(queue)))]
+            work = tuple(
+                (p, ((len(flags[p.id]), min(batch, max_rollouts - len(flags[p.id]))),))
+                for p in group
             )
-            summary.new_rollouts += added.inserted
-            if rec:
-                records[p.id] = _named(rec, p.id)
-            else:
-                active.append(p)  # another batch later
-        if on_progress:
-            on_progress(len(records), summary.new_tokens)
+            chunks.append(Chunk(index=k, work=work))
+            k += 1
+        for drawn in executor.run(chunks, job):
+            summary.new_tokens += drawn.tokens
+            for trajs, idxs in drawn.rows:
+                pid = trajs[0].problem_id
+                flags[pid] += [bool(t.verdict and t.verdict.correct) for t in trajs]
+                rec = classify(flags[pid], batch, max_rollouts)
+                done = {pid: _named(rec, pid).as_dict()} if rec else {}
+                # a batch's rollouts and, when it ends the problem, its record: one transaction
+                added = store.add_trajectories(trajs, stage=stage, sample_indices=idxs, done=done)
+                summary.new_rollouts += added.inserted
+                if rec:
+                    records[pid] = _named(rec, pid)
+            # the chunk's unfinished problems go back to the queue (in the chunk's order)
+            for p, _ in chunks[drawn.index - chunks[0].index].work:
+                if p.id not in records:
+                    queue.append(p)
+            if on_progress:
+                on_progress(len(records), summary.new_tokens)
     summary.results = [records[p.id] for p in problems]
     summary.seconds = time.perf_counter() - t0
     return summary
@@ -190,14 +212,16 @@ def run_explore(
     system_prompt: bool = True,
     logprobs: bool = False,
     batch_problems: int = 4,
+    executor: Executor | None = None,
 ) -> ExploreSummary:
     """The ``explore`` stage. An orchestrator that holds the engine, store or problems already
-    passes them (they are then neither opened nor closed here)."""
+    passes them (they are then neither opened nor closed here). With ``executor`` (e.g. Ray's) no
+    engine is loaded here: the executor's engines draw."""
 
     reporter = reporter or LogReporter()
     probs = list(problems) if problems is not None else load_inputs(config, config.problems)
     with ExitStack() as stack:
-        eng = held(stack, engine, lambda: load_engine(config.engine))
+        eng = None if executor else held(stack, engine, lambda: load_engine(config.engine))
         st = held(stack, store, lambda: open_store(config.store))
         with reporter.task(config.stage, len(probs)) as update:
             return explore(
@@ -210,4 +234,5 @@ def run_explore(
                 stage=config.stage,
                 batch_problems=batch_problems,
                 on_progress=update,
+                executor=executor,
             )

@@ -30,6 +30,8 @@ from reasonloop.verify import grade
 from reasonloop.verify.sandbox import UNSAFE_ENV, allow_unsafe_exec, resolve_boundary
 
 T = TypeVar("T")
+U = TypeVar("U")
+R = TypeVar("R")
 
 log = logging.getLogger(__name__)
 
@@ -304,13 +306,18 @@ class Drawn:
     tokens: int
 
 
+Postprocess = Callable[[Engine, list[tuple[Problem, Sample]]], list[str]]
+
+
 @dataclass(frozen=True, slots=True)
 class DrawJob:
-    """What every chunk of a run is drawn with (the same on the driver and on a worker)."""
+    """What every chunk of a run is drawn with (the same on the driver and on a worker).
+    ``postprocess(engine, batch)``: the texts to store for a batch's raw samples, given the engine
+    that drew them (picklable, e.g. a frozen dataclass, when the chunks are drawn on Ray)."""
 
     settings: SamplingSettings
     generator: Generator
-    postprocess: Callable[[list[tuple[Problem, Sample]]], list[str]] | None = None
+    postprocess: Postprocess | None = None
 
 
 def draw(engine: Engine, chunk: Chunk, job: DrawJob) -> Drawn:
@@ -330,7 +337,7 @@ def draw(engine: Engine, chunk: Chunk, job: DrawJob) -> Drawn:
     ]
     tokens = sum(sample.tokens for _, _, sample in drawn)
     if job.postprocess is not None:
-        texts = job.postprocess([(p, sample) for p, _, sample in drawn])
+        texts = job.postprocess(engine, [(p, sample) for p, _, sample in drawn])
         drawn = [
             (p, i, replace(sample, text=text))
             for (p, i, sample), text in zip(drawn, texts, strict=True)
@@ -345,9 +352,13 @@ def draw(engine: Engine, chunk: Chunk, job: DrawJob) -> Drawn:
 
 
 class Executor(Protocol):
-    """Where chunks are drawn: :class:`InProcess` (the engine of this process, in order) or
-    :class:`reasonloop.scale.ray.RayExecutor` (engines in Ray actors; results in any order).
-    ``spec`` and ``model`` name the engine, as the samples' :class:`Generator` records them."""
+    """Where the engine work of a stage runs: :class:`InProcess` (the engine of this process, in
+    order) or :class:`reasonloop.scale.ray.RayExecutor` (engines in Ray actors; results in any
+    order). ``spec`` and ``model`` name the engine, as the samples' :class:`Generator` records
+    them. ``run`` draws the chunks of a sampling stage (``generate``, ``explore``, ``distill``,
+    ``eval``'s samples); ``map`` is for work that is not a chunk (a search strategy on a problem,
+    a trajectory's step labels): ``fn(engine, unit)`` for each unit, yielded as ``(index,
+    result)``. Neither touches a store: the caller, the one writer, stores what comes back."""
 
     @property
     def spec(self) -> str: ...
@@ -356,6 +367,8 @@ class Executor(Protocol):
     def model(self) -> str: ...
 
     def run(self, chunks: Sequence[Chunk], job: DrawJob) -> Iterable[Drawn]: ...
+
+    def map(self, fn: Callable[[Engine, U], R], units: Sequence[U]) -> Iterable[tuple[int, R]]: ...
 
 
 class InProcess:
@@ -376,6 +389,19 @@ class InProcess:
         for chunk in chunks:
             yield draw(self.engine, chunk, job)
 
+    def map(self, fn: Callable[[Engine, U], R], units: Sequence[U]) -> Iterator[tuple[int, R]]:
+        for i, unit in enumerate(units):
+            yield i, fn(self.engine, unit)
+
+
+def executor_of(engine: Engine | None, executor: Executor | None, what: str) -> Executor:
+    """``executor``, else :class:`InProcess` on ``engine`` (a stage given neither is a bug)."""
+    if executor is not None:
+        return executor
+    if engine is None:
+        raise TypeError(f"{what}: pass an engine or an executor")
+    return InProcess(engine)
+
 
 def generate(
     engine: Engine | None,
@@ -388,22 +414,19 @@ def generate(
     round: int = 0,
     batch_problems: int = 4,
     on_progress: Callable[[int, int], None] | None = None,
-    postprocess: Callable[[list[tuple[Problem, Sample]]], list[str]] | None = None,
+    postprocess: Postprocess | None = None,
     executor: Executor | None = None,
 ) -> GenerateSummary:
     """Draw what is missing of ``s.n`` samples per problem into ``store``.
 
     ``on_progress(problems_finished, new_tokens)`` is called after each committed batch.
-    ``postprocess`` maps a batch's raw samples to the texts to store (``distill`` converts teacher
-    styles there); the token counts stay those of the raw samples. ``executor`` draws the batches
+    ``postprocess(engine, batch)`` maps a batch's raw samples to the texts to store (``distill``
+    converts teacher styles there); the token counts stay those of the raw samples. ``executor`` draws the batches
     elsewhere (``engine`` is then unused and may be None); this process stays the only writer of
     the store, and a batch is the same batch wherever it is drawn, so the rows are the same.
     """
     t0 = time.perf_counter()
-    if executor is None:
-        if engine is None:
-            raise TypeError("generate: pass an engine or an executor")
-        executor = InProcess(engine)
+    executor = executor_of(engine, executor, "generate")
     gen = generator_for(executor, s, role=role, round=round)
     store.add_problems(problems)
     have = store.existing_keys(stage, gen, [p.id for p in problems])

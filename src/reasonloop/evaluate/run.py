@@ -24,6 +24,7 @@ it stopped.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,9 +37,13 @@ from reasonloop.errors import ConfigError
 from reasonloop.evaluate.report import write_report
 from reasonloop.evaluate.summary import Outcome, summarize
 from reasonloop.generate import (
+    Cluster,
+    Executor,
     Inputs,
+    Named,
     Sampling,
     SamplingSettings,
+    executor_of,
     generate,
     generator_for,
     load_inputs,
@@ -48,7 +53,7 @@ from reasonloop.generate import (
 )
 from reasonloop.options import check_options, include, option
 from reasonloop.progress import LogReporter, Reporter
-from reasonloop.records import EvalResult, Generator, Problem
+from reasonloop.records import EvalResult, Generator, Problem, Trajectory
 from reasonloop.search import make_scorer, make_strategy, strategy_names
 from reasonloop.search.scorers import AGGREGATES
 from reasonloop.search.steps import StepSpec
@@ -178,7 +183,7 @@ def make_eval_scorer(s: EvalSettings, engine: Engine) -> Any:
     )
 
 
-def search_generator(engine: Engine, s: EvalSettings) -> Generator:
+def search_generator(engine: Named, s: EvalSettings) -> Generator:
     """The provenance stored with each search result: the strategy's label is its role."""
     return generator_for(engine, s, role=f"eval {s.label()}")
 
@@ -192,43 +197,70 @@ def _plain(details: Any) -> dict[str, Any]:
     }
 
 
-def run_search(
+def search_problem(
     engine: Engine,
+    problem: Problem,
+    *,
+    s: EvalSettings,
+    gen: Generator,
+    scorer: Any = None,
+) -> tuple[Trajectory, dict[str, Any]]:
+    """The search strategy of ``s`` on one problem with ``engine``: the chosen response graded,
+    and the facts stored with it (its spend). ``scorer`` None: the one ``s`` names is built here
+    with ``engine`` (where a Ray actor runs this, its own engine)."""
+    if scorer is None:
+        scorer = make_eval_scorer(s, engine)
+    strategy = make_strategy(s.strategy, **s.strategy_options(scorer))
+    result = strategy.run(problem, messages_for(problem, system_prompt=s.system_prompt), engine)
+    chosen = next((c for c in result.candidates if c.text == result.response), None)
+    length = chosen.tokens if chosen is not None else result.tokens
+    finish = chosen.finish_reason if chosen is not None else "stop"
+    traj = to_trajectory(problem, Sample(result.response, length, finish), gen)
+    meta = {
+        "strategy": s.label(),
+        "tokens_spent": result.tokens,
+        "prompt_tokens": result.prompt_tokens,
+        "details": _plain(result.details),
+    }
+    return traj, meta
+
+
+def loads_a_model(s: EvalSettings) -> bool:
+    """Whether the scorer of ``s`` is a trained model read from a directory (``orm:PATH``, ...)."""
+    return ":" in (s.scorer_name() or "")
+
+
+def run_search(
+    engine: Engine | None,
     problems: Sequence[Problem],
     store: Any,
     s: EvalSettings,
     *,
     scorer: Any = None,
     on_progress: Callable[[int, int], None] | None = None,
+    executor: Executor | None = None,
 ) -> Generator:
     """Run the search strategy on every problem not yet in ``store``; each result is committed
-    with its spend as soon as it exists. Returns the generator its rows are stored under."""
-    if scorer is None:
-        scorer = make_eval_scorer(s, engine)
-    strategy = make_strategy(s.strategy, **s.strategy_options(scorer))
-    gen = search_generator(engine, s)
+    with its spend as soon as it exists. Returns the generator its rows are stored under.
+    ``executor`` (e.g. Ray's) runs the problems on its engines, each building the scorer
+    ``s`` names (so it takes no built ``scorer``); this process alone writes the store."""
+    if executor is not None and scorer is not None:
+        raise TypeError("run_search: an executor's engines build their scorers; pass no scorer")
+    if executor is None and engine is not None and scorer is None:
+        scorer = make_eval_scorer(s, engine)  # built once here, not once per problem
+    executor = executor_of(engine, executor, "run_search")
+    gen = search_generator(executor, s)
     store.add_problems(problems)
     have = store.existing_keys("eval", gen, [p.id for p in problems])
     done = sum((p.id, 0) in have for p in problems)
     tokens = 0
     if on_progress:
         on_progress(done, 0)
-    for p in problems:
-        if (p.id, 0) in have:
-            continue
-        result = strategy.run(p, messages_for(p, system_prompt=s.system_prompt), engine)
-        chosen = next((c for c in result.candidates if c.text == result.response), None)
-        length = chosen.tokens if chosen is not None else result.tokens
-        finish = chosen.finish_reason if chosen is not None else "stop"
-        traj = to_trajectory(p, Sample(result.response, length, finish), gen)
-        meta = {
-            "strategy": s.label(),
-            "tokens_spent": result.tokens,
-            "prompt_tokens": result.prompt_tokens,
-            "details": _plain(result.details),
-        }
+    todo = [p for p in problems if (p.id, 0) not in have]
+    one = functools.partial(search_problem, s=s, gen=gen, scorer=scorer)
+    for _, (traj, meta) in executor.map(one, todo):
         store.add_trajectories([traj], stage="eval", sample_indices=[0], meta=meta)
-        tokens += result.tokens
+        tokens += meta["tokens_spent"]
         done += 1
         if on_progress:
             on_progress(done, tokens)
@@ -236,7 +268,7 @@ def run_search(
 
 
 def evaluate(
-    engine: Engine,
+    engine: Engine | None,
     benchmark: str,
     problems: Sequence[Problem],
     out_dir: Path,
@@ -245,10 +277,14 @@ def evaluate(
     batch_problems: int = 4,
     on_progress: Callable[[int, int], None] | None = None,
     scorer: Any = None,
+    executor: Executor | None = None,
 ) -> EvalResult:
     """Run (or resume) the evaluation and write metrics.json, spend.json, report.md and plots to
     ``out_dir``. ``scorer``: the scorer ``s.scorer`` names, already built (e.g. a reward model
-    loaded once for several runs); the name stays its label in the store and the report."""
+    loaded once for several runs); the name stays its label in the store and the report.
+    ``executor`` (e.g. Ray's): its engines sample and search (``engine`` unused, may be None;
+    no built ``scorer``); the rows and the report are those of a run here."""
+    named: Named = executor_of(engine, executor, "evaluate")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     wanted = {p.id for p in problems}
@@ -256,7 +292,15 @@ def evaluate(
     spent: dict[str, list[int]] = {}
     with open_store(out_dir / "samples.db") as store:
         if s.searches:
-            gen = run_search(engine, problems, store, s, scorer=scorer, on_progress=on_progress)
+            gen = run_search(
+                engine,
+                problems,
+                store,
+                s,
+                scorer=scorer,
+                on_progress=on_progress,
+                executor=executor,
+            )
             for st in store.stored(stage="eval"):
                 t = st.trajectory
                 if t.problem_id in wanted and t.generator == gen and st.sample_index == 0:
@@ -276,8 +320,9 @@ def evaluate(
                 role="eval",
                 batch_problems=batch_problems,
                 on_progress=on_progress,
+                executor=executor,
             )
-            gen = generator_for(engine, sampling, role="eval")
+            gen = generator_for(named, sampling, role="eval")
             for st in store.stored(stage="eval"):
                 t = st.trajectory
                 if t.problem_id in wanted and t.generator == gen and st.sample_index < sampling.n:
@@ -287,7 +332,7 @@ def evaluate(
                     )
                     spent.setdefault(t.problem_id, [0, 0])[0] += t.tokens
     result = summarize(
-        benchmark, engine.model, s.label(), problems, outcomes, equal=answer_equality(problems)
+        benchmark, named.model, s.label(), problems, outcomes, equal=answer_equality(problems)
     )
     write_report(out_dir, result, outcomes)
     n = len(spent)
@@ -327,6 +372,7 @@ def parse_options(items: Sequence[str]) -> tuple[tuple[str, object], ...]:
 @dataclass(frozen=True, slots=True, kw_only=True)
 @include(EvalSettings, exclude=("options",))
 @include(Inputs, exclude=("store",))
+@include(Cluster)
 class EvalConfig:
     """``reasonloop eval`` (a recipe's ``eval:`` section holds the same fields; the run fills in
     the output directory and the engine)."""
@@ -345,7 +391,13 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         check_options(self)
-        self.settings()  # the strategy's own checks, before anything runs
+        settings = self.settings()  # the strategy's own checks, before anything runs
+        if self.ray and loads_a_model(settings):
+            raise ConfigError(
+                f"{self.scorer!r} is a reward model, loaded in this process and not in the Ray "
+                "actors: run this eval without --ray",
+                field="scorer",
+            )
 
     def settings(self) -> EvalSettings:
         names = [f.name for f in dataclasses.fields(EvalSettings) if f.name != "options"]
@@ -354,13 +406,29 @@ class EvalConfig:
         )
 
 
-def run_eval(config: EvalConfig, reporter: Reporter | None = None) -> EvalResult:
+def run_eval(
+    config: EvalConfig, reporter: Reporter | None = None, executor: Executor | None = None
+) -> EvalResult:
     """The ``eval`` stage: problems, engine, scorer (a reward model is loaded) and the strategy's
-    options are all checked before the output directory and its store are created."""
+    options are all checked before the output directory and its store are created. With
+    ``executor`` (e.g. Ray's) no engine is loaded here: its engines sample, search and score."""
 
     reporter = reporter or LogReporter()
     settings = config.settings()
     probs = load_inputs(config, config.benchmark)
+    if executor is not None:
+        if settings.searches:
+            make_strategy(settings.strategy, **settings.strategy_options(None))
+        with reporter.task("eval", len(probs)) as update:
+            return evaluate(
+                None,
+                config.benchmark,
+                probs,
+                Path(config.out),
+                settings,
+                on_progress=update,
+                executor=executor,
+            )
     eng = load_engine(config.engine)
     try:
         scorer = make_eval_scorer(settings, eng)
@@ -400,4 +468,5 @@ __all__ = [
     "run_eval",
     "run_search",
     "search_generator",
+    "search_problem",
 ]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from reasonloop.options import to_args
-from reasonloop.recipe.config import LoopRecipe
+from reasonloop.recipe.config import CLUSTER, LoopRecipe
 
 
 def slug(benchmark: str) -> str:
@@ -95,8 +95,9 @@ def reasonloop(args: Sequence[str], launcher: str | None = None) -> str:
 
 def stage_args(command: str, config: Any) -> list[str]:
     """The command line of a stage config: ``command`` then every option, as declared (the
-    flags come from the config's field declarations, as the CLI's do)."""
-    return [*command.split(), *to_args(config)]
+    flags come from the config's field declarations, as the CLI's do), less the Ray options: a
+    recipe's stages run in its own process (:data:`~reasonloop.recipe.config.CLUSTER`)."""
+    return [*command.split(), *to_args(config, skip=CLUSTER)]
 
 
 def curate_args(

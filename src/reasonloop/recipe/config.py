@@ -44,6 +44,7 @@ from reasonloop.engines.export import EXPORT_TYPES
 from reasonloop.errors import ConfigError
 from reasonloop.evaluate.run import EvalConfig as EvalStage
 from reasonloop.explore import ExploreConfig as ExploreStage
+from reasonloop.generate import Cluster
 from reasonloop.options import check_options, cli_fields, include, option
 from reasonloop.problems import check_problem_spec
 from reasonloop.records import load_union
@@ -95,6 +96,11 @@ RUN_FILLED = (
 )
 
 
+# the stages' Ray options (``--ray``, ``--ray-actors``, ``--ray-cpus``) are the commands' alone: the
+# recipe runner runs its stages in its own process, so a recipe section does not take them
+CLUSTER = tuple(f.name for f in dataclasses.fields(Cluster))
+
+
 def stage_config(cls: type, section: Any, **run: Any) -> Any:
     """The stage config ``cls`` of a recipe section: the section's values of ``cls``'s fields
     plus what the run fills in (``run``)."""
@@ -105,7 +111,7 @@ def stage_config(cls: type, section: Any, **run: Any) -> Any:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 @include(RELRunConfig, exclude=("generator", "critic", *RUN_FILLED))
-@include(DistillConfig, exclude=("teacher", *RUN_FILLED))
+@include(DistillConfig, exclude=("teacher", *RUN_FILLED, *CLUSTER))
 class TeacherConfig:
     """Where imitation data comes from: ``distill`` K responses per problem from a teacher engine
     (the ``distill`` command's options), or ``rel`` (ReasonSet's generate → critique → refine
@@ -184,7 +190,7 @@ class StudentConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-@include(ExploreStage, exclude=RUN_FILLED)
+@include(ExploreStage, exclude=(*RUN_FILLED, *CLUSTER))
 class ExploreConfig:
     """Rollouts on hard problems until one is correct or ``max_rollouts`` are spent: the
     ``explore`` command's options, less what the run fills in, plus how the pool is chosen
@@ -285,7 +291,7 @@ class ImproveConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-@include(EvalStage, exclude=("benchmark", "out", *RUN_FILLED))
+@include(EvalStage, exclude=("benchmark", "out", *RUN_FILLED, *CLUSTER))
 class EvalConfig:
     """Evaluation after every stage (backbone, imitate, each round) on every benchmark: the
     ``eval`` command's options, less what the run fills in."""

@@ -1,26 +1,31 @@
-"""The Ray executor: batches of problems drawn and graded by engines in Ray actors.
+"""The Ray executor: the engine work of a stage done by engines in Ray actors.
 
-``reasonloop generate --ray local`` (a cluster started on 127.0.0.1 for the run and stopped after)
-or ``--ray ADDRESS`` / ``--ray auto`` (an existing cluster; ``auto`` reads ``RAY_ADDRESS``).
-:class:`RayExecutor` implements :class:`reasonloop.generate.Executor`: each of ``actors`` Ray actors
-loads the engine once and draws whole batches (:class:`~reasonloop.generate.Chunk`), grading them
-where it drew them (code runs in that worker's sandbox). Drawn batches stream back to the driver in
-the order they finish; the driver is the only writer of the SQLite store and a batch is the same
-batch the single-process run would draw (same problems together, same seeds), so the sample ids,
-resume and deduplication are those of the single-process run.
+``reasonloop generate|explore|distill|eval|annotate-steps --ray local`` (a cluster started on
+127.0.0.1 for the run and stopped after) or ``--ray ADDRESS`` / ``--ray auto`` (an existing
+cluster; ``auto`` reads ``RAY_ADDRESS``). :class:`RayExecutor` implements
+:class:`reasonloop.generate.Executor`: each of ``actors`` Ray actors loads the engine once and
+either draws whole batches (:meth:`RayExecutor.run` of :class:`~reasonloop.generate.Chunk`: generate,
+distill, explore's queue, eval's samples), grading them where it drew them (code runs in that
+worker's sandbox), or computes ``fn(engine, unit)`` for units that are not batches
+(:meth:`RayExecutor.map`: a search strategy on one problem, one trajectory's step labels). Results
+stream back to the driver in the order they finish; the driver is the only writer of the SQLite
+store and a unit is the same unit the single-process run computes (same problems together, same
+seeds), so the ids, resume and deduplication are those of the single-process run.
 
-A lost actor (its process killed, its node gone) is restarted by Ray and its in-flight batches are
-sent again (``max_restarts`` / ``max_task_retries``); a batch whose result arrives is written once
-(its rows have deterministic ids, and a re-sent batch's result replaces the lost one, never adds
+A lost actor (its process killed, its node gone) is restarted by Ray and its in-flight units are
+sent again (``max_restarts`` / ``max_task_retries``); a unit whose result arrives is written once
+(its rows have deterministic ids, and a re-sent unit's result replaces the lost one, never adds
 to it). :func:`grade_on_ray` grades a large file's items the same way, in shards.
 
 What this does not do: it does not start vLLM/SGLang servers (give the actors an ``openai:`` engine
-spec naming running ones), it does not place actors on particular nodes beyond ``num_cpus``, and a
-batch that fails ``max_task_retries`` times fails the run (rows already written stay).
+spec naming running ones), it does not place actors on particular nodes beyond ``num_cpus``, it
+loads no reward model (``eval --ray`` refuses reward-model scorers), and a unit that fails
+``max_task_retries`` times fails the run (rows already written stay).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -57,6 +62,21 @@ def _reason(exc: BaseException) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
+# Ray (2.60 here) warns on every new local cluster that it enabled token authentication (its
+# default), on stderr past any logging setup. That default is what we want, so the notice goes to this
+# run's log instead; Ray's other warnings (e.g. authentication *disabled*) stay where Ray puts them.
+RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+class _AuthNoticeToLog(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith("Token authentication is enabled"):
+            log.info("ray: %s", message)
+            return False
+        return True
+
+
 def import_ray() -> Any:
     """The ``ray`` module, or MissingDependency naming the extra that installs it."""
     try:
@@ -83,8 +103,8 @@ class EngineActor:
     def identity(self) -> tuple[str, str, int]:
         return self.engine.spec, self.engine.model, os.getpid()
 
-    def draw(self, chunk: Chunk, job: DrawJob) -> Drawn:
-        return draw(self.engine, chunk, job)
+    def call(self, fn: Callable[[Engine, Any], Any], unit: Any) -> Any:
+        return fn(self.engine, unit)
 
     def grade(self, items: Sequence[GradeItem]) -> list[Verdict]:
         return grade_many(items, workers=1)
@@ -128,17 +148,33 @@ class RayExecutor:
                 # only an installed copy): on this machine that is always the same code
                 here = str(Path(reasonloop.__file__).resolve().parents[1])
                 path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
-                ray.init(
-                    address="local",
-                    num_cpus=max(1, math.ceil(self.n_actors * self.cpus)),
-                    include_dashboard=False,
-                    _node_ip_address="127.0.0.1",
-                    logging_level=logging.WARNING,
-                    runtime_env={"env_vars": {"PYTHONPATH": path}},
-                )
+                notice = _AuthNoticeToLog()
+                logging.getLogger(RAY_AUTH_LOGGER).addFilter(notice)
+                try:
+                    ray.init(
+                        address="local",
+                        num_cpus=max(1, math.ceil(self.n_actors * self.cpus)),
+                        include_dashboard=False,
+                        _node_ip_address="127.0.0.1",
+                        logging_level=logging.WARNING,
+                        runtime_env={"env_vars": {"PYTHONPATH": path}},
+                    )
+                finally:
+                    logging.getLogger(RAY_AUTH_LOGGER).removeFilter(notice)
             else:
                 ray.init(address=self.address, logging_level=logging.WARNING)
             self._owns_cluster = True
+        free = ray.available_resources().get("CPU", 0.0)
+        if free < self.n_actors * self.cpus:
+            # an actor waits for its CPUs (e.g. for an autoscaler to add a node): say so, since
+            # on a fixed cluster that wait never ends
+            log.warning(
+                "ray: %d actors x %g CPUs wanted, %g CPUs free: the actors wait for CPUs "
+                "(--ray-actors / --ray-cpus ask for fewer)",
+                self.n_actors,
+                self.cpus,
+                free,
+            )
         remote = ray.remote(
             num_cpus=self.cpus, max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES
         )(EngineActor)
@@ -200,13 +236,20 @@ class RayExecutor:
 
     def run(self, chunks: Sequence[Chunk], job: DrawJob) -> Iterator[Drawn]:
         """The chunks drawn by the actors, each yielded once, in the order they finish."""
-        if not chunks:
+        for _, drawn in self.map(functools.partial(draw, job=job), chunks):
+            yield drawn
+
+    def map(
+        self, fn: Callable[[Engine, Any], Any], units: Sequence[Any]
+    ) -> Iterator[tuple[int, Any]]:
+        """``(i, fn(engine, units[i]))`` computed by the actors, each yielded once, in the order
+        they finish. ``fn`` is pickled once (a module-level function or a partial of one)."""
+        if not units:
             return
         self.start()
-        shared = self._ray.put(job)  # sent once, not with every batch
-        calls = [lambda actor, c=c: actor.draw.remote(c, shared) for c in chunks]
-        for _, drawn in self._stream(calls):
-            yield drawn
+        shared = self._ray.put(fn)  # sent once, not with every unit
+        calls = [lambda actor, u=u: actor.call.remote(shared, u) for u in units]
+        yield from self._stream(calls)
 
     def grade(self, items: Sequence[GradeItem], shard: int = 256) -> list[Verdict]:
         """Verdicts for ``items``, in order, graded in shards of ``shard`` items by the actors."""
@@ -231,18 +274,21 @@ class RayExecutor:
 @contextmanager
 def ray_executor(config: Any, engine: str | Callable[[], Engine] | None = None):
     """The executor a stage config asks for: a :class:`RayExecutor` when its ``ray`` option is set
-    (closed on exit), else None (the stage runs here). Ray is imported now, so that a missing
-    install fails before any work."""
+    (closed on exit), else None (the stage runs here). ``engine``: the spec (or factory) the
+    actors load, by default ``config.engine`` (``distill`` passes its teacher). Ray is imported
+    now, so that a missing install fails before any work."""
     address = getattr(config, "ray", None)
     if not address:
         yield None
         return
     import_ray()
     if engine is None:
-        parse_engine_spec(config.engine, key="engine")  # a bad spec fails here, not in the actors
+        engine = config.engine
+    if isinstance(engine, str):
+        parse_engine_spec(engine, key="engine")  # a bad spec fails here, not in the actors
     ex = RayExecutor(
         address,
-        engine=engine if engine is not None else config.engine,
+        engine=engine,
         actors=config.ray_actors,
         cpus=config.ray_cpus,
         unsafe_code_exec=getattr(config, "unsafe_code_exec", False),

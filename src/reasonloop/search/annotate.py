@@ -23,6 +23,7 @@ shared by several trajectories.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import re
 import time
@@ -31,7 +32,16 @@ from dataclasses import dataclass, field
 
 from reasonloop.engines.base import Engine, Request
 from reasonloop.format import END_SOLUTION
-from reasonloop.generate import Inputs, Sampling, generator_for, messages_for
+from reasonloop.generate import (
+    Cluster,
+    Executor,
+    Inputs,
+    Named,
+    Sampling,
+    executor_of,
+    generator_for,
+    messages_for,
+)
 from reasonloop.options import check_options, include, option
 from reasonloop.records import Problem, StepLabel, Trajectory
 from reasonloop.search import render_prompt
@@ -74,6 +84,7 @@ class AnnotateSettings:
 @dataclass(frozen=True, slots=True, kw_only=True)
 @include(AnnotateSettings)
 @include(Inputs, exclude=("limit", "data_dir", "gpqa_password", "unsafe_code_exec"))
+@include(Cluster)
 class AnnotateConfig:
     """``reasonloop annotate-steps``: the labelling settings, the store and the engine."""
 
@@ -96,7 +107,7 @@ class AnnotateSummary:
     missing_problems: set[str] = field(default_factory=set)
 
 
-def labeler_key(engine: Engine, s: AnnotateSettings) -> str:
+def labeler_key(engine: Named, s: AnnotateSettings) -> str:
     """The key step labels are stored under: every setting that changes what a label means."""
     role = f"step-labels m={s.m}" + ("" if s.system_prompt else " no-system")
     return settings_key("step-labels", generator_for(engine, s, role=role))
@@ -176,19 +187,32 @@ def label_trajectory(
     return labels, tokens
 
 
+def label_unit(
+    engine: Engine, unit: tuple[Problem, Trajectory, frozenset[int]], s: AnnotateSettings
+) -> tuple[list[StepLabel], int]:
+    """:func:`label_trajectory` of one ``(problem, trajectory, steps to skip)`` (an executor's
+    unit of work)."""
+    problem, t, skip = unit
+    return label_trajectory(problem, t, engine, s, skip=set(skip))
+
+
 def annotate_steps(
-    engine: Engine,
+    engine: Engine | None,
     store,
     s: AnnotateSettings = AnnotateSettings(),
     *,
     on_progress: Callable[[int, int, int], None] | None = None,
+    executor: Executor | None = None,
 ) -> AnnotateSummary:
     """Label the steps of the store's trajectories (see the module docstring); resumable.
 
     ``on_progress(trajectories_done, trajectories_total, new_tokens)`` is called after each
-    trajectory. Trajectories whose problem is not in the store are skipped (logged once each)."""
+    trajectory. Trajectories whose problem is not in the store are skipped (logged once each).
+    ``executor`` (e.g. Ray's) labels the trajectories on its engines (``engine`` unused, may be
+    None); the labels are the same, and this process alone writes them."""
     t0 = time.perf_counter()
-    key = labeler_key(engine, s)
+    executor = executor_of(engine, executor, "annotate_steps")
+    key = labeler_key(executor, s)
     done: dict[str, set[int]] = {}
     for tid, i in store.labelled_steps(key):
         done.setdefault(tid, set()).add(i)
@@ -200,7 +224,8 @@ def annotate_steps(
         trajs = trajs[: s.limit]
     summary = AnnotateSummary(trajectories=len(trajs))
     problems: dict[str, Problem | None] = {}
-    for n, t in enumerate(trajs, 1):
+    units: list[tuple[Problem, Trajectory, frozenset[int]]] = []
+    for t in trajs:
         if t.problem_id not in problems:
             problems[t.problem_id] = store.get_problem(t.problem_id)
         problem = problems[t.problem_id]
@@ -209,14 +234,19 @@ def annotate_steps(
                 log.warning("trajectory %s: problem %s is not in the store", t.id, t.problem_id)
             summary.missing_problems.add(t.problem_id)
         else:
-            skip = done.get(t.id or "", set())
-            labels, tokens = label_trajectory(problem, t, engine, s, skip=skip)
+            skip = frozenset(done.get(t.id or "", ()))
             summary.skipped += len(skip)
-            summary.new_tokens += tokens
-            if labels:
-                store.add_step_labels(labels, labeler=key)
-                summary.labelled += len(labels)
-                summary.positive += sum(lab.hard for lab in labels)
+            units.append((problem, t, skip))
+    n = len(trajs) - len(units)
+    if on_progress and n:
+        on_progress(n, len(trajs), 0)
+    for _, (labels, tokens) in executor.map(functools.partial(label_unit, s=s), units):
+        summary.new_tokens += tokens
+        if labels:
+            store.add_step_labels(labels, labeler=key)  # one transaction per trajectory
+            summary.labelled += len(labels)
+            summary.positive += sum(lab.hard for lab in labels)
+        n += 1
         if on_progress:
             on_progress(n, len(trajs), summary.new_tokens)
     summary.seconds = time.perf_counter() - t0
@@ -229,6 +259,7 @@ __all__ = [
     "annotate_steps",
     "finished",
     "label_trajectory",
+    "label_unit",
     "labeler_key",
     "step_prefixes",
 ]

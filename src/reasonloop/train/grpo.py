@@ -61,9 +61,11 @@ from reasonloop.train.callbacks import follow
 from reasonloop.train.sft import (
     TrainerOptions,
     add_format_tokens,
+    is_main_process,
     load_model_and_tokenizer,
     lora_config,
     trl_common_args,
+    write_train_info,
 )
 
 log = logging.getLogger(__name__)
@@ -600,8 +602,9 @@ def train_grpo(
         if checkpoint:
             log.info("resuming from %s", checkpoint)
         result = trainer.train(resume_from_checkpoint=checkpoint)
-    trainer.save_model(str(out_dir))
-    tokenizer.save_pretrained(str(out_dir))
+    trainer.save_model(str(out_dir))  # the trainer's main process alone writes the model
+    if is_main_process():
+        tokenizer.save_pretrained(str(out_dir))
     summary = GRPOSummary(
         steps=result.global_step,
         rollouts=rewards.rollouts,
@@ -616,19 +619,7 @@ def train_grpo(
         seconds=time.perf_counter() - t0,
         output_dir=str(out_dir),
     )
-    (out_dir / "reasonloop_train.json").write_text(
-        json.dumps(
-            {
-                "kind": "grpo",
-                "settings": asdict(s),
-                "summary": asdict(summary),
-                "metrics": result.metrics,
-            },
-            indent=2,
-            default=str,
-        )
-        + "\n"
-    )
+    write_train_info(out_dir, "grpo", s, result.metrics, summary=asdict(summary))
     return summary
 
 

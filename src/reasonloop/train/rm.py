@@ -52,7 +52,6 @@ metrics). CPU-safe defaults (no bf16). What it does not do: balance classes (exc
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from collections.abc import Iterable, Mapping, Sequence
@@ -97,6 +96,7 @@ from reasonloop.train.sft import (
     save_trained,
     train_sft,
     trl_common_args,
+    write_rows,
     write_train_info,
 )
 from reasonloop.verify.countdown import explain_countdown
@@ -693,7 +693,7 @@ def train_genrm(s: RMSettings, on_progress: Update | None = None) -> dict[str, A
     out = Path(s.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     data = out / "genrm_data.jsonl"
-    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    write_rows(data, rows)  # every rank builds the same rows; none reads a half-written file
     common = {
         "model": s.model,
         "data": str(data),

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+import os
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -187,23 +188,39 @@ def save_trained(
     return metrics
 
 
+def is_main_process() -> bool:
+    """Whether this process writes a training run's files: a lone process, or rank 0 of several
+    (``RANK``, set by ``accelerate launch`` and ``torchrun``). Every rank trains; one writes."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def write_train_info(
     output_dir: str | Path, kind: str, settings: Any, metrics: dict[str, Any], **info: Any
 ) -> None:
     """``reasonloop_train.json`` in ``output_dir``: the kind of model, the settings it was trained
-    with, its metrics and ``info`` (read back by :func:`reasonloop.train.rmcontract.train_info`)."""
+    with, its metrics and ``info`` (read back by :func:`reasonloop.train.rmcontract.train_info`).
+    Written by the main process only (:func:`is_main_process`); the other ranks return."""
+    if not is_main_process():
+        return
     record = {"kind": kind, "settings": asdict(settings), "metrics": metrics, **info}
     (Path(output_dir) / "reasonloop_train.json").write_text(
         json.dumps(record, indent=2, default=str) + "\n"
     )
 
 
+def write_rows(path: Path, rows: Iterable[Any]) -> None:
+    """``rows`` as JSON Lines at ``path``, through a temporary file of this process renamed into
+    place: when several ranks write the same training data, none reads another's half-written
+    file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    os.replace(tmp, path)
+
+
 def distributed_on_cpu() -> bool:
     """Launched as one of several processes (``accelerate launch --multi_gpu``, ``torchrun``) on a
     machine without CUDA. Accelerate then treats each process as a lone run unless told to use the
     CPU: every rank would train alone on the whole data and all would write the same files."""
-    import os
-
     import torch
 
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
@@ -303,6 +320,5 @@ def train_sft(
     )
     follow(trainer, on_progress)
     metrics = save_trained(trainer, tokenizer, trainer.train(), s.output_dir)
-    if trainer.is_world_process_zero():  # one writer in a multi-process run
-        write_train_info(s.output_dir, "sft", s, metrics)
+    write_train_info(s.output_dir, "sft", s, metrics)  # one writer in a multi-process run
     return metrics

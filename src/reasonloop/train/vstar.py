@@ -34,7 +34,6 @@ not deduplicate solutions, balance problems, or run the generator's side of the 
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 import random
@@ -60,6 +59,7 @@ from reasonloop.train.sft import (
     add_format_tokens,
     jsonl_lines,
     load_model_and_tokenizer,
+    write_rows,
     write_train_info,
 )
 
@@ -366,7 +366,7 @@ def train_vstar(s: VStarSettings, on_progress: Update | None = None) -> dict[str
     out.mkdir(parents=True, exist_ok=True)
     data = out / "vstar_pairs.jsonl"
     rows = preference_rows(train, questions, s.system_prompt)
-    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    write_rows(data, rows)  # every rank builds the same rows; none reads a half-written file
     dpo_names = {f.name for f in fields(DPOSettings)} - {"data", "align", "sft_weight"}
     common = {f.name: getattr(s, f.name) for f in fields(s) if f.name in dpo_names}
     dpo = DPOSettings(**common, data=str(data), align="full", sft_weight=0.0)
