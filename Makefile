@@ -106,7 +106,7 @@ chromium-check:
 	fi
 
 test: chromium-check install lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=10
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
