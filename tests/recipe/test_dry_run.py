@@ -357,3 +357,32 @@ def test_a_demo_run_resumes_with_more_seeds_and_grpo_but_not_with_other_grpo_set
     changed = {"kind": "demo", "demo": {"seeds": [0, 1, 2], "grpo": True, "grpo_loss": "dapo"}}
     with pytest.raises(ConfigError, match=r"changed: demo\.grpo_loss\)"):
         prepare_run_dir(parse_recipe(changed), out)
+
+
+def test_the_dry_run_has_accelerate_read_its_config_file(tmp_path):
+    """The GPU recipe's zero2.yaml passes accelerate's own loader; a file accelerate rejects (an
+    unknown distributed type, a misspelt key, no file) stops the dry run naming the launcher."""
+    import yaml
+
+    from reasonloop.errors import ConfigError
+
+    good = dry_run(load_recipe(RECIPES / "gpu-qwen2.5-math-1.5b.yaml"), tmp_path / "ok")
+    assert "accelerate launch --config_file recipes/accelerate/zero2.yaml" in good
+    base = yaml.safe_load((RECIPES / "accelerate" / "zero2.yaml").read_text())
+    cases = [
+        ({**base, "distributed_type": "DEEPSPED"}, "'DEEPSPED' is not a valid DistributedType"),
+        ({**base, "num_processess": 8}, "unknown keys (['num_processess'])"),
+        (None, "does not exist"),
+    ]
+    recipe = yaml.safe_load((RECIPES / "gpu-qwen2.5-math-1.5b.yaml").read_text())
+    for i, (config, message) in enumerate(cases):
+        path = tmp_path / f"accel{i}.yaml"
+        if config is not None:
+            path.write_text(yaml.safe_dump(config))
+        recipe["launch"]["train"] = f"accelerate launch --config_file={path}"
+        with pytest.raises(ConfigError) as err:
+            dry_run(parse_recipe(recipe), tmp_path / f"bad{i}")
+        assert str(err.value).startswith(
+            f"launch.train names a config file accelerate rejects ('{path}'): "
+        ), str(err.value)
+        assert message in str(err.value)

@@ -81,6 +81,7 @@ from reasonloop.recipe.config import (
     DEFAULT_STUDENT,
     TINY,
     DemoRecipe,
+    LaunchConfig,
     LoopRecipe,
     Recipe,
     _plain,
@@ -1143,11 +1144,39 @@ def dry_run(recipe: Recipe, out: str | Path, *, recipe_path: str = "RECIPE.yaml"
             recipe_path, out, [("demo: the CPU demo", None, [demo_command(recipe, out)])]
         )
     else:
+        if recipe.launch.train or recipe.launch.grpo_train:
+            check_accelerate_configs(recipe.launch)
         loop = Loop(recipe, out, recipe_path=recipe_path)
         loop.write_configs()
         text = loop.script()
     (out / "commands.sh").write_text(text, encoding="utf-8")
     return text
+
+
+def check_accelerate_configs(launch: LaunchConfig) -> None:
+    """Every ``accelerate launch --config_file FILE`` among the training launchers is read by
+    accelerate's own config loader (unknown keys, a distributed type or environment it does not
+    know, a missing file); what it rejects is a ConfigError naming the launcher's key. Only what
+    accelerate checks when it loads the file is checked here: not that the machine has the GPUs."""
+    # local: accelerate imports torch; a CPU user's dry run of a recipe without it never pays
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    for key in ("train", "grpo_train"):
+        words = shlex.split(getattr(launch, key) or "")
+        if "accelerate" not in words or "launch" not in words:
+            continue
+        for i, word in enumerate(words):
+            name, eq, value = word.partition("=")
+            if name not in ("--config_file", "--config-file"):
+                continue
+            path = value if eq else (words[i + 1] if i + 1 < len(words) else "")
+            try:
+                load_config_from_file(path)
+            except Exception as exc:  # noqa: BLE001 - accelerate raises ValueError, TypeError, OSError
+                raise ConfigError(
+                    f"names a config file accelerate rejects ({path!r}): {exc}",
+                    field=f"launch.{key}",
+                ) from None
 
 
 def run_recipe(
