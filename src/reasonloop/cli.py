@@ -534,6 +534,13 @@ def demo(
         help="Also run GRPO from the imitated student at DPO's cost, per seed, and compare the "
         "three self-improvement methods at matched cost (about 5 more minutes per seed).",
     ),
+    grpo_budget: str = typer.Option(
+        "",
+        "--grpo-budget",
+        help="Whose cost GRPO is given (turns --grpo on): 'dpo' (the default), 'rs-sft' "
+        "(about 17 more minutes per seed) or both, 'dpo,rs-sft' (one GRPO run each). A "
+        "finished run resumes with another budget, adding only its GRPO runs.",
+    ),
 ) -> None:
     """The CPU demo: imitate → explore → self-improve on Countdown with a small student, measured.
     The short way to run the demo recipe (recipes/cpu-demo.yaml runs it with three seeds)."""
@@ -543,8 +550,11 @@ def demo(
     cfg = DemoConfig.quick(str(out_dir)) if quick else DemoConfig(out=str(out_dir))
     if seeds:
         cfg = replace(cfg, seeds=tuple(range(seeds)))
-    if grpo:
+    if grpo or grpo_budget:
         cfg = replace(cfg, grpo=True)
+    if grpo_budget:
+        budgets = tuple(b.strip() for b in grpo_budget.split(","))
+        cfg = replace(cfg, grpo_budget=budgets[0] if len(budgets) == 1 else budgets)
     final = run_recipe(DemoRecipe(name="demo", demo=cfg), out_dir, reporter=terminal.RichReporter())
     out.print(terminal.table(final["table"]["header"], final["table"]["rows"], f"demo → {out_dir}"))
     out.print(f"report: {out_dir}/report.md", highlight=False)

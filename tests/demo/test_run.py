@@ -142,6 +142,12 @@ def test_grpo_budget_names_a_method():
 
     with pytest.raises(ConfigError, match="grpo_budget must be one of \\['dpo', 'rs-sft'\\]"):
         DemoConfig(grpo_budget="sft")
+    with pytest.raises(ConfigError, match="got 'sft'"):
+        DemoConfig(grpo_budget=("dpo", "sft"))
+    with pytest.raises(ConfigError, match="grpo_budget needs one or more distinct budgets"):
+        DemoConfig(grpo_budget=("dpo", "dpo"))
+    assert DemoConfig(grpo_budget=("rs-sft", "dpo")).grpo_budgets == ("rs-sft", "dpo")
+    assert demo.grpo_name("dpo") == "grpo" and demo.grpo_name("rs-sft") == "grpo-rs-sft"
 
 
 def test_sampling_error_of_a_difference_of_two_accuracies():
@@ -189,9 +195,14 @@ def test_with_several_seeds_the_verdict_weighs_the_gain_against_their_spread():
 
 def test_grpo_runs_at_the_cost_of_rs_sft_and_the_report_compares_the_methods(tmp_path):
     """With ``grpo``: GRPO from the imitated student, stopped by a token budget equal to what
-    explore + RS-SFT of the same seed spent (``grpo_budget``); the matched-cost table and plot."""
+    explore + RS-SFT of the same seed spent (``grpo_budget``); the matched-cost table and plot.
+    Resumed with a second budget, only that GRPO run (and its eval) is added, under its own name,
+    and the report shows both."""
+    from dataclasses import replace
+
     from reasonloop.recipe.demo import DemoRun
     from reasonloop.recipe.steps import marker
+    from reasonloop.store import open_store
 
     cfg = DemoConfig(
         out=str(tmp_path / "run"),
@@ -203,32 +214,47 @@ def test_grpo_runs_at_the_cost_of_rs_sft_and_the_report_compares_the_methods(tmp
         grpo_budget="rs-sft",
     )
     rec = Recorder()
-    final = run_demo(cfg, rec)
+    run_demo(cfg, rec)
     root = tmp_path / "run"
-    assert rec.tasks.index("grpo-s0") > rec.tasks.index("eval-rs-sft-s0-k1")
-    assert rec.tasks[rec.tasks.index("grpo-s0") + 1] == "eval-grpo-s0-k1"
+    assert rec.tasks.index("grpo-rs-sft-s0") > rec.tasks.index("eval-rs-sft-s0-k1")
+    assert rec.tasks[rec.tasks.index("grpo-rs-sft-s0") + 1] == "eval-grpo-rs-sft-s0-k1"
+    assert "grpo-s0" not in rec.tasks
     costs = DemoRun(cfg).costs(0)
     explore = marker(root, "explore-s0")["generated_tokens"]
     rs = marker(root, "sft-rs-sft-s0")["tokens"]
     assert explore > 0 and rs > 0 and costs["rs-sft"] == explore + rs
-    g = marker(root, "grpo-s0")
+    g = marker(root, "grpo-rs-sft-s0")
     assert g["budget"] == costs["rs-sft"]
-    assert costs["grpo"] == g["generated_tokens"] + g["trained_tokens"] >= g["budget"]
+    assert costs["grpo-rs-sft"] == g["generated_tokens"] + g["trained_tokens"] >= g["budget"]
     assert 1 <= g["steps"] < cfg.grpo_max_steps  # the budget ended it, not the step bound
-    # every GRPO rollout is in the demo's store under the seed's stage
-    from reasonloop.store import open_store
-
+    # every GRPO rollout is in the demo's store under the run's stage
     with open_store(root / "store.db") as st:
-        assert st.count(stage="grpo-s0") == g["rollouts"] == 2 * 2 * g["steps"]
+        assert st.count(stage="grpo-rs-sft-s0") == g["rollouts"] == 2 * 2 * g["steps"]
     report = (root / "report.md").read_text()
     assert "| GRPO (from imitate, at RS-SFT's cost) |" in report
     assert "GRPO stops at the step where it has spent what explore + RS-SFT of its seed" in report
-    section = report[report.index("## Self-improvement at matched cost") :]
+    section = report[report.index("## Self-improvement at matched cost") : report.index("## Cleaning")]
     rows = [x.split(" | ") for x in section.splitlines() if x.startswith("| ") and "---" not in x]
-    methods = [r[0].removeprefix("| ") for r in rows[1:]]
-    assert "explore + RS-SFT" in methods and "GRPO" in methods
     by = {r[0].removeprefix("| "): r for r in rows[1:]}
-    assert by["GRPO"][2] == f"{costs['grpo'] / 1e6:.2f}"
-    assert "GRPO beats imitation on hard by more than the sampling error in " in section
+    assert set(by) - {"thought-only DPO"} == {"explore + RS-SFT", "GRPO at RS-SFT's cost"}
+    assert by["GRPO at RS-SFT's cost"][2] == f"{costs['grpo-rs-sft'] / 1e6:.2f}"
+    assert "GRPO at RS-SFT's cost beats imitation on hard by more than the sampling error in " in (
+        section
+    )
     assert (root / "cost.png").stat().st_size > 0
-    assert "grpo" in final
+
+    both = replace(cfg, grpo_budget=("dpo", "rs-sft"))
+    again = Recorder()
+    final = run_demo(both, again)
+    assert again.tasks == ["grpo-s0", "eval-grpo-s0-k1"]  # the rest was done before
+    d = marker(root, "grpo-s0")
+    assert d["budget"] == DemoRun(both).costs(0)["dpo"] < g["budget"]
+    with open_store(root / "store.db") as st:
+        assert st.count(stage="grpo-s0") == d["rollouts"]
+        assert st.count(stage="grpo-rs-sft-s0") == g["rollouts"]  # untouched
+    report = (root / "report.md").read_text()
+    assert "| GRPO (from imitate, at DPO's cost) |" in report
+    assert "| GRPO (from imitate, at RS-SFT's cost) |" in report
+    section = report[report.index("## Self-improvement at matched cost") :]
+    assert "| GRPO at DPO's cost | 0 |" in section and "| GRPO at RS-SFT's cost | 0 |" in section
+    assert {"grpo", "grpo-rs-sft"} <= set(final)

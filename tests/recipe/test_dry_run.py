@@ -194,6 +194,10 @@ def test_demo_recipe_is_one_command(tmp_path):
     assert dry_run(grpo_only, tmp_path / "g").splitlines()[-1] == (
         f"reasonloop demo --out {tmp_path}/g --grpo"
     )
+    both = parse_recipe({"kind": "demo", "demo": {"grpo": True, "grpo_budget": ["dpo", "rs-sft"]}})
+    assert dry_run(both, tmp_path / "b").splitlines()[-1] == (
+        f"reasonloop demo --out {tmp_path}/b --grpo --grpo-budget dpo,rs-sft"
+    )
     from dataclasses import fields
 
     from reasonloop.demo.run import DemoConfig
@@ -338,7 +342,7 @@ def test_tiny_grpo_recipe_lines(tmp_path, smoke):
     assert not any(x.startswith(("reasonloop explore", "vllm", "trl", "kill")) for x in lines)
 
 
-def test_a_demo_run_resumes_with_more_seeds_and_grpo_but_not_with_other_grpo_settings(tmp_path):
+def test_a_demo_run_resumes_with_more_seeds_grpo_or_budgets_but_not_other_grpo_settings(tmp_path):
     import yaml
 
     from reasonloop.errors import ConfigError
@@ -354,6 +358,11 @@ def test_a_demo_run_resumes_with_more_seeds_and_grpo_but_not_with_other_grpo_set
     (out / "steps" / "distill.json").write_text("{}")
     more = {"kind": "demo", "demo": {"seeds": [0, 1, 2], "grpo": True}}
     prepare_run_dir(parse_recipe(more), out)  # only adds steps: accepted
+    # another budget is another GRPO run with steps of its own: accepted, as a list or alone
+    for budget in (["dpo", "rs-sft"], "rs-sft"):
+        both = {"kind": "demo", "demo": {"seeds": [0, 1, 2], "grpo": True, "grpo_budget": budget}}
+        prepare_run_dir(parse_recipe(both), out)
+    assert yaml.safe_load((out / "resolved.yaml").read_text())["demo"]["grpo_budget"] == "rs-sft"
     changed = {"kind": "demo", "demo": {"seeds": [0, 1, 2], "grpo": True, "grpo_loss": "dapo"}}
     with pytest.raises(ConfigError, match=r"changed: demo\.grpo_loss\)"):
         prepare_run_dir(parse_recipe(changed), out)

@@ -90,12 +90,13 @@ class DemoConfig:
     control: bool = True  # also train the answer-only control (the ReasonSet comparison)
     # GRPO from the imitated student on the explore pool, per seed, with the cost (tokens generated
     # + trained on) of that seed's explore + DPO (``grpo_budget: dpo``) or explore + RS-SFT
-    # (``rs-sft``) as its budget: the matched-cost comparison of RS-SFT, DPO and GRPO. Off by
-    # default (it adds ~5 minutes per seed at the DPO budget; generating a token costs far more
-    # time than training on one, so RS-SFT's budget takes ~30); recipes/cpu-demo.yaml and
+    # (``rs-sft``) as its budget: the matched-cost comparison of RS-SFT, DPO and GRPO. A list
+    # (``[dpo, rs-sft]``) runs GRPO once per budget, each its own model and row. Off by default
+    # (it adds ~5 minutes per seed at the DPO budget; generating a token costs far more time than
+    # training on one, so RS-SFT's budget takes ~17); recipes/cpu-demo.yaml and
     # `reasonloop demo --grpo` turn it on.
     grpo: bool = False
-    grpo_budget: str = "dpo"
+    grpo_budget: str | tuple[str, ...] = "dpo"
     grpo_group_size: int = 8
     grpo_prompts_per_step: int = 8
     grpo_loss: str = "dr_grpo"
@@ -119,10 +120,23 @@ class DemoConfig:
         )
 
     def __post_init__(self) -> None:
-        if self.grpo_budget not in GRPO_AT:
+        budgets = self.grpo_budgets
+        for b in budgets:
+            if b not in GRPO_AT:
+                raise ConfigError(
+                    f"must be one of {list(GRPO_AT)} (or a list of them), got {b!r}",
+                    field="grpo_budget",
+                )
+        if not budgets or len(set(budgets)) != len(budgets):
             raise ConfigError(
-                f"must be one of {list(GRPO_AT)}, got {self.grpo_budget!r}", field="grpo_budget"
+                f"needs one or more distinct budgets, got {list(budgets)}", field="grpo_budget"
             )
+
+    @property
+    def grpo_budgets(self) -> tuple[str, ...]:
+        """The budgets GRPO runs at (``grpo_budget`` as a tuple)."""
+        b = self.grpo_budget
+        return (b,) if isinstance(b, str) else tuple(b)
 
     @property
     def n_hard_test(self) -> int:
@@ -238,9 +252,22 @@ def _acc(results: dict, name: str, set_name: str) -> float | None:
     return None if m is None else _percent(m)
 
 
-# the self-improvement methods the demo compares, by their model names, and how the report names them
-METHODS = {"rs-sft": "explore + RS-SFT", "dpo": "thought-only DPO", "grpo": "GRPO"}
+# the self-improvement methods the demo compares, by their model names, and how the report names
+# them (GRPO's, one per budget: :func:`methods`)
+METHODS = {"rs-sft": "explore + RS-SFT", "dpo": "thought-only DPO"}
 GRPO_AT = {"dpo": "DPO", "rs-sft": "RS-SFT"}  # the methods whose cost GRPO's budget can match
+
+
+def grpo_name(budget: str) -> str:
+    """The model (and step) name of GRPO at ``budget``: ``grpo`` at DPO's cost (the first the
+    demo ran, so older run directories keep their names), ``grpo-BUDGET`` at another's."""
+    return "grpo" if budget == "dpo" else f"grpo-{budget}"
+
+
+def methods(cfg: DemoConfig) -> dict[str, str]:
+    """:data:`METHODS` and, with GRPO on, GRPO at each of ``cfg``'s budgets."""
+    grpo = {grpo_name(b): f"GRPO at {GRPO_AT[b]}'s cost" for b in cfg.grpo_budgets}
+    return {**METHODS, **(grpo if cfg.grpo else {})}
 
 
 def write_demo_report(
@@ -286,10 +313,10 @@ def write_demo_report(
         )
         shown = [fmt(m, sd if len(seeds) > 1 else None) for m, sd in cells]
         table.append([label, data, *shown, f"{gain:+.1f}"])
-    for label, prefix in (
-        ("thought-only DPO + SFT (from imitate)", "dpo"),
-        (f"GRPO (from imitate, at {GRPO_AT[cfg.grpo_budget]}'s cost)", "grpo"),
-    ):
+    grpo_rows = [
+        (f"GRPO (from imitate, at {GRPO_AT[b]}'s cost)", grpo_name(b)) for b in cfg.grpo_budgets
+    ]
+    for label, prefix in (("thought-only DPO + SFT (from imitate)", "dpo"), *grpo_rows):
         cells = [mean_sd(prefix, s) for s in sets]
         if math.isnan(cells[-1][0]):
             continue
@@ -331,7 +358,10 @@ def write_demo_report(
         ("imitate", True, "imitate"),
         ("rs-sft", True, "RS-SFT"),
         ("dpo", True, "DPO"),
-        ("grpo", True, "GRPO"),
+        *(
+            (grpo_name(b), True, "GRPO" if len(cfg.grpo_budgets) == 1 else f"GRPO@{GRPO_AT[b]}")
+            for b in cfg.grpo_budgets
+        ),
         ("control", False, "control"),
     ):
         cells = [
@@ -343,7 +373,7 @@ def write_demo_report(
     n_hard = cfg.n_hard_test
     imitate_hard = mean_sd("imitate", sets[-1])
     rs_hard = mean_sd("rs-sft", sets[-1])
-    others = {m: mean_sd(m, sets[-1]) for m in ("dpo", "grpo")}
+    others = {m: mean_sd(m, sets[-1]) for m in methods(cfg) if m != "rs-sft"}
     others = {m: v for m, v in others.items() if not math.isnan(v[0])}
     lines = [
         "# reasonloop CPU demo — Countdown",
@@ -365,7 +395,9 @@ def write_demo_report(
         "",
         "## What the numbers say",
         "",
-        _verdicts(backbone, imitate_hard, rs_hard, results, sets, n_hard, len(seeds), others),
+        _verdicts(
+            backbone, imitate_hard, rs_hard, results, sets, n_hard, len(seeds), others, methods(cfg)
+        ),
         *matched_cost(root, cfg, results, costs or {}),
     ]
     (root / "report.md").write_text("\n".join(lines) + "\n")
@@ -381,7 +413,15 @@ def write_demo_report(
 
 
 def _verdicts(
-    backbone, imitate, rs, results, sets, n: int, seeds: int, others: dict | None = None
+    backbone,
+    imitate,
+    rs,
+    results,
+    sets,
+    n: int,
+    seeds: int,
+    others: dict | None = None,
+    labels: dict[str, str] | None = None,
 ) -> str:
     """The report's plain statements. ``imitate`` and ``rs`` are (mean, sd over seeds) on the hard
     set. With one seed no seed spread was measured, so the gain is weighed against the sampling
@@ -427,7 +467,8 @@ def _verdicts(
             f"- Worked thoughts vs answer-only training on hard: {imitate[0]:.1f}% vs {c:.1f}%."
         )
     for method, (mean, _) in (others or {}).items():
-        what = "Thought-only DPO" if method == "dpo" else "GRPO"
+        what = (labels or METHODS).get(method, method)
+        what = what[0].upper() + what[1:]
         of = f" (mean of {seeds} seeds)" if seeds > 1 else ""
         out.append(
             f"- {what} from the imitated model on hard: {mean:.1f}%{of} (imitate {imitate[0]:.1f}%)."
@@ -441,15 +482,19 @@ def matched_cost(root: Path, cfg: DemoConfig, results: dict, costs: dict) -> lis
     imitated model, with the sampling error of the difference. Empty without GRPO results (the
     comparison is what GRPO's budget is matched for)."""
     hard, n = f"test-{list(SETS)[-1]}", cfg.n_hard_test
-    matched = METHODS.get(cfg.grpo_budget, cfg.grpo_budget)
-    seeds = [s for s in cfg.seeds if _acc(results, f"grpo-s{s}", hard) is not None]
-    if not seeds:
+    labels = methods(cfg)
+    grpo = [grpo_name(b) for b in cfg.grpo_budgets]
+    matched = " / ".join(METHODS[b] for b in cfg.grpo_budgets)
+    seeds = [
+        s for s in cfg.seeds if any(_acc(results, f"{g}-s{s}", hard) is not None for g in grpo)
+    ]
+    if not cfg.grpo or not seeds:
         return []
     table, points = [], []
-    beats: dict[str, list[bool]] = {m: [] for m in METHODS}
+    beats: dict[str, list[bool]] = {m: [] for m in labels}
     for seed in seeds:
         base = _acc(results, f"imitate-s{seed}", hard)
-        for method, label in METHODS.items():
+        for method, label in labels.items():
             acc, cost = _acc(results, f"{method}-s{seed}", hard), costs.get(seed, {}).get(method)
             if acc is None or base is None:
                 continue
@@ -479,7 +524,7 @@ def matched_cost(root: Path, cfg: DemoConfig, results: dict, costs: dict) -> lis
         ),
         "",
     ]
-    for method, label in METHODS.items():
+    for method, label in labels.items():
         won = beats[method]
         if won:
             lines.append(
@@ -488,7 +533,7 @@ def matched_cost(root: Path, cfg: DemoConfig, results: dict, costs: dict) -> lis
             )
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 3.6))
-    for method, label in METHODS.items():
+    for method, label in labels.items():
         xs = [c / 1e6 for m, _, c, _ in points if m == method and c is not None]
         ys = [a for m, _, c, a in points if m == method and c is not None]
         ax.scatter(xs, ys, label=label, s=24)

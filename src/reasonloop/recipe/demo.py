@@ -15,8 +15,9 @@ runs them)::
       sft-rs-sft-sS, eval-rs-sft-sS-k1
       dpo-data-sS, dpo-sS, eval-dpo-sS-k1  (dpo only when there are pairs)
       grpo-sS, eval-grpo-sS-k1  (grpo) GRPO from the imitated student on the hard pool, until it
-                               has spent what explore + DPO (grpo_budget) of seed S spent
-                               (tokens generated plus tokens trained on)
+                               has spent what explore + DPO of seed S spent (tokens generated
+                               plus tokens trained on); at RS-SFT's cost (``grpo_budget``) its
+                               steps are grpo-rs-sft-sS, eval-grpo-rs-sft-sS-k1
     first seed only:
       sft-control-sS, eval-control-k1  (control)
       eval-imitate-sS-kK, eval-rs-sft-sS-kK   maj@K on the first test puzzles of the hard set
@@ -41,6 +42,8 @@ from reasonloop.demo.run import (
     DemoConfig,
     build_backbone,
     distill,
+    grpo_name,
+    methods,
     sft_rows,
     task_sets,
     write_demo_report,
@@ -162,9 +165,10 @@ class DemoRun:
             if marker(self.root, f"dpo-data-s{seed}"):
                 yield self._dpo(seed)
                 yield self._eval(f"dpo-s{seed}", self.model("dpo", seed))
-            if cfg.grpo:
-                yield self._grpo(seed)
-                yield self._eval(f"grpo-s{seed}", self.model("grpo", seed))
+            for budget in cfg.grpo_budgets if cfg.grpo else ():
+                name = grpo_name(budget)
+                yield self._grpo(seed, budget)
+                yield self._eval(f"{name}-s{seed}", self.model(name, seed))
             if seed != cfg.seeds[0]:
                 continue
             if cfg.control:
@@ -479,25 +483,26 @@ class DemoRun:
             trains=True,
         )
 
-    def _grpo(self, seed: int) -> Step:
+    def _grpo(self, seed: int, matched: str) -> Step:
         """GRPO from the imitated student on the hard pool, its budget what explore + DPO (or
-        RS-SFT: ``grpo_budget``) of the same seed spent, so that the two are compared at matched
-        cost; its rollouts go to the store under ``grpo-sS``."""
+        RS-SFT: ``matched``) of the same seed spent, so that the two are compared at matched
+        cost; its rollouts go to the store under the step's name (``grpo-sS`` at DPO's cost)."""
         cfg = self.cfg
-        out = self.model("grpo", seed)
+        name = grpo_name(matched)
+        out = self.model(name, seed)
 
         def run(update: Update) -> dict[str, Any]:
-            budget = self.costs(seed)[cfg.grpo_budget]
+            budget = self.costs(seed)[matched]
             if budget is None:  # a run directory from before costs were counted
                 raise ConfigError(
-                    f"the {cfg.grpo_budget} cost of seed {seed} was not counted: rerun its steps"
+                    f"the {matched} cost of seed {seed} was not counted: rerun its steps"
                 )
             s = GRPOSettings(
                 model=str(self.model("imitate", seed)),
                 problems="demo:explore",
                 output_dir=str(out),
                 store=str(self.root / "store.db"),
-                stage=f"grpo-s{seed}",
+                stage=f"{name}-s{seed}",
                 system_prompt=False,
                 group_size=cfg.grpo_group_size,
                 prompts_per_step=cfg.grpo_prompts_per_step,
@@ -517,7 +522,7 @@ class DemoRun:
             return {"budget": budget, **{k: getattr(r, k) for k in keep}, "loss": r.train_loss}
 
         return self.step(
-            f"grpo-s{seed}",
+            f"{name}-s{seed}",
             run,
             lambda v: (
                 f"{v['steps']} steps, {v['rollouts']} rollouts ({v['correct']} correct), "
@@ -544,11 +549,12 @@ class DemoRun:
         for method, step in (("rs-sft", f"sft-rs-sft-s{seed}"), ("dpo", f"dpo-s{seed}")):
             trained_on = 0 if method == "dpo" and no_pairs else value(step, "tokens")
             out[method] = None if explore is None or trained_on is None else explore + trained_on
-        gen, train = (
-            value(f"grpo-s{seed}", "generated_tokens"),
-            value(f"grpo-s{seed}", "trained_tokens"),
-        )
-        out["grpo"] = None if gen is None or train is None else gen + train
+        for name in (grpo_name(b) for b in self.cfg.grpo_budgets):
+            gen, train = (
+                value(f"{name}-s{seed}", "generated_tokens"),
+                value(f"{name}-s{seed}", "trained_tokens"),
+            )
+            out[name] = None if gen is None or train is None else gen + train
         return out
 
     # -- the run -----------------------------------------------------------------------------------
@@ -558,7 +564,7 @@ class DemoRun:
         cfg, first = self.cfg, self.cfg.seeds[0]
         names = {"backbone": "eval-backbone-k1", "control": "eval-control-k1"}
         for seed in cfg.seeds:
-            for model in ("imitate", "rs-sft", "dpo", "grpo"):
+            for model in ("imitate", *methods(cfg)):
                 names[f"{model}-s{seed}"] = f"eval-{model}-s{seed}-k1"
         names["imitate-maj"] = f"eval-imitate-s{first}-k{cfg.maj_k}"
         names["rs-sft-maj"] = f"eval-rs-sft-s{first}-k{cfg.maj_k}"

@@ -109,9 +109,10 @@ log = logging.getLogger(__name__)
 # keys a resumed run may change: more (or fewer) rounds, the control (steps at the end), and how
 # processes are launched
 RESUMABLE_CHANGES = ("improve.rounds", "control", "launch.")
-# demo keys a resumed run may change: its steps are per seed, and GRPO's come after the others, so
-# more seeds or GRPO turned on only add steps (exact keys: GRPO's own settings may not change)
-RESUMABLE_KEYS = frozenset({"demo.seeds", "demo.grpo"})
+# demo keys a resumed run may change: its steps are per seed, and GRPO's come after the others and
+# are named by their budget, so more seeds, GRPO turned on or another budget only add steps (exact
+# keys: GRPO's other settings may not change)
+RESUMABLE_KEYS = frozenset({"demo.seeds", "demo.grpo", "demo.grpo_budget"})
 # keys added since runs were made: absent from an older run's resolved.yaml, that run did what
 # their default says
 ADDED_KEYS = {
@@ -1078,10 +1079,15 @@ def demo_command(recipe: DemoRecipe, out: Path) -> str:
     if cfg == DemoConfig.quick(str(out)):
         return cmd.reasonloop([*base, "--quick"])
     n = len(cfg.seeds)
-    flags = replace(DemoConfig(out=str(out)), seeds=cfg.seeds, grpo=cfg.grpo)
+    flags = replace(
+        DemoConfig(out=str(out)), seeds=cfg.seeds, grpo=cfg.grpo, grpo_budget=cfg.grpo_budget
+    )
     if cfg.seeds == tuple(range(n)) and cfg == flags:
         seeds = ["--seeds", str(n)] if cfg.seeds != DemoConfig().seeds else []
-        return cmd.reasonloop([*base, *seeds, *(["--grpo"] if cfg.grpo else [])])
+        grpo = ["--grpo"] if cfg.grpo else []
+        if cfg.grpo and cfg.grpo_budgets != DemoConfig().grpo_budgets:
+            grpo += ["--grpo-budget", ",".join(cfg.grpo_budgets)]
+        return cmd.reasonloop([*base, *seeds, *grpo])
     default = DemoConfig()
     changed = [
         (f.name, getattr(cfg, f.name))
