@@ -233,7 +233,9 @@ def test_grpo_runs_at_the_cost_of_rs_sft_and_the_report_compares_the_methods(tmp
     report = (root / "report.md").read_text()
     assert "| GRPO (from imitate, at RS-SFT's cost) |" in report
     assert "GRPO stops at the step where it has spent what explore + RS-SFT of its seed" in report
-    section = report[report.index("## Self-improvement at matched cost") : report.index("## Cleaning")]
+    section = report[
+        report.index("## Self-improvement at matched cost") : report.index("## Cleaning")
+    ]
     rows = [x.split(" | ") for x in section.splitlines() if x.startswith("| ") and "---" not in x]
     by = {r[0].removeprefix("| "): r for r in rows[1:]}
     assert set(by) - {"thought-only DPO"} == {"explore + RS-SFT", "GRPO at RS-SFT's cost"}
