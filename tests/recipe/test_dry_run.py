@@ -40,9 +40,7 @@ def test_gpu_recipe_dry_run_prints_every_stage(tmp_path):
     train = (
         "accelerate launch --config_file recipes/accelerate/zero2.yaml -m reasonloop.cli train sft"
     )
-    sft_flags = (
-        "--epochs 2 --max-steps -1 --lr 1e-05 --batch-size 4 --max-length 4096 --seed 0 --bf16"
-    )
+    sft_flags = "--epochs 2 --max-steps -1 --lr 1e-05 --batch-size 4 --max-length 4096 --seed 0 --bf16 --gradient-checkpointing"
     expected = [
         # backbone eval, on a vLLM server of the base model
         f"vllm serve Qwen/Qwen2.5-Math-1.5B --port 8001 --served-model-name backbone {serve} &",

@@ -174,8 +174,8 @@ def test_the_quick_recipe_runs_end_to_end_and_resumes(tmp_path):
 
 
 def test_a_run_made_before_the_new_keys_resumes(tmp_path):
-    """A run directory whose resolved.yaml predates `control` and `student.export_type` resumes
-    with their defaults; adding the control is resumable (steps at the end); another export type
+    """A run directory whose resolved.yaml predates `control`, `student.export_type` and the
+    trainers' `gradient_checkpointing` resumes with their defaults; adding the control is resumable (steps at the end); another export type
     is a different recipe."""
     import yaml
 
@@ -192,6 +192,8 @@ def test_a_run_made_before_the_new_keys_resumes(tmp_path):
     prepare_run_dir(parse_recipe(data), out)
     old = yaml.safe_load((out / "resolved.yaml").read_text())
     del old["control"], old["student"]["export_type"]
+    for trainer in (old["sft"], *(old["improve"][k] for k in ("dpo", "grpo", "vstar"))):
+        del trainer["gradient_checkpointing"]
     (out / "resolved.yaml").write_text(yaml.safe_dump(old))
     (out / "steps").mkdir()
     (out / "steps" / "backbone.json").write_text('{"value": {}, "seconds": 0}')
@@ -200,3 +202,6 @@ def test_a_run_made_before_the_new_keys_resumes(tmp_path):
     f16 = {**data, "student": {**data["student"], "export_type": "f16"}}
     with pytest.raises(ConfigError, match=r"changed: student\.export_type"):
         prepare_run_dir(parse_recipe(f16), out)
+    slower = {**data, "sft": {"gradient_checkpointing": True}}
+    with pytest.raises(ConfigError, match=r"changed: sft\.gradient_checkpointing"):
+        prepare_run_dir(parse_recipe(slower), out)

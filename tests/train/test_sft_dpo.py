@@ -74,6 +74,33 @@ def test_sft_two_steps_change_parameters_with_finite_loss(tiny, tmp_path, write_
     ).exists()
 
 
+def test_gradient_checkpointing_is_off_by_default_and_changes_no_number(
+    make_tiny, tmp_path, write_jsonl
+):
+    """TRL turns activation recomputation on by default; reasonloop's trainers leave it off (it
+    only costs compute on CPU) and turn it on when asked, with the same loss and weights."""
+    data = write_jsonl(tmp_path / "train.jsonl", sft_rows())
+    runs = {}
+    for on in (False, True):
+        model, tok = make_tiny()
+        s = SFTSettings(
+            model="-",
+            data=str(data),
+            output_dir=str(tmp_path / f"out-{on}"),
+            max_steps=2,
+            batch_size=4,
+            learning_rate=1e-2,
+            max_length=256,
+            gradient_checkpointing=on,
+        )
+        metrics = train_sft(s, model=model, tokenizer=tok)
+        assert model.is_gradient_checkpointing is on
+        runs[on] = (metrics["train_loss"], snapshot(model))
+    assert runs[True][0] == pytest.approx(runs[False][0], rel=1e-5)
+    for name, w in runs[False][1].items():
+        torch.testing.assert_close(runs[True][1][name], w, rtol=1e-4, atol=1e-5)
+
+
 def pref_rows(n=4):
     rows = []
     for i in range(n):

@@ -570,8 +570,6 @@ def train_grpo(
         num_generations=s.group_size,
         steps_per_generation=1,
         mask_truncated_completions=s.mask_truncated,
-        # TRL turns it on for GRPO; on CPU with small models the recompute only costs time
-        gradient_checkpointing=False,
     )
     kwargs.update(s.vllm())
     kwargs.update(s.extra)
