@@ -161,16 +161,23 @@ def test_the_quick_recipe_runs_end_to_end_and_resumes(tmp_path):
     assert "## Against imitate" in report and "## Time and tokens per phase" in report
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    # a run killed after an export wrote its file, before its marker: the file is kept as is
+    # a run killed after an export wrote its file, before its marker: the file is kept as is;
+    # one killed after exploring, before its marker: it explores nothing new and still counts
+    # every rollout's tokens
     gguf = out / "gguf" / "imitate.q8_0.gguf"
     before = gguf.stat()
+    explored = marker("explore-r1")
+    assert explored["generated_tokens"] > 0
     (out / "steps" / "export-imitate.json").unlink()
+    (out / "steps" / "explore-r1.json").unlink()
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert marker("export-imitate")["reused"] is True
     assert (gguf.stat().st_ino, gguf.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     assert "export-imitate: " in again.stdout and "already written" in again.stdout
-    assert again.stdout.count("done before") == len(list((out / "steps").glob("*.json"))) - 1
+    assert marker("explore-r1")["new"] == 0
+    assert marker("explore-r1")["generated_tokens"] == explored["generated_tokens"]
+    assert again.stdout.count("done before") == len(list((out / "steps").glob("*.json"))) - 2
 
 
 def test_a_run_made_before_the_new_keys_resumes(tmp_path):

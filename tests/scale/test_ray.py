@@ -39,20 +39,6 @@ PROBLEMS = make_problems(7, n_numbers=3, max_number=10, seed=3)
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    os.environ["PYTHONPATH"] = SRC + os.pathsep + os.environ.get("PYTHONPATH", "")
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
-        logging_level="WARNING",
-    )
-    yield
-    ray.shutdown()
-
-
 def reply(req, i):
     # deterministic in (prompt, seed), and right for some problems only
     target = prompt_text(req).split("Reach ")[1].split()[0]

@@ -7,11 +7,9 @@ the stage configs' Ray refusals, and the commands' wiring (``ray_executor(config
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import shutil
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -34,7 +32,6 @@ pytestmark = pytest.mark.slow
 # the engine factory below is shipped to the workers by value (pytest imports this module by path)
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
 PAIRS = [(2, 4), (4, 4), (1, 6), (5, 9), (7, 7), (6, 7), (6, 2)]  # 6 + 7: never solved
 PROBLEMS = [
     Problem(f"q{i}", "math", f"What is {a} + {b}?", str(a + b)) for i, (a, b) in enumerate(PAIRS)
@@ -80,24 +77,15 @@ def scripted():
 
 
 @pytest.fixture(scope="module")
-def executor():
-    """The cluster and its two engine actors, shared by the module's tests (the actors keep no
-    state between runs: each call is a pure function of its work unit)."""
-    os.environ["PYTHONPATH"] = SRC + os.pathsep + os.environ.get("PYTHONPATH", "")
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
-        logging_level="WARNING",
-    )
+def executor(cluster):
+    """Two engine actors on the cluster, shared by the module's tests (the actors keep no state
+    between runs: each call is a pure function of its work unit)."""
     ex = RayExecutor("local", engine=scripted, actors=2)
     try:
         assert len(set(ex.pids())) == 2
         yield ex
     finally:
         ex.close()
-        ray.shutdown()
 
 
 def rows(store, stage=None):

@@ -83,6 +83,38 @@ def _base(tmp_path: Path, make_tiny):
     return tok
 
 
+def _one_and_two(tmp_path: Path, common: list[str], finished: str):
+    """Train ``common`` as one process with batch 4 and as two with batch 2 each (the same global
+    batch); both ranks of the second must finish (a stdout line starting ``finished``). Returns the
+    two runs' train metrics; checks that their losses and weights agree and that training moved
+    the weights."""
+    from safetensors.torch import load_file
+
+    one = _train(
+        [sys.executable, "-m", "reasonloop.cli", *common, "--batch-size", "4", "--out", "one"],
+        tmp_path,
+    )
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = _train([*_launch(), *common, "--batch-size", "2", "--out", "two"], tmp_path)
+    assert two.returncode == 0, two.stderr[-3000:]
+    done = [x for x in two.stdout.splitlines() if x.startswith(finished)]
+    assert len(done) == 2, two.stdout  # both ranks ran to the end
+
+    info = {
+        d: json.loads((tmp_path / d / "reasonloop_train.json").read_text()) for d in ("one", "two")
+    }
+    assert info["one"]["kind"] == info["two"]["kind"] == common[1]
+    m1, m2 = info["one"]["metrics"], info["two"]["metrics"]
+    assert m2["global_step"] == m1["global_step"] == 3
+    assert m2["train_loss"] == pytest.approx(m1["train_loss"], rel=1e-5)
+    w1 = load_file(tmp_path / "one" / "model.safetensors")
+    w2 = load_file(tmp_path / "two" / "model.safetensors")
+    w0 = load_file(tmp_path / "base" / "model.safetensors")
+    assert max((w1[k] - w0[k]).abs().max().item() for k in w1) > 1e-4  # training moved them
+    assert max((w1[k] - w2[k]).abs().max().item() for k in w1) < 1e-6
+    return m1, m2
+
+
 def test_only_the_main_process_writes_the_train_info(tmp_path, monkeypatch):
     from reasonloop.train.sft import SFTSettings, is_main_process, write_train_info
 
@@ -100,38 +132,15 @@ def test_two_process_sft_matches_one_process_with_the_same_global_batch(
     tmp_path, make_tiny, write_jsonl
 ):
     import torch
-    from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
     tok = _base(tmp_path, make_tiny)
     write_jsonl(tmp_path / "d.jsonl", _rows())
     common = ["train", "sft", "--model", "base", "--data", "d.jsonl", "--max-steps", "3"]
     common += ["--lr", "0.001"]
-
-    one = _train(
-        [sys.executable, "-m", "reasonloop.cli", *common, "--batch-size", "4", "--out", "one"],
-        tmp_path,
-    )
-    assert one.returncode == 0, one.stderr[-3000:]
-    two = _train([*_launch(), *common, "--batch-size", "2", "--out", "two"], tmp_path)
-    assert two.returncode == 0, two.stderr[-3000:]
-    finished = [x for x in two.stdout.splitlines() if x.startswith("sft: 3 steps")]
-    assert len(finished) == 2, two.stdout  # both ranks ran to the end
-
-    info = {
-        d: json.loads((tmp_path / d / "reasonloop_train.json").read_text()) for d in ("one", "two")
-    }
-    m1, m2 = info["one"]["metrics"], info["two"]["metrics"]
+    m1, m2 = _one_and_two(tmp_path, common, "sft: 3 steps")
     # one run over the same data, not two lone runs over all of it
-    assert m2["global_step"] == m1["global_step"] == 3
     assert m2["num_tokens"] == m1["num_tokens"] and m2["epoch"] == m1["epoch"] == 0.75
-    assert m2["train_loss"] == pytest.approx(m1["train_loss"], rel=1e-5)
-
-    w1 = load_file(tmp_path / "one" / "model.safetensors")
-    w2 = load_file(tmp_path / "two" / "model.safetensors")
-    w0 = load_file(tmp_path / "base" / "model.safetensors")
-    assert max((w1[k] - w0[k]).abs().max().item() for k in w1) > 1e-4  # training moved them
-    assert max((w1[k] - w2[k]).abs().max().item() for k in w1) < 1e-6
 
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "two")
     ids = tok("add 1+2", return_tensors="pt").input_ids
@@ -159,7 +168,6 @@ def _pairs():
 def test_two_process_dpo_matches_one_process_with_the_same_global_batch(
     tmp_path, make_tiny, write_jsonl
 ):
-    from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
     _base(tmp_path, make_tiny)
@@ -168,26 +176,6 @@ def test_two_process_dpo_matches_one_process_with_the_same_global_batch(
     # (at DPO's default 5e-6 Adam's first steps are ~lr * sign(g), and float noise flips signs)
     common = ["train", "dpo", "--model", "base", "--data", "p.jsonl", "--max-steps", "3"]
     common += ["--align", "thought", "--max-length", "64", "--lr", "0.001", "--sft-weight", "1.0"]
-    one = _train(
-        [sys.executable, "-m", "reasonloop.cli", *common, "--batch-size", "4", "--out", "one"],
-        tmp_path,
-    )
-    assert one.returncode == 0, one.stderr[-3000:]
-    two = _train([*_launch(), *common, "--batch-size", "2", "--out", "two"], tmp_path)
-    assert two.returncode == 0, two.stderr[-3000:]
-    finished = [x for x in two.stdout.splitlines() if x.startswith("dpo (thought, sft weight")]
-    assert len(finished) == 2, two.stdout  # both ranks ran to the end
-
-    info = {
-        d: json.loads((tmp_path / d / "reasonloop_train.json").read_text()) for d in ("one", "two")
-    }
-    m1, m2 = info["one"]["metrics"], info["two"]["metrics"]
-    assert info["two"]["kind"] == "dpo" and m2["global_step"] == m1["global_step"] == 3
+    m1, m2 = _one_and_two(tmp_path, common, "dpo (thought, sft weight")
     assert m2["epoch"] == m1["epoch"] == 1.5  # one run over the 8 pairs, not two over all
-    assert m2["train_loss"] == pytest.approx(m1["train_loss"], rel=1e-5)
-    w1 = load_file(tmp_path / "one" / "model.safetensors")
-    w2 = load_file(tmp_path / "two" / "model.safetensors")
-    w0 = load_file(tmp_path / "base" / "model.safetensors")
-    assert max((w1[k] - w0[k]).abs().max().item() for k in w1) > 1e-4  # training moved them
-    assert max((w1[k] - w2[k]).abs().max().item() for k in w1) < 1e-6
     AutoModelForCausalLM.from_pretrained(tmp_path / "two")  # the saved model loads

@@ -722,7 +722,9 @@ class Loop:
                 "buckets": dict(summ.buckets),
                 "rollouts": sum(x.attempts for x in summ.results),
                 "new": summ.new_rollouts,
-                "generated_tokens": summ.new_tokens,  # this run's (a resumed stage: its part)
+                # every rollout of the stage, those of an interrupted run included (what the
+                # summary counts as new is only this run's part)
+                "generated_tokens": sum(t.tokens for t in self.store.trajectories(stage=stage)),
             }
 
         return Step(
