@@ -732,7 +732,7 @@ class Loop:
             f"round {i}: explore with {policy}",
             run,
             lambda v: (
-                f"{v['model']} solved {v['solved']}/{v['problems']} hard problems in "
+                f"{v['model']} solved {v['solved']}/{v['problems']} pool problems in "
                 f"{v['rollouts']} rollouts ({v['new']} new)"
             ),
             lambda: [*cmd.notes(r, "explore"), cmd.reasonloop(cmd.stage_args("explore", config()))],
