@@ -36,6 +36,11 @@ def changed(before, model):
 def test_format_markers_become_single_tokens(tiny):
     model, tok = tiny
     n = len(tok)
+    pieces = tok(END_THOUGHT, add_special_tokens=False)["input_ids"]
+    before = model.get_input_embeddings().weight.detach().clone()
+    before_out = model.get_output_embeddings().weight.detach().clone()
+    assert not model.config.tie_word_embeddings  # the output rows are set on their own
+    assert len(pieces) == len(END_THOUGHT)  # the tiny tokenizer spells it letter by letter
     assert add_format_tokens(tok, model) == [
         "<|begin_of_thought|>",
         "<|end_of_thought|>",
@@ -46,6 +51,13 @@ def test_format_markers_become_single_tokens(tiny):
     ids = tok(END_THOUGHT, add_special_tokens=False)["input_ids"]
     assert len(ids) == 1
     assert tok.decode(ids, skip_special_tokens=True) == END_THOUGHT  # kept when decoding
+    # the new row starts as the mean of its pieces' rows; the old rows are untouched
+    weight = model.get_input_embeddings().weight.detach()
+    torch.testing.assert_close(weight[ids[0]], before[pieces].mean(dim=0), rtol=0, atol=1e-7)
+    assert torch.equal(weight[:n], before)
+    out = model.get_output_embeddings().weight.detach()
+    torch.testing.assert_close(out[ids[0]], before_out[pieces].mean(dim=0), rtol=0, atol=1e-7)
+    assert out.shape[0] == n + 4 and torch.equal(out[:n], before_out)
     assert add_format_tokens(tok, model) == []
 
 

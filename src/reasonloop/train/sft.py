@@ -91,16 +91,42 @@ def add_format_tokens(tokenizer: Any, model: Any | None = None) -> list[str]:
     Returns the markers that were added (none when the tokenizer had them all).
 
     They are added as *non-skipped* added tokens: like special tokens they are never split, but
-    ``decode(..., skip_special_tokens=True)`` keeps them, so generated text still parses."""
+    ``decode(..., skip_special_tokens=True)`` keeps them, so generated text still parses.
+
+    Each new row (input and, when untied, output embedding) starts as the mean of the rows of the
+    pieces the marker was split into before: a pretrained model then learns to emit it within a
+    few steps. From transformers' default (a random draw around the mean embedding) SmolLM2-135M
+    still gave the first marker p < 0.001 after 12 SFT steps at lr 2e-4, where its pieces' mean
+    gave 0.05 and more with more steps (the marker as plain text: 0.999)."""
     from tokenizers import AddedToken
 
     vocab = tokenizer.get_vocab()
     missing = [m for m in MARKERS if m not in vocab]
-    if missing:
-        tokenizer.add_tokens([AddedToken(m, special=False, normalized=False) for m in missing])
-        if model is not None:
-            model.resize_token_embeddings(len(tokenizer))
+    if not missing:
+        return missing
+    pieces = {m: tokenizer(m, add_special_tokens=False)["input_ids"] for m in missing}
+    tokenizer.add_tokens([AddedToken(m, special=False, normalized=False) for m in missing])
+    if model is not None:
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        _init_from_pieces(model, tokenizer, pieces)
     return missing
+
+
+def _init_from_pieces(model: Any, tokenizer: Any, pieces: dict[str, list[int]]) -> None:
+    """Set each new token's embedding rows to the mean of its ``pieces``' rows."""
+    import torch
+
+    tables = [model.get_input_embeddings().weight]
+    out = model.get_output_embeddings()
+    if out is not None and out.weight.data_ptr() != tables[0].data_ptr():
+        tables.append(out.weight)
+    with torch.no_grad():
+        for marker, ids in pieces.items():
+            if not ids:
+                continue
+            new = tokenizer.convert_tokens_to_ids(marker)
+            for w in tables:
+                w[new] = w[ids].mean(dim=0)
 
 
 def jsonl_lines(path: Path) -> Iterator[tuple[str, Any]]:
