@@ -40,7 +40,10 @@ def test_gpu_recipe_dry_run_prints_every_stage(tmp_path):
     train = (
         "accelerate launch --config_file recipes/accelerate/zero2.yaml -m reasonloop.cli train sft"
     )
-    sft_flags = "--epochs 2 --max-steps -1 --lr 1e-05 --batch-size 4 --max-length 4096 --seed 0 --bf16 --gradient-checkpointing"
+    sft_flags = (
+        "--epochs 2 --max-steps -1 --lr 1e-05 --batch-size 4 --grad-accum 1 --max-length 4096 "
+        "--warmup 0 --seed 0 --bf16 --gradient-checkpointing"
+    )
     expected = [
         # backbone eval, on a vLLM server of the base model
         f"vllm serve Qwen/Qwen2.5-Math-1.5B --port 8001 --served-model-name backbone {serve} &",
@@ -165,7 +168,7 @@ def test_dpo_and_tiny_recipe_lines(tmp_path):
     dpo2 = (
         f"reasonloop train dpo --model {d}/models/imitate --data {d}/data/dpo-r2.jsonl --out "
         f"{d}/models/round-2 --align thought --sft-weight 1 --beta 0.2 --epochs 1 --max-steps 1 "
-        "--lr 5e-06 --batch-size 4 --max-length 1024 --seed 0"
+        "--lr 5e-06 --batch-size 4 --grad-accum 1 --max-length 1024 --warmup 0 --seed 0"
     )
     assert dpo2 in lines
     assert "# -- dpo-r2: round 2: thought-only DPO from imitate" in lines
@@ -268,7 +271,7 @@ GRPO_FLAGS = (
     "--top-p 1 --max-tokens 3072 --loss dapo --beta 0 --scale-rewards group --format-weight 0 "
     "--overlong-buffer 0 --overlong-penalty 1 --save-steps 50 --token-budget 0 --resume"
 )
-GRPO_TRAINER = "--max-steps 500 --lr 1e-06 --seed 0 --bf16"
+GRPO_TRAINER = "--max-steps 500 --lr 1e-06 --warmup 0 --seed 0 --bf16"
 
 
 def block(lines: list[str], header: str) -> list[str]:
@@ -334,7 +337,7 @@ def test_tiny_grpo_recipe_lines(tmp_path, smoke):
         f"--out {d}/models/round-2 --stage grpo-r2 --no-system-prompt --group-size 2 "
         "--prompts-per-step 4 --temperature 1 --top-p 1 --max-tokens 256 --loss dapo --beta 0 "
         "--scale-rewards group --format-weight 0 --overlong-buffer 0 --overlong-penalty 1 "
-        f"--save-steps 0 --token-budget 0 --resume --max-steps 2 --lr 1e-06 --seed 0 --store {d}/store.db",
+        f"--save-steps 0 --token-budget 0 --resume --max-steps 2 --lr 1e-06 --warmup 0 --seed 0 --store {d}/store.db",
     ]
     assert any(x.startswith(f"reasonloop train grpo --model {d}/models/imitate ") for x in lines)
     assert not any(x.startswith(("reasonloop explore", "vllm", "trl", "kill")) for x in lines)

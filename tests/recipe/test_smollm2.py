@@ -53,6 +53,13 @@ def test_the_recipes_sample_exported_ggufs_of_the_packaged_model(tmp_path):
         "eval-control-countdown-easy",
         "eval-control-countdown-medium",
     ]
+    # the dry run's training lines carry every setting the recipe trains with (warmup included)
+    sft = next(s for s in loop.steps() if s.name == "sft-imitate").commands()
+    assert any(
+        "--max-steps 48 --lr 0.0002 --batch-size 8 --grad-accum 1 --max-length 320 --warmup 0.1 "
+        in line
+        for line in sft
+    ), sft
 
 
 def test_a_student_gguf_is_trained_from_its_conversion(tmp_path):

@@ -47,11 +47,9 @@ class TrainerOptions:
     max_steps: int = option(-1, help="Stop after N optimizer steps (-1: epochs).")
     learning_rate: float = option(1e-4, cli="--lr", above=0, help="Peak learning rate.")
     batch_size: int = option(8, min=1, help="Sequences per optimizer step (per device).")
-    grad_accum: int = option(1, cli=None, min=1, help="Gradient accumulation steps.")
+    grad_accum: int = option(1, min=1, help="Gradient accumulation steps.")
     max_length: int = option(1024, min=8, help="Tokens per sequence; longer ones are cut.")
-    warmup: float = option(
-        0.0, cli=None, min=0, help="Warmup steps, or a fraction of all steps when < 1."
-    )
+    warmup: float = option(0.0, min=0, help="Warmup steps, or a fraction of all steps when < 1.")
     seed: int = option(0, help="Seed of initialisation, shuffling and dropout.")
     logging_steps: int = option(10, cli=None, min=1, help="Log the loss every N steps.")
     bf16: bool = option(False, help="bf16 mixed precision (GPU; on CPU ~17x slower than fp32).")
