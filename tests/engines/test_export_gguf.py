@@ -231,29 +231,23 @@ def test_added_markers_extend_the_source_gguf_vocabulary(tokenizer_dir, source_g
 
 def test_lora_adapter_is_merged(tiny, tmp_path):
     """As `train sft --lora` leaves it: the format's markers added (embeddings grown, saved in the
-    adapter) and their rows trained beside the adapter (peft's trainable tokens), random non-zero
-    LoRA B matrices and row changes; the export is the merged model."""
+    adapter), random non-zero LoRA B matrices; the export is the merged model."""
     peft = pytest.importorskip("peft")
-    from reasonloop.train.sft import LoraSettings, add_format_tokens, lora_config
+    from reasonloop.train.sft import add_format_tokens
 
     base, tok = load(tiny)
     plain_ids = tok(TEXT)["input_ids"]
     trained, tok = load(tiny)
     torch.manual_seed(1)
-    added = tok.convert_tokens_to_ids(add_format_tokens(tok, trained))
-    targets = ("q_proj", "k_proj", "v_proj", "o_proj", "up_proj")
-    settings = LoraSettings(r=4, alpha=8, target_modules=targets)
-    config = lora_config(settings, new_tokens=added)
-    assert config.trainable_token_indices == added
-    row = trained.get_input_embeddings().weight[added[0]].detach().clone()
+    add_format_tokens(tok, trained)
+    config = peft.LoraConfig(
+        r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "up_proj"]
+    )
     lora = peft.get_peft_model(trained, config)
-    moved = []
     with torch.no_grad():
         for name, p in lora.named_parameters():
-            if "lora_B" in name or "trainable_tokens_delta" in name:  # both start at zero
+            if "lora_B" in name:  # B starts at zero: make the adapter change something
                 p.copy_(torch.randn_like(p) * 0.2)
-                moved.append(name)
-    assert any("trainable_tokens_delta" in name for name in moved)
     adapter = tmp_path / "adapter"
     lora.save_pretrained(adapter)
     tok.save_pretrained(adapter)
@@ -262,8 +256,6 @@ def test_lora_adapter_is_merged(tiny, tmp_path):
     merged = peft.PeftModel.from_pretrained(fresh, str(adapter)).merge_and_unload().eval()
     ids = tok(TEXT + MARKERS[0] + "\nLet me try 12+30.")["input_ids"]
     assert len(base.get_input_embeddings().weight) in ids  # a marker past the base's vocabulary
-    # the adapter carries the marker rows' change: the merged row is not the one it started from
-    assert (merged.get_input_embeddings().weight[added[0]] - row).abs().max() > 0.05
 
     out = tmp_path / "merged.gguf"
     summary = export_gguf(tiny, out, kind="f16", adapter=adapter)

@@ -113,37 +113,6 @@ def test_gradient_checkpointing_is_off_by_default_and_changes_no_number(
         torch.testing.assert_close(runs[True][1][name], w, rtol=1e-4, atol=1e-5)
 
 
-def test_a_lora_student_trains_the_markers_it_was_given(make_tiny, tmp_path, write_jsonl):
-    """With LoRA the base weights are frozen, the markers' new rows are not: they train in full
-    beside the adapter and are saved with it."""
-    pytest.importorskip("peft")
-    from safetensors.torch import load_file
-
-    from reasonloop.train.sft import LoraSettings
-
-    model, tok = make_tiny()
-    s = SFTSettings(
-        model="-",
-        data=str(write_jsonl(tmp_path / "train.jsonl", sft_rows())),
-        output_dir=str(tmp_path / "out"),
-        max_steps=2,
-        batch_size=4,
-        learning_rate=1e-2,
-        max_length=256,
-        lora=LoraSettings(r=4),
-    )
-    train_sft(s, model=model, tokenizer=tok)
-    saved = load_file(tmp_path / "out" / "adapter_model.safetensors")
-    rows = [k for k in saved if "trainable_tokens" in k]
-    assert rows and any("lora_A" in k for k in saved)
-    assert all(saved[k].shape[0] == 4 for k in rows)  # the 4 markers' rows, nothing else
-    fresh, fresh_tok = make_tiny()  # the same start: the rows as add_format_tokens left them
-    ids = fresh_tok.convert_tokens_to_ids(add_format_tokens(fresh_tok, fresh))
-    start = fresh.get_input_embeddings().weight[ids].detach()
-    embed = [k for k in rows if "embed_tokens" in k]
-    assert embed and (saved[embed[0]] - start).abs().max() > 1e-3  # training moved them
-
-
 def pref_rows(n=4):
     rows = []
     for i in range(n):

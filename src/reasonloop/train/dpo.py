@@ -174,7 +174,7 @@ def train_dpo(
         raise MissingDependency("trl", "train") from exc
     if model is None or tokenizer is None:
         model, tokenizer = load_model_and_tokenizer(s.model)
-    added = tokenizer.convert_tokens_to_ids(add_format_tokens(tokenizer, model))
+    add_format_tokens(tokenizer, model)
     rows = read_preferences(s.data)
     loss_type: list[str] = ["sigmoid"]
     loss_weights: list[float] = [1.0]
@@ -203,7 +203,7 @@ def train_dpo(
         args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
-        peft_config=lora_config(s.lora, new_tokens=added),
+        peft_config=lora_config(s.lora),
         **kwargs,
     )
     if s.align == "thought":

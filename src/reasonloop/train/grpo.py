@@ -560,7 +560,7 @@ def train_grpo(
         )
     if model is None or tokenizer is None:
         model, tokenizer = load_model_and_tokenizer(s.model)
-    added = tokenizer.convert_tokens_to_ids(add_format_tokens(tokenizer, model))
+    add_format_tokens(tokenizer, model)
     rows = [{"prompt": prompt_messages(p, s.system_prompt), "problem_id": p.id} for p in problems]
     kwargs = trl_common_args(s)
     if s.save_steps:
@@ -586,7 +586,7 @@ def train_grpo(
             args=args,
             train_dataset=Dataset.from_list(rows),
             processing_class=tokenizer,
-            peft_config=lora_config(s.lora, new_tokens=added),
+            peft_config=lora_config(s.lora),
         )
         # a rollout is finished when it ends in a token TRL stops on (else it was cut at the limit)
         rewards.eos_ids = {*trainer.eos_token_ids, tokenizer.pad_token_id} - {None}

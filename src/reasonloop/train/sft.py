@@ -289,12 +289,9 @@ def lora_config(
     settings: LoraSettings | None,
     task_type: str = "CAUSAL_LM",
     modules_to_save: list[str] | None = None,
-    new_tokens: list[int] | None = None,
 ) -> Any:
     """A peft LoraConfig from the settings (None without LoRA); reward models pass their task
-    type and the new head to train in full. ``new_tokens``: ids of tokens just added (the format
-    markers), whose embedding rows train in full beside the adapter (peft's trainable tokens):
-    frozen, a LoRA student could not learn to emit them."""
+    type and the new head to train in full."""
     if settings is None:
         return None
     try:
@@ -308,7 +305,6 @@ def lora_config(
         target_modules=list(settings.target_modules),
         task_type=task_type,
         modules_to_save=modules_to_save,
-        trainable_token_indices=new_tokens or None,
     )
 
 
@@ -350,7 +346,7 @@ def train_sft(
         args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
-        peft_config=lora_config(s.lora, new_tokens=tokenizer.convert_tokens_to_ids(added)),
+        peft_config=lora_config(s.lora),
     )
     follow(trainer, on_progress)
     metrics = save_trained(trainer, tokenizer, trainer.train(), s.output_dir)
