@@ -113,6 +113,48 @@ def test_gradient_checkpointing_is_off_by_default_and_changes_no_number(
         torch.testing.assert_close(runs[True][1][name], w, rtol=1e-4, atol=1e-5)
 
 
+def test_a_lora_student_trains_the_markers_it_was_given(make_tiny, tmp_path, write_jsonl):
+    """With LoRA and markers just added, the embedding (and output) matrices train beside the
+    adapter, are saved with it, and come back when the adapter is merged; the other weights stay
+    frozen. (Frozen marker rows left a SmolLM2 LoRA student unable to emit the markers.)"""
+    peft = pytest.importorskip("peft")
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from reasonloop.train.sft import LoraSettings
+
+    model, tok = make_tiny()
+    model.save_pretrained(tmp_path / "base")
+    tok.save_pretrained(tmp_path / "base")
+    s = SFTSettings(
+        model=str(tmp_path / "base"),
+        data=str(write_jsonl(tmp_path / "train.jsonl", sft_rows())),
+        output_dir=str(tmp_path / "out"),
+        max_steps=2,
+        batch_size=4,
+        learning_rate=1e-2,
+        max_length=256,
+        lora=LoraSettings(r=4),
+    )
+    train_sft(s)
+    saved = load_file(tmp_path / "out" / "adapter_model.safetensors")
+    embed = saved["base_model.model.model.embed_tokens.weight"]
+    assert embed.shape[0] == len(tok) + 4 and "base_model.model.lm_head.weight" in saved
+    fresh, fresh_tok = make_tiny()  # the start: the rows as add_format_tokens leaves them
+    ids = fresh_tok.convert_tokens_to_ids(add_format_tokens(fresh_tok, fresh))
+    start = fresh.get_input_embeddings().weight.detach()
+    assert (embed[ids] - start[ids]).abs().max() > 1e-3  # the markers' rows trained
+    # merged onto a fresh base, the adapter brings the trained matrices back
+    base = AutoModelForCausalLM.from_pretrained(tmp_path / "base")
+    base.resize_token_embeddings(len(AutoTokenizer.from_pretrained(tmp_path / "out")))
+    merged = peft.PeftModel.from_pretrained(base, str(tmp_path / "out")).merge_and_unload()
+    torch.testing.assert_close(merged.get_input_embeddings().weight, embed, rtol=0, atol=0)
+    q = "model.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(merged.state_dict()[q], fresh.state_dict()[q])  # LoRA merged in
+    k = "model.layers.0.mlp.down_proj.weight"  # not a LoRA target: untouched
+    assert torch.equal(merged.state_dict()[k], fresh.state_dict()[k])
+
+
 def pref_rows(n=4):
     rows = []
     for i in range(n):

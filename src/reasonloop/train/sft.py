@@ -308,6 +308,23 @@ def lora_config(
     )
 
 
+def with_new_rows_trained(model: Any, config: Any) -> Any:
+    """``model`` with a LoRA adapter whose embedding (and output) matrices also train in full: the
+    format markers were just added, and a student whose marker rows stayed frozen never learns to
+    emit them (a SmolLM2 LoRA student wrote "_" in their place and ran to the length limit). peft
+    saves the grown matrices with the adapter (``save_embedding_layers``), and merging restores
+    them. (peft's trainable tokens would train the new rows only, but on a model with tied
+    embeddings TRL's fused LM head cannot read them.)"""
+    from peft import get_peft_model
+
+    model = get_peft_model(model, config)
+    model.get_input_embeddings().weight.requires_grad_(True)
+    out = model.get_output_embeddings()
+    if out is not None:
+        out.weight.requires_grad_(True)
+    return model
+
+
 def train_sft(
     s: SFTSettings,
     *,
@@ -341,12 +358,15 @@ def train_sft(
         else "random",
         **s.extra,
     )
+    peft_config = lora_config(s.lora)
+    if peft_config is not None and added:
+        model, peft_config = with_new_rows_trained(model, peft_config), None
     trainer = SFTTrainer(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
-        peft_config=lora_config(s.lora),
+        peft_config=peft_config,
     )
     follow(trainer, on_progress)
     metrics = save_trained(trainer, tokenizer, trainer.train(), s.output_dir)
