@@ -103,8 +103,10 @@ def with_(**sections):
             "improve.grpo.vllm_server_port does not apply in vllm_mode colocate",
         ),
         (
-            with_(launch={"grpo_train": "accelerate launch"}, improve={"grpo": {"warmup": 0.1}}),
-            "improve.grpo.warmup: `reasonloop train` has no flag for it, so a run under "
+            with_(
+                launch={"grpo_train": "accelerate launch"}, improve={"grpo": {"logging_steps": 5}}
+            ),
+            "improve.grpo.logging_steps: `reasonloop train` has no flag for it, so a run under "
             "launch.grpo_train would not get it; remove it or unset launch.grpo_train",
         ),
         (with_(eval={"benchmarks": []}), "eval.benchmarks must name at least one"),
@@ -117,8 +119,8 @@ def with_(**sections):
             "curate.mix.domains.math: expected a number",
         ),
         (
-            with_(launch={"train": "accelerate launch"}, sft={"grad_accum": 4}),
-            "sft.grad_accum: `reasonloop train` has no flag for it",
+            with_(launch={"train": "accelerate launch"}, sft={"logging_steps": 5}),
+            "sft.logging_steps: `reasonloop train` has no flag for it",
         ),
         (with_(kind="other"), "kind: must be one of ['loop', 'demo'], got 'other'"),
         (with_(extras=1), "extras: unknown key; valid keys at the top level: "),

@@ -361,7 +361,8 @@ def test_the_recipe_trains_a_verifier_on_every_round_so_far(tmp_path):
     lines = dry_run(r, tmp_path).splitlines()
     common = (
         "--pairs-per-problem 6 --eval-fraction 0.1 --no-system-prompt --beta 0.5 --epochs 1 "
-        "--max-steps 1 --lr 5e-06 --batch-size 4 --max-length 1024 --seed 0"
+        "--max-steps 1 --lr 5e-06 --batch-size 4 --grad-accum 1 --max-length 1024 --warmup 0 "
+        "--seed 0"
     )
     r1 = (
         f"reasonloop train vstar --model {d}/models/imitate --out {d}/models/vstar-r1 "
