@@ -78,6 +78,13 @@ def with_(**sections):
             "improve.method must be one of ['rs-sft', 'dpo', 'grpo']",
         ),
         (
+            with_(improve={"method": ["rs-sft", "ppo"]}),
+            "improve.method must be one of ['rs-sft', 'dpo', 'grpo'] (or a list of them, one per "
+            "round), got 'ppo'",
+        ),
+        (with_(improve={"method": []}), "improve.method give a method, or one per round"),
+        (with_(improve={"method": 3}), "improve.method: unexpected value 3"),
+        (
             with_(improve={"select": {"by": "random"}}),
             "improve.select.by must be one of ['longest', 'shortest', 'perplexity_high', "
             "'perplexity_low', 'first'], got 'random'",

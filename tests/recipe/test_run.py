@@ -377,6 +377,50 @@ def test_grpo_in_vllm_server_mode_keeps_its_server_up_while_it_trains(tmp_path, 
     loop.close()
 
 
+def test_rounds_of_different_methods_chain_and_a_run_of_the_first_resumes_with_them(
+    tmp_path, smoke
+):
+    """improve.method as a list, one method per round, the last repeating: GRPO after RS-SFT
+    starts from the RS-SFT model; a later RS-SFT round's D_I takes only the explore rounds'
+    rollouts. A finished RS-SFT run resumes with a GRPO round added (and its section set); a
+    change to a method of a round it already planned is refused."""
+    import re
+
+    from reasonloop.recipe.runner import prepare_run_dir
+
+    root = tmp_path / "run"
+    loop = Loop(smoke(improve={"method": ["rs-sft", "grpo", "rs-sft"], "rounds": 3}), root)
+    names = [s.name for s in loop.steps()]
+    rounds = [n for n in names if re.fullmatch(r"(explore|rs-data|sft|grpo|dpo)-r\d", n)]
+    assert rounds == ["explore-r1", "rs-data-r1", "sft-r1", "grpo-r2", "explore-r3"] + [
+        "rs-data-r3",
+        "sft-r3",
+    ]
+    assert names.index("eval-round-1-countdown-easy") < names.index("grpo-r2")
+    steps = {s.name: s for s in loop.steps()}
+    assert steps["grpo-r2"].title == "round 2: GRPO from round-1 on the explore pool"
+    assert loop.explored(3) == ["explore-r1", "explore-r3"]
+    assert "--stage explore-r1 --stage explore-r3 " in " ".join(steps["rs-data-r3"].commands())
+    (root / "steps").mkdir(parents=True)
+    (root / "steps" / "grpo-r2.json").write_text(json.dumps({"value": {"model": "/m/g2"}}))
+    (root / "steps" / "sft-r1.json").write_text(json.dumps({"value": {"model": "/m/s1"}}))
+    assert (loop.model_path("round-1"), loop.model_path("round-2")) == ("/m/s1", "/m/g2")
+    repeat = smoke(improve={"method": ["rs-sft", "grpo"], "rounds": 3}).improve
+    assert repeat.methods() == ("rs-sft", "grpo", "grpo")
+    assert smoke(improve={"method": "dpo", "rounds": 2}).improve.methods() == ("dpo", "dpo")
+
+    # resume: a finished one-round RS-SFT run gains a GRPO round with its own settings
+    prepare_run_dir(smoke(), root)
+    (root / "steps" / "backbone.json").write_text('{"value": {}, "seconds": 0}')
+    grpo = {"max_steps": 3, "group_size": 4}
+    prepare_run_dir(smoke(improve={"method": ["rs-sft", "grpo"], "rounds": 2, "grpo": grpo}), root)
+    with pytest.raises(ConfigError, match=r"changed: improve\.grpo\.group_size, "):
+        prepare_run_dir(smoke(improve={"method": ["rs-sft", "grpo"], "rounds": 2}), root)
+    swapped = {"method": ["grpo", "rs-sft"], "rounds": 2, "grpo": grpo}
+    with pytest.raises(ConfigError, match=r"\(changed: improve\.method\);"):
+        prepare_run_dir(smoke(improve=swapped), root)
+
+
 def test_a_launched_grpo_round_runs_its_dry_run_line(tmp_path, monkeypatch):
     """launch.grpo_train: the round runs as `LAUNCHER -m reasonloop.cli train grpo ...` (the line
     the dry run prints) and its summary is read back from what the command saved."""

@@ -5,6 +5,7 @@ in a subprocess (CI runs it: it is `slow`, not skipped)."""
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -41,11 +42,22 @@ def test_the_recipes_sample_exported_ggufs_of_the_packaged_model(tmp_path):
     loop = Loop(load_recipe(FULL), tmp_path)
     names = [s.name for s in loop.steps()]
     # every sampled checkpoint is exported right after it is made, before anything samples it
-    for model in ("backbone", "imitate", "round-1", "control"):
+    for model in ("backbone", "imitate", "round-1", "round-2", "control"):
         first_use = min(i for i, n in enumerate(names) if n.startswith(f"eval-{model}-"))
         assert names.index(f"export-{model}") < first_use
         assert loop.student_spec(model) == f"llamacpp:{tmp_path}/gguf/{model}.q8_0.gguf"
     assert names.index("export-imitate") < names.index("explore-r1")
+    # round 2 is GRPO from round 1's (RS-SFT) model, on the explore pool, checkpointed
+    assert names[names.index("sft-r1") :][:5] == [
+        "sft-r1",
+        "export-round-1",
+        "eval-round-1-countdown-easy",
+        "eval-round-1-countdown-medium",
+        "grpo-r2",
+    ]
+    (grpo,) = next(s for s in loop.steps() if s.name == "grpo-r2").commands()
+    assert f"train grpo --model {tmp_path}/models/round-1 --problems " in grpo
+    assert "--save-steps 8 " in grpo and "--resume" in grpo
     assert names[-5:] == [
         "control-data",
         "sft-control",
@@ -135,7 +147,7 @@ def test_the_quick_recipe_runs_end_to_end_and_resumes(tmp_path):
         return json.loads((out / "steps" / f"{name}.json").read_text())["value"]
 
     # every sampled checkpoint went to llama.cpp with the packaged GGUF's tokenizer
-    for model in ("backbone", "imitate", "round-1", "control"):
+    for model in ("backbone", "imitate", "round-1", "round-2", "control"):
         export = marker(f"export-{model}")
         assert export["gguf"] == str(out / "gguf" / f"{model}.q8_0.gguf")
         assert export["tokenizer_from"] == str(source)
@@ -159,6 +171,16 @@ def test_the_quick_recipe_runs_end_to_end_and_resumes(tmp_path):
         c["messages"][-1]["content"].startswith("<|begin_of_thought|>\n\n<|end_of_thought|>")
         for c in control
     )
+    # the GRPO round: from the RS-SFT model, 2 steps of 1 prompt x 2 rollouts, all stored
+    grpo = marker("grpo-r2")
+    assert (grpo["init"], grpo["model"]) == (
+        str(out / "models/round-1"),
+        str(out / "models/round-2"),
+    )
+    assert (grpo["steps"], grpo["rollouts"], grpo["new_rows"]) == (2, 4, 4)
+    with sqlite3.connect(out / "store.db") as db:
+        stored = db.execute("SELECT COUNT(*) FROM trajectories WHERE stage = 'grpo-r2'").fetchone()
+    assert stored == (4,)
     imitate, ctrl = marker("sft-imitate"), marker("sft-control")
     assert ctrl["global_step"] == ctrl["matched_steps"] > imitate["global_step"]
     assert 0.5 < ctrl["trained_tokens"] / imitate["trained_tokens"] < 2
@@ -167,6 +189,14 @@ def test_the_quick_recipe_runs_end_to_end_and_resumes(tmp_path):
     assert "| control: answer-only SFT from backbone" in report
     assert "## Against imitate" in report and "## Time and tokens per phase" in report
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"| round 2: GRPO from round-1 | {len(d0)} | 4 rollouts |" in report
+    # the GRPO round's phase counts the tokens it trained on, and its rollouts' and evals' tokens
+    row = next(x for x in report.splitlines() if x.startswith("| round-2 |")).split("|")
+    evals = sum(
+        marker(f"eval-round-2-{b}")["generated_tokens"]
+        for b in ("countdown-easy", "countdown-medium")
+    )
+    assert (int(row[3]), int(row[4])) == (grpo["generated_tokens"] + evals, grpo["trained_tokens"])
 
     # a run killed after an export wrote its file, before its marker: the file is kept as is;
     # one killed after exploring, before its marker: it explores nothing new and still counts

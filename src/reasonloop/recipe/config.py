@@ -255,7 +255,8 @@ class ImproveConfig:
     in every round (``dpo_from: imitate``, as STILL-2 does) or from the previous round's model
     (``previous``); ``grpo``: online RL on the explore pool with the graders as reward
     (``grpo``'s options), round 1 from the imitated model, each later round from the previous
-    one.
+    one. ``method`` may be a list, one method per round (the last repeating): ``[rs-sft, grpo]``
+    is an RS-SFT round and then a GRPO round from its model (:meth:`method_of`).
 
     ``verifier: vstar`` also trains a V-STaR verifier after each round ``i``
     (``models/vstar-rI``, :mod:`reasonloop.train.vstar`): DPO from the imitated (SFT) model on the
@@ -263,7 +264,7 @@ class ImproveConfig:
     the V-STaR iteration: each round's generator is the backbone fine-tuned on correct solutions,
     each round's verifier sees every round's solutions so far."""
 
-    method: str = "rs-sft"
+    method: str | tuple[str, ...] = "rs-sft"
     rounds: int = 1
     select: SelectConfig = SelectConfig(by="longest")
     pairs_per_problem: int = 1
@@ -278,16 +279,35 @@ class ImproveConfig:
             raise ConfigError(
                 f"must be one of {list(VERIFIERS)}, got {self.verifier!r}", field="verifier"
             )
-        if self.method not in IMPROVE_METHODS:
+        methods = (self.method,) if isinstance(self.method, str) else self.method
+        if not methods:
             raise ConfigError(
-                f"must be one of {list(IMPROVE_METHODS)}, got {self.method!r}", field="method"
+                f"give a method, or one per round, from {list(IMPROVE_METHODS)}", field="method"
             )
+        for m in methods:
+            if m not in IMPROVE_METHODS:
+                raise ConfigError(
+                    f"must be one of {list(IMPROVE_METHODS)} (or a list of them, one per round), "
+                    f"got {m!r}",
+                    field="method",
+                )
         if self.dpo_from not in DPO_FROM:
             raise ConfigError(
                 f"must be one of {list(DPO_FROM)}, got {self.dpo_from!r}", field="dpo_from"
             )
         _at_least(self, "rounds", 0)
         _at_least(self, "pairs_per_problem", 1)
+
+    def method_of(self, round_: int) -> str:
+        """Round ``round_``'s method (from 1): ``method``, or its entry for that round, the last
+        entry repeating for later rounds."""
+        if isinstance(self.method, str):
+            return self.method
+        return self.method[min(round_, len(self.method)) - 1]
+
+    def methods(self) -> tuple[str, ...]:
+        """The methods of rounds 1..``rounds``, in order."""
+        return tuple(self.method_of(i) for i in range(1, self.rounds + 1))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -51,10 +51,10 @@ def model_rows(loop: Loop) -> list[dict[str, Any]]:
         {"model": "imitate", "label": "imitate (SFT on D_0)", "distilled": d0, "explored": None},
     ]
     for i in loop.rounds():
-        if r.improve.method == "rs-sft":
+        if r.improve.method_of(i) == "rs-sft":
             data = marker(f"rs-data-r{i}") or {}
             label, explored = f"round {i}: RS-SFT from backbone", data.get("explored")
-        elif r.improve.method == "grpo":
+        elif r.improve.method_of(i) == "grpo":
             done = marker(f"grpo-r{i}")
             label = f"round {i}: GRPO from {loop.policy(i)}"
             explored = None if done is None else f"{done['rollouts']} rollouts"
@@ -134,8 +134,8 @@ def phase_of(step: str) -> str:
 
 def phase_rows(loop: Loop) -> list[list[str]]:
     """Per phase, in run order: its finished steps, their seconds, tokens generated (teacher,
-    exploration, evaluation) and tokens trained (prompt + response tokens the SFT steps
-    processed; ``?`` where the trainer did not count them)."""
+    exploration, GRPO's rollouts, evaluation) and tokens trained (prompt + response tokens the
+    training steps processed; ``?`` where the trainer did not count them)."""
     phases: dict[str, dict[str, Any]] = {}
     for step in loop.steps():
         v, secs = loop.marker(step.name), seconds(loop.layout.root, step.name)
@@ -146,7 +146,7 @@ def phase_rows(loop: Loop) -> list[list[str]]:
         p["s"] += secs or 0.0
         if isinstance(v, dict):
             p["gen"] += int(v.get("generated_tokens") or 0)
-            if "global_step" in v:
+            if "global_step" in v or "trained_tokens" in v:  # SFT/DPO steps, or a GRPO round
                 tokens = v.get("trained_tokens")
                 p["train"] = None if tokens is None or p["train"] is None else p["train"] + tokens
     out = [
@@ -229,8 +229,11 @@ def cleaning_rows(loop: Loop) -> list[list[str]]:
     """Per data set (D_0, each round's explored rollouts): seen, kept and drops per reason."""
     out = []
     sets = [("D_0 (teacher)", "curate-imitate")]
-    if loop.r.improve.method == "rs-sft":
-        sets += [(f"round {i} explored", f"rs-data-r{i}") for i in loop.rounds()]
+    sets += [
+        (f"round {i} explored", f"rs-data-r{i}")
+        for i in loop.rounds()
+        if loop.r.improve.method_of(i) == "rs-sft"
+    ]
     for label, step in sets:
         v = loop.marker(step)
         if v is None:
@@ -238,6 +241,11 @@ def cleaning_rows(loop: Loop) -> list[list[str]]:
         dropped = ", ".join(f"{k} {n}" for k, n in (v.get("dropped") or {}).items())
         out.append([label, str(v["seen"]), str(v["kept"]), dropped or "-"])
     return out
+
+
+def _methods(methods: tuple[str, ...]) -> str:
+    """``rs-sft`` when every round has that method, else ``rs-sft, grpo`` in round order."""
+    return methods[0] if len(set(methods)) == 1 else ", ".join(methods) or "-"
 
 
 def _dpo_start(dpo_from: str) -> str:
@@ -277,8 +285,8 @@ def write_report(loop: Loop) -> dict[str, Any]:
         f"# {r.name}",
         "",
         f"Student `{r.student.model}`; teacher `{r.teacher.engine}` ({r.teacher.method}); "
-        f"{r.improve.rounds} round(s) of {r.improve.method}"
-        + (_dpo_start(r.improve.dpo_from) if r.improve.method == "dpo" else "")
+        f"{r.improve.rounds} round(s) of {_methods(r.improve.methods())}"
+        + (_dpo_start(r.improve.dpo_from) if "dpo" in r.improve.methods() else "")
         + f". Accuracy: {r.eval.strategy} "
         f"decoding, {r.eval.max_tokens} tokens at most. `distilled`: rows of D_0; `explored`: "
         "selected correct rollouts (RS-SFT), preference pairs (DPO) or rollouts trained on (GRPO).",

@@ -81,6 +81,7 @@ from reasonloop.recipe.config import (
     DEFAULT_STUDENT,
     TINY,
     DemoRecipe,
+    ImproveConfig,
     LaunchConfig,
     LoopRecipe,
     Recipe,
@@ -167,6 +168,13 @@ class Loop:
         """The model that explores in round ``round_``."""
         return "imitate" if round_ == 1 else f"round-{round_ - 1}"
 
+    def explored(self, round_: int) -> list[str]:
+        """The explore stages of rounds 1..``round_`` (a GRPO round has none: it samples as it
+        trains, its rollouts stored under ``grpo-rI``)."""
+        return [
+            f"explore-r{j}" for j in range(1, round_ + 1) if self.r.improve.method_of(j) != "grpo"
+        ]
+
     def dpo_start(self, round_: int) -> str:
         """The model round ``round_``'s DPO starts from (``improve.dpo_from``)."""
         return "imitate" if self.r.improve.dpo_from == "imitate" else self.policy(round_)
@@ -184,7 +192,8 @@ class Loop:
             return str(self.layout.model("backbone")) if built else self.r.student.model
         if name.startswith("round-"):
             i = int(name.removeprefix("round-"))
-            train = {"rs-sft": "sft"}.get(self.r.improve.method, self.r.improve.method)
+            method = self.r.improve.method_of(i)
+            train = {"rs-sft": "sft"}.get(method, method)
             done = self.marker(f"{train}-r{i}")
             if done and done.get("model"):
                 return str(done["model"])  # a DPO round without pairs keeps its initial model
@@ -250,13 +259,13 @@ class Loop:
             steps.append(self._explore_pool())
         steps += self._evals("imitate")
         for i in self.rounds():
-            if r.improve.method == "grpo":
+            if r.improve.method_of(i) == "grpo":
                 steps.append(self._grpo(i))
                 steps += self._exported(f"round-{i}")
                 steps += self._evals(f"round-{i}")
                 continue
             steps.append(self._explore(i))
-            if r.improve.method == "rs-sft":
+            if r.improve.method_of(i) == "rs-sft":
                 steps.append(self._rs_data(i))
                 steps.append(
                     self._sft(f"sft-r{i}", f"round-{i}", lambda i=i: self.layout.rs_data(i))
@@ -741,7 +750,7 @@ class Loop:
 
     def _rs_data(self, i: int) -> Step:
         r = self.r
-        stages = [f"explore-r{j}" for j in range(1, i + 1)]
+        stages = self.explored(i)
         needs_ppl = r.improve.select.by.startswith("perplexity")
         policy = self.policy(i)
 
@@ -938,7 +947,7 @@ class Loop:
 
     def _vstar(self, i: int) -> Step:
         r = self.r
-        stages = tuple(f"explore-r{j}" for j in range(1, i + 1))
+        stages = tuple(self.explored(i))
 
         def settings():
             return replace(
@@ -1126,6 +1135,7 @@ def prepare_run_dir(recipe: Recipe, out: Path) -> None:
             if not k.startswith(RESUMABLE_CHANGES)
             and k not in RESUMABLE_KEYS
             and not _added_default(k, old, new)
+            and not _added_method(k, old, new)
         ]
         if changed:
             raise ConfigError(
@@ -1135,6 +1145,26 @@ def prepare_run_dir(recipe: Recipe, out: Path) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(yaml.safe_dump(new, sort_keys=False), encoding="utf-8")
     tmp.replace(path)
+
+
+def _added_method(key: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """A change that adds rounds of another method: ``improve.method`` where every round the old
+    run planned keeps its method, or the section of a method (``improve.dpo``, ``improve.grpo``)
+    that none of the old run's rounds had."""
+
+    def improve(resolved: dict[str, Any]) -> ImproveConfig:
+        section = resolved.get("improve", {})
+        method = section.get("method", "rs-sft")
+        return ImproveConfig(
+            method if isinstance(method, str) else tuple(method), section.get("rounds", 1)
+        )
+
+    before = improve(old)
+    if key == "improve.method":
+        after = improve(new)
+        return all(before.method_of(i) == after.method_of(i) for i in range(1, before.rounds + 1))
+    section = key.split(".")[1] if key.count(".") >= 2 and key.startswith("improve.") else None
+    return section in ("dpo", "grpo") and section not in before.methods()
 
 
 def _added_default(key: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
