@@ -1,5 +1,5 @@
-"""The STILL-2 comparison's shared pieces: the sampling error of a difference of two accuracies,
-and the plot of held-out accuracy per phase (backbone, imitate, explore + RS-SFT, ..., control) by
+"""The STILL-2 comparison's shared pieces: the sampling error of a difference of two accuracies
+(unpaired, and paired where both runs kept each problem's score), and the plot of held-out accuracy per phase (backbone, imitate, explore + RS-SFT, ..., control) by
 difficulty. The CPU demo's report and a loop recipe's report both draw from here, so that their
 numbers and figures mean the same thing.
 
@@ -9,10 +9,10 @@ error bars a caller passes in.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from reasonloop.evaluate.report import pyplot
+from reasonloop.evaluate.report import load_result, pyplot
 
 
 def sampling_error(a: float, b: float, n: int) -> float:
@@ -21,6 +21,30 @@ def sampling_error(a: float, b: float, n: int) -> float:
     paired comparison the reports make)."""
     var = sum(p / 100 * (1 - p / 100) / n for p in (a, b))
     return 196 * var**0.5
+
+
+def paired_error(base: Mapping[str, float], other: Mapping[str, float]) -> float | None:
+    """Half-width of a 95% interval (normal approximation) for the difference of two accuracies
+    in percent measured on the same problems: ``base`` and ``other`` map each problem id to its
+    score (the mean verdict of its samples, :attr:`EvalResult.scores`), and the error is that of
+    the mean per-problem difference — what a paired test (McNemar's, for one sample per problem)
+    weighs. Problems both models solve or both miss add nothing to it, so it is smaller than
+    :func:`sampling_error` when the two models agree on most problems. None when the two were
+    not scored on the same problems (or on fewer than two)."""
+    if len(base) < 2 or set(base) != set(other):
+        return None
+    diffs = [other[k] - base[k] for k in base]
+    n = len(diffs)
+    mean = sum(diffs) / n
+    var = sum((d - mean) ** 2 for d in diffs) / (n - 1)
+    return 196 * (var / n) ** 0.5
+
+
+def eval_scores(out_dir: str | Path) -> dict[str, float]:
+    """The per-problem scores an eval run kept in ``OUT/metrics.json`` (empty where the run is
+    missing, or was written before scores were kept)."""
+    path = Path(out_dir) / "metrics.json"
+    return load_result(Path(out_dir)).scores if path.is_file() else {}
 
 
 Bar = tuple[str, Sequence[float], Sequence[float] | None]  # label, value per set, error per set
@@ -57,4 +81,4 @@ def phase_plot(
     plt.close(fig)
 
 
-__all__ = ["phase_plot", "sampling_error"]
+__all__ = ["eval_scores", "paired_error", "phase_plot", "sampling_error"]

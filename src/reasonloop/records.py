@@ -132,7 +132,10 @@ class StepLabel:
 
 @dataclass(frozen=True, slots=True)
 class EvalResult:
-    """The outcome of one evaluation run: a benchmark, a model, a strategy and its metrics."""
+    """The outcome of one evaluation run: a benchmark, a model, a strategy and its metrics.
+    ``scores``: each problem's accuracy (the mean verdict of its samples) by problem id, so that
+    two runs on the same problems can be compared pair by pair (empty in files written before
+    it was kept)."""
 
     benchmark: str
     model: str
@@ -141,6 +144,7 @@ class EvalResult:
     metrics: dict[str, float] = field(default_factory=dict)
     breakdown: dict[str, dict[str, float]] = field(default_factory=dict)
     mean_tokens: float | None = None
+    scores: dict[str, float] = field(default_factory=dict)
 
 
 Record = Verdict | Problem | Generator | Trajectory | PreferencePair | StepLabel | EvalResult

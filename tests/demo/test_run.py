@@ -156,6 +156,36 @@ def test_sampling_error_of_a_difference_of_two_accuracies():
     assert demo.sampling_error(0.0, 0.0, 300) == 0.0
 
 
+def test_paired_error_weighs_only_the_problems_the_two_models_disagree_on(tmp_path):
+    from reasonloop.comparison import eval_scores, paired_error
+    from reasonloop.evaluate.report import write_report
+    from reasonloop.evaluate.summary import Outcome, summarize
+    from reasonloop.records import Problem
+
+    # per-problem differences 0, 1, 0, 0: mean 0.25, sample variance 0.25, so
+    # 1.96 * sqrt(0.25 / 4) = 0.49, in points
+    base = {"a": 1.0, "b": 0.0, "c": 0.0, "d": 0.0}
+    assert paired_error(base, {**base, "b": 1.0}) == pytest.approx(49.0)
+    assert paired_error(base, base) == 0.0  # full agreement: no error at all
+    assert demo.sampling_error(25.0, 50.0, 4) > 49.0  # the unpaired bound is wider
+    # two of four samples right: the problem's score is 0.5
+    assert paired_error(base, {**base, "b": 0.5}) == pytest.approx(24.5)
+    assert paired_error(base, {"a": 1.0, "b": 0.0, "c": 0.0}) is None  # other problems
+    assert paired_error({"a": 1.0}, {"a": 0.0}) is None  # one problem: no variance
+    # an eval run keeps each problem's score in metrics.json; older runs kept none
+    problems = [Problem(id=i, problem=i, answer="1", domain="math") for i in "abc"]
+    outcomes = {
+        "a": [Outcome("a", "1", True, 3)],
+        "b": [Outcome("b", "1", True, 3), Outcome("b", "2", False, 3)],
+        "c": [Outcome("c", "2", False, 3), Outcome("c", "2", False, 3)],
+    }
+    result = summarize("set", "m", "sample", problems, outcomes)
+    assert result.scores == {"a": 1.0, "b": 0.5, "c": 0.0}
+    write_report(tmp_path, result, outcomes)
+    assert eval_scores(tmp_path) == {"a": 1.0, "b": 0.5, "c": 0.0}
+    assert eval_scores(tmp_path / "missing") == {}
+
+
 IMITATION = "- Imitation vs backbone on hard: 10.0% vs 0.0% (imitation helps)."
 
 
@@ -243,6 +273,15 @@ def test_grpo_runs_at_the_cost_of_rs_sft_and_the_report_compares_the_methods(tmp
     assert "GRPO at RS-SFT's cost beats imitation on hard by more than the sampling error in " in (
         section
     )
+    # the paired error, from the two evaluations' per-puzzle scores
+    from reasonloop.comparison import eval_scores, paired_error
+
+    hard = root / "evals" / "{}-k1" / "test-hard"
+    paired = paired_error(
+        eval_scores(str(hard).format("imitate-s0")), eval_scores(str(hard).format("grpo-rs-sft-s0"))
+    )
+    assert paired is not None and by["GRPO at RS-SFT's cost"][5] == f"± {paired:.1f} |"
+    assert "; by more than the paired error in " in section
     assert (root / "cost.png").stat().st_size > 0
 
     both = replace(cfg, grpo_budget=("dpo", "rs-sft"))

@@ -188,6 +188,8 @@ def test_the_quick_recipe_runs_end_to_end_and_resumes(tmp_path):
     assert "| model | distilled | explored | countdown-easy (%) | countdown-medium (%) |" in report
     assert "| control: answer-only SFT from backbone" in report
     assert "## Against imitate" in report and "## Time and tokens per phase" in report
+    against = report[report.index("## Against imitate") : report.index("## Time and tokens")]
+    assert against.count("(paired ± ") == 4 * 2  # backbone, 2 rounds, control; 2 benchmarks
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"| round 2: GRPO from round-1 | {len(d0)} | 4 rollouts |" in report
     # the GRPO round's phase counts the tokens it trained on, and its rollouts' and evals' tokens

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reasonloop.comparison import phase_plot, sampling_error
+from reasonloop.comparison import eval_scores, paired_error, phase_plot, sampling_error
 from reasonloop.demo.student import make_student, make_task_tokenizer
 from reasonloop.engines.countdown import solve
 from reasonloop.errors import ConfigError
@@ -492,14 +492,23 @@ def matched_cost(root: Path, cfg: DemoConfig, results: dict, costs: dict) -> lis
         return []
     table, points = [], []
     beats: dict[str, list[bool]] = {m: [] for m in labels}
+    beats_paired: dict[str, list[bool]] = {m: [] for m in labels}
+
+    def scores(model: str) -> dict[str, float]:
+        return eval_scores(root / "evals" / f"{model}-k1" / hard)
+
     for seed in seeds:
         base = _acc(results, f"imitate-s{seed}", hard)
+        base_scores = scores(f"imitate-s{seed}")
         for method, label in labels.items():
             acc, cost = _acc(results, f"{method}-s{seed}", hard), costs.get(seed, {}).get(method)
             if acc is None or base is None:
                 continue
             diff, err = acc - base, sampling_error(base, acc, n)
+            paired = paired_error(base_scores, scores(f"{method}-s{seed}"))
             beats[method].append(diff > err)
+            if paired is not None:
+                beats_paired[method].append(diff > paired)
             points.append((method, seed, cost, acc))
             table.append(
                 [
@@ -508,6 +517,7 @@ def matched_cost(root: Path, cfg: DemoConfig, results: dict, costs: dict) -> lis
                     "-" if cost is None else f"{cost / 1e6:.2f}",
                     f"{acc:.1f}",
                     f"{diff:+.1f} ± {err:.1f}",
+                    "-" if paired is None else f"± {paired:.1f}",
                 ]
             )
     lines = [
@@ -517,19 +527,28 @@ def matched_cost(root: Path, cfg: DemoConfig, results: dict, costs: dict) -> lis
         f"Cost: tokens generated plus tokens trained on beyond imitation, in millions (explore's "
         f"rollouts count for RS-SFT and for DPO; GRPO stops at the step where it has spent what "
         f"{matched} of its seed spent). Hard set: {n} held-out puzzles; the error is the "
-        "95% sampling error of the difference with the same seed's imitated model.",
+        "95% sampling error of the difference with the same seed's imitated model, treating the "
+        "two evaluations as independent samples (conservative); `paired` is the error of the "
+        "same difference taken puzzle by puzzle (both models answered the same puzzles), "
+        "smaller where the two agree on most puzzles.",
         "",
         markdown_table(
-            ["method", "seed", "cost (M tokens)", "hard (%)", "vs imitate (points)"], table
+            ["method", "seed", "cost (M tokens)", "hard (%)", "vs imitate (points)", "paired"],
+            table,
         ),
         "",
     ]
     for method, label in labels.items():
-        won = beats[method]
+        won, won_paired = beats[method], beats_paired[method]
         if won:
             lines.append(
                 f"- {label} beats imitation on hard by more than the sampling error in "
-                f"{sum(won)} of {len(won)} seeds."
+                f"{sum(won)} of {len(won)} seeds"
+                + (
+                    f"; by more than the paired error in {sum(won_paired)} of {len(won_paired)}."
+                    if won_paired
+                    else "."
+                )
             )
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 3.6))

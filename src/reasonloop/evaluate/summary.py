@@ -93,4 +93,5 @@ def summarize(
         metrics=_mean_dicts(list(per_problem.values())),
         breakdown=breakdown,
         mean_tokens=sum(tokens) / len(tokens) if tokens else None,
+        scores={pid: m["acc"] for pid, m in per_problem.items()},
     )

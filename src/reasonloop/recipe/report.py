@@ -16,7 +16,7 @@ import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reasonloop.comparison import phase_plot, sampling_error
+from reasonloop.comparison import eval_scores, paired_error, phase_plot, sampling_error
 from reasonloop.evaluate.report import markdown_table
 from reasonloop.explore import BUCKETS
 from reasonloop.recipe.commands import slug
@@ -89,7 +89,8 @@ def model_rows(loop: Loop) -> list[dict[str, Any]]:
 def difference_rows(loop: Loop, rows: list[dict[str, Any]]) -> list[list[str]]:
     """Per model other than imitate, per benchmark: its accuracy minus imitate's, ± the 95%
     sampling error of that difference (:func:`reasonloop.comparison.sampling_error`, on the
-    number of problems evaluated)."""
+    number of problems evaluated), then the paired error where both evaluations kept their
+    per-problem scores (:func:`reasonloop.comparison.paired_error`)."""
     benches = loop.r.eval.benchmarks
     imitate = next(row for row in rows if row["model"] == "imitate")["accuracy"]
     out = []
@@ -104,7 +105,14 @@ def difference_rows(loop: Loop, rows: list[dict[str, Any]]) -> list[list[str]]:
                 cells.append("-")
                 continue
             err = sampling_error(a, base, max(1, done["problems"]))
-            cells.append(f"{a - base:+.1f} ± {err:.1f}")
+            paired = paired_error(
+                eval_scores(loop.layout.eval_dir("imitate", b)),
+                eval_scores(loop.layout.eval_dir(row["model"], b)),
+            )
+            cells.append(
+                f"{a - base:+.1f} ± {err:.1f}"
+                + ("" if paired is None else f" (paired ± {paired:.1f})")
+            )
         out.append([row["label"], *cells])
     return out
 
@@ -300,7 +308,9 @@ def write_report(loop: Loop) -> dict[str, Any]:
             "",
             "Each model's accuracy minus imitate's (points), ± the 95% sampling error of the "
             "difference (normal approximation, the problems of each benchmark as independent "
-            "samples: conservative for this paired comparison).",
+            "samples: conservative for this paired comparison); `paired`: the error of the same "
+            "difference taken problem by problem (both models answered the same problems), "
+            "smaller where the two agree on most problems.",
             "",
             markdown_table(["model", *benches], diffs),
             "",
