@@ -108,6 +108,58 @@ def real_gpqa_password(real_data: Path) -> str:
     return match.group(1)
 
 
+# --- a stand-in student for the recipe runner ---------------------------------------------------
+
+HALF_RIGHT_WRONG = (
+    "<|begin_of_thought|>\nno idea\n<|end_of_thought|>\n\n"
+    "<|begin_of_solution|>\nAnswer: \\boxed{1+1=2}\n<|end_of_solution|>"
+)
+
+
+class _HalfRightStudent:
+    """Even samples solve the Countdown puzzle (the programmatic teacher's answer), odd ones give
+    :data:`HALF_RIGHT_WRONG`."""
+
+    def __init__(self, spec: str):
+        from reasonloop.engines.countdown import CountdownTeacher
+
+        self.spec, self.model = spec, spec.rsplit("/", 1)[-1]
+        self.teacher = CountdownTeacher()
+
+    def generate(self, requests):
+        from dataclasses import replace
+
+        from reasonloop.engines.base import Result, Sample
+
+        out = []
+        for req in requests:
+            good = self.teacher.generate([replace(req, n=1)])[0].samples[0].text
+            texts = [good if i % 2 == 0 else HALF_RIGHT_WRONG for i in range(req.n)]
+            samples = [Sample(t, len(t.split()), "stop", (-0.5,) * len(t.split())) for t in texts]
+            out.append(Result(tuple(samples)))
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def half_right_student(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The recipe runner's ``hf:`` students sample half right: even samples solve the puzzle,
+    odd ones give the returned wrong response (every other engine opens as usual)."""
+    from reasonloop.recipe import runner
+
+    opened = runner.open_engine
+    monkeypatch.setattr(
+        runner,
+        "open_engine",
+        lambda spec, **kw: (
+            _HalfRightStudent(spec) if spec.startswith("hf:") else opened(spec, **kw)
+        ),
+    )
+    return HALF_RIGHT_WRONG
+
+
 # --- the closing skip summary -----------------------------------------------------------------
 
 

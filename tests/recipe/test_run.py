@@ -155,42 +155,7 @@ def test_cpu_loop_runs_end_to_end_and_resumes_between_and_inside_stages(
         run_recipe(smoke(eval={"limit": 6}, sft={"max_steps": 3}), root)
 
 
-WRONG = (
-    "<|begin_of_thought|>\nno idea\n<|end_of_thought|>\n\n"
-    "<|begin_of_solution|>\nAnswer: \\boxed{1+1=2}\n<|end_of_solution|>"
-)
-
-
-class HalfRightStudent:
-    """Stands in for the student's sampler: even samples solve the puzzle, odd ones do not."""
-
-    def __init__(self, spec):
-        self.spec, self.model = spec, spec.rsplit("/", 1)[-1]
-        self.teacher = CountdownTeacher()
-
-    def generate(self, requests):
-        from dataclasses import replace
-
-        from reasonloop.engines.base import Result, Sample
-
-        out = []
-        for req in requests:
-            good = self.teacher.generate([replace(req, n=1)])[0].samples[0].text
-            texts = [good if i % 2 == 0 else WRONG for i in range(req.n)]
-            out.append(
-                Result(
-                    tuple(
-                        Sample(t, len(t.split()), "stop", (-0.5,) * len(t.split())) for t in texts
-                    )
-                )
-            )
-        return out
-
-    def close(self):
-        pass
-
-
-def test_dpo_round_with_launched_training(tmp_path, smoke, monkeypatch):
+def test_dpo_round_with_launched_training(tmp_path, smoke, half_right_student):
     """improve: dpo — pairs from the round's rollouts, DPO from the imitated model; training runs
     as `PYTHON -m reasonloop.cli train ...` (launch.train), the very lines a dry run prints."""
     recipe = smoke(
@@ -202,18 +167,12 @@ def test_dpo_round_with_launched_training(tmp_path, smoke, monkeypatch):
         sft={"max_steps": 1, "batch_size": 2, "learning_rate": 1e-3, "max_length": 512},
         launch={"train": sys.executable},
     )
-    opened = runner.open_engine
-    monkeypatch.setattr(
-        runner,
-        "open_engine",
-        lambda spec, **kw: HalfRightStudent(spec) if spec.startswith("hf:") else opened(spec, **kw),
-    )
     root = tmp_path / "dpo"
     summary = run_recipe(recipe, root)
     pairs = [json.loads(x) for x in (root / "data" / "dpo-r1.jsonl").read_text().splitlines()]
     assert len(pairs) == 3  # one per explored problem: a correct and a wrong rollout each
     assert pairs[0]["chosen"][0]["content"].startswith("<|begin_of_thought|>\nGoal:")
-    assert pairs[0]["rejected"][0]["content"] == WRONG
+    assert pairs[0]["rejected"][0]["content"] == half_right_student
     assert [m["role"] for m in pairs[0]["prompt"]] == ["user"]  # system_prompt: false
     trained = json.loads((root / "models" / "round-1" / "reasonloop_train.json").read_text())
     assert trained["kind"] == "dpo" and trained["settings"]["model"] == str(

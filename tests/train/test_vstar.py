@@ -392,35 +392,8 @@ def test_the_recipe_trains_a_verifier_on_every_round_so_far(tmp_path):
         vstar_recipe(vstar={"model": "x"})
 
 
-class HalfRightStudent:
-    """Stands in for the student's sampler: even samples solve the Countdown puzzle (the
-    programmatic teacher's answer), odd ones give a wrong one."""
-
-    WRONG = render("Goal: guess.\nI give up.", "\\boxed{1 + 1}")
-
-    def __init__(self, spec):
-        from reasonloop.engines.countdown import CountdownTeacher
-
-        self.spec, self.model = spec, spec.rsplit("/", 1)[-1]
-        self.teacher = CountdownTeacher()
-
-    def generate(self, requests):
-        from reasonloop.engines.base import Result, Sample
-
-        out = []
-        for req in requests:
-            good = self.teacher.generate([replace(req, n=1)])[0].samples[0].text
-            texts = [good if i % 2 == 0 else self.WRONG for i in range(req.n)]
-            samples = [Sample(t, len(t.split()), "stop", (-0.5,) * len(t.split())) for t in texts]
-            out.append(Result(tuple(samples)))
-        return out
-
-    def close(self):
-        pass
-
-
 @pytest.mark.slow
-def test_a_recipe_round_trains_its_verifier(tmp_path, monkeypatch):
+def test_a_recipe_round_trains_its_verifier(tmp_path, half_right_student):
     """cpu-smoke with verifier: vstar: round 1's explored rollouts (a right and a wrong one per
     problem) train models/vstar-r1 from the imitated model, measured on a held-out problem."""
     from pathlib import Path
@@ -437,12 +410,6 @@ def test_a_recipe_round_trains_its_verifier(tmp_path, monkeypatch):
         "vstar": {"max_steps": 1, "batch_size": 2, "max_length": 512, "learning_rate": 1e-3},
     }
     data["sft"].update(max_steps=1)
-    opened = runner.open_engine
-    monkeypatch.setattr(
-        runner,
-        "open_engine",
-        lambda spec, **kw: HalfRightStudent(spec) if spec.startswith("hf:") else opened(spec, **kw),
-    )
     root = tmp_path / "run"
     runner.run_recipe(parse_recipe(data), root)
     done = json.loads((root / "steps" / "vstar-r1.json").read_text())["value"]
@@ -455,4 +422,4 @@ def test_a_recipe_round_trains_its_verifier(tmp_path, monkeypatch):
     assert info["settings"]["stages"] == ["explore-r1"]
     assert info["settings"]["system_prompt"] is False
     rows = (root / "models" / "vstar-r1" / "vstar_pairs.jsonl").read_text().splitlines()
-    assert all(json.loads(x)["rejected"][0]["content"] == HalfRightStudent.WRONG for x in rows)
+    assert all(json.loads(x)["rejected"][0]["content"] == half_right_student for x in rows)

@@ -1,7 +1,8 @@
 """Run a recipe into one run directory, resumably: imitate → explore → self-improve, evaluated after
 every stage.
 
-The steps of a loop recipe, in order (``R`` = ``improve.rounds``, ``B`` = each benchmark)::
+The steps of a loop recipe, in order (``R`` = ``improve.rounds``, ``B`` = each benchmark; each
+round ``I`` has the steps of its method, ``improve.method_of(I)``)::
 
     backbone            build the tiny student (student.model: tiny), or convert the GGUF
                         (student.model: default or FILE.gguf) once into the cache
@@ -16,8 +17,9 @@ The steps of a loop recipe, in order (``R`` = ``improve.rounds``, ``B`` = each b
                         (by level, or by the imitated model's pass rate) → data/explore-pool.jsonl
     eval-imitate-B
     explore-rI          the previous model samples the pool, up to K rollouts per problem
-    rs-data-rI, sft-rI  (rs-sft) D_I = D_0 + the correct rollouts of rounds 1..I that pass D_0's
-                        cleaning (the same curate filters, dedup and decontamination), selected;
+    rs-data-rI, sft-rI  (rs-sft) D_I = D_0 + the correct rollouts of rounds 1..I's explore steps
+                        (GRPO rounds have none) that pass D_0's cleaning (the same curate
+                        filters, dedup and decontamination), selected;
                         SFT of the *backbone* on D_I → models/round-I
     dpo-pairs-rI, dpo-rI  (dpo) pairs from round I's rollouts; thought-only DPO + SFT term from the
                         imitated model (or, with ``dpo_from: previous``, the previous round's)
