@@ -1,6 +1,6 @@
 """The STILL-2 comparison's shared pieces: the sampling error of a difference of two accuracies
-(unpaired, and paired where both runs kept each problem's score), and the plot of held-out accuracy per phase (backbone, imitate, explore + RS-SFT, ..., control) by
-difficulty. The CPU demo's report and a loop recipe's report both draw from here, so that their
+(unpaired, and paired where both runs kept each problem's score), and the plot of held-out
+accuracy per phase (backbone, imitate, explore + RS-SFT, ..., control) by difficulty. The CPU demo's report and a loop recipe's report both draw from here, so that their
 numbers and figures mean the same thing.
 
 Not here: the tables themselves (each report knows its own rows) and any seed statistics beyond the
@@ -43,8 +43,8 @@ def paired_error(base: Mapping[str, float], other: Mapping[str, float]) -> float
 def eval_scores(out_dir: str | Path) -> dict[str, float]:
     """The per-problem scores an eval run kept in ``OUT/metrics.json`` (empty where the run is
     missing, or was written before scores were kept)."""
-    path = Path(out_dir) / "metrics.json"
-    return load_result(Path(out_dir)).scores if path.is_file() else {}
+    out_dir = Path(out_dir)
+    return load_result(out_dir).scores if (out_dir / "metrics.json").is_file() else {}
 
 
 Bar = tuple[str, Sequence[float], Sequence[float] | None]  # label, value per set, error per set
