@@ -1,7 +1,8 @@
 """The STILL-2 comparison's shared pieces: the sampling error of a difference of two accuracies
 (unpaired, and paired where both runs kept each problem's score), and the plot of held-out
-accuracy per phase (backbone, imitate, explore + RS-SFT, ..., control) by difficulty. The CPU demo's report and a loop recipe's report both draw from here, so that their
-numbers and figures mean the same thing.
+accuracy per phase (backbone, imitate, explore + RS-SFT, ..., control) by difficulty. The CPU
+demo's report and a loop recipe's report both draw from here, so that their numbers and figures
+mean the same thing.
 
 Not here: the tables themselves (each report knows its own rows) and any seed statistics beyond the
 error bars a caller passes in.
